@@ -1,0 +1,48 @@
+"""Checkpoints: one file format for resuming a run and for starting another from it.
+
+A checkpoint holds only tensors and plain Python values, so it loads with
+``torch.load(..., weights_only=True)``: a file can never run code.
+
+Keys (``FORMAT`` = "normtest-checkpoint/1"):
+- ``format``: the string above.
+- ``model``: {"name", "num_classes", "norm_layer", "conv_layer", "depth_n"}: enough to rebuild the network.
+- ``state_dict``: the model's weights.
+- ``source``: {"dataset", "mean": [3], "std": [3], "input_size": int, "input_norm"}: what the
+  network was trained on; a fine-tuning run uses mean/std as its ``pretrain`` statistics.
+- ``epoch``: epochs completed.
+- ``train_state``: optimizer, scheduler, RNG and best-so-far state for resuming (may be absent
+  in a checkpoint exported only for fine-tuning).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelError
+from .io import atomic_path
+
+FORMAT = "normtest-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically: a crash mid-write leaves the previous file intact."""
+    payload = {"format": FORMAT, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, refusing anything that could run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated file, a pickle with code, not a torch file at all
+        raise ModelError(f"checkpoint {path} cannot be read safely: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path} is not a normtest checkpoint (format {FORMAT!r} expected)")
+    return payload

@@ -1,0 +1,155 @@
+"""The one schema that validates every run's parameters.
+
+A notebook's parameters cell, ``normtest train --set key=value`` and every
+expanded grid run all go through :func:`make_config`, so an unknown key, a
+wrong type, an unknown model or data set, or a missing data root fails here,
+before any data is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError, NormtestError
+
+InputNorm = Literal["finetune", "pretrain", "instance", "minmax", "unit", "none"]
+
+
+class RunConfig(BaseModel):
+    """Everything that determines one training run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    # Data
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    download: bool = False
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training split held out, stratified")
+    train_subset: int | None = Field(None, ge=1, description="use only this many training images (stratified)")
+    stats_subset: int | None = Field(None, ge=1, description="estimate the finetune statistics from this many images")
+
+    # Model
+    model: str = "small"
+    pretrained: str = Field("none", description="'none', 'imagenet', or the path of a normtest checkpoint")
+    norm_layer: str = "torch_bn"
+    conv_layer: str = "conv"
+    depth_n: int = Field(2, ge=1, description="blocks per stage of cifar_resnet (6n+2 layers)")
+
+    # Input pipeline
+    input_norm: InputNorm = "finetune"
+    input_size: int | None = Field(None, ge=8, description="resize inputs to this size; None keeps the native size")
+    augment: bool = True
+    pad: int = Field(4, ge=0)
+    flip: bool = True
+
+    # Optimization
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: list[int] = Field(default_factory=list, description="epochs at which multistep divides the lr")
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: int = Field(0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    # Execution
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    num_threads: int | None = Field(None, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from .data import dataset_names
+
+        if name not in dataset_names():
+            raise ValueError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from .models import model_names
+
+        if name not in model_names():
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+        return name
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device not in ("auto", "cpu", "mps") and not (device == "cuda" or device.startswith("cuda:")):
+            raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+        return device
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        from .data import check_root
+        from .errors import DatasetError
+
+        try:
+            check_root(self.dataset, self.data_root, self.download)
+        except DatasetError as exc:
+            raise ValueError(f"data_root: {exc}") from None
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("schedule 'multistep' needs milestones (epochs at which the lr drops)")
+        if any(m < 1 or m > self.epochs for m in self.milestones):
+            raise ValueError(f"milestones {self.milestones} must lie within 1..epochs ({self.epochs})")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
+        if self.input_norm == "pretrain" and self.pretrained == "none":
+            raise ValueError("input_norm 'pretrain' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
+        if self.pretrained not in ("none", "imagenet") and not Path(self.pretrained).is_file():
+            raise ValueError(f"pretrained checkpoint {self.pretrained!r} does not exist")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML-safe values (paths as strings)."""
+        return self.model_dump(mode="json")
+
+
+def make_config(params: Mapping[str, Any] | None = None, **overrides: Any) -> RunConfig:
+    """Validate parameters from any source into a :class:`RunConfig`.
+
+    Raises :class:`ConfigError` whose message names each offending key.
+    """
+    merged = {**(params or {}), **overrides}
+    try:
+        return RunConfig(**merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    except NormtestError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown parameter"
+        lines.append(f"{key}: {message}" if key else message)
+    return "invalid run parameters:\n  " + "\n  ".join(lines)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` from the command line; the value is read as YAML."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw != "" else None
