@@ -1,0 +1,178 @@
+"""The ``normtest`` command line: one sub-command per way of working.
+
+    normtest stats DATASET --root DIR [--json]
+    normtest train --out DIR [-f PARAMS.yml] [--set key=value ...]
+    normtest run PARAMS.yml --profile P [--executor local|dask] [--workers N] [--dry-run]
+    normtest book [--run-smoke]
+    normtest datasets | models
+
+Errors caused by input (bad parameters, missing files) print one message and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import NormtestError
+
+
+def _stats_command(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .input_norm import SETTINGS
+    from .normalized import normalized_stats
+    from .reference_stats import IMAGENET
+    from .stats import channel_stats, format_triplet
+
+    dataset = load_dataset(args.dataset, args.root, download=args.download)
+    images = dataset.split(args.split).images
+    stats = channel_stats(images)
+    normalized = {
+        # `pretrain` means ImageNet's statistics here: the source of torchvision's checkpoints.
+        setting: normalized_stats(images, setting, finetune_stats=stats, pretrain_stats=IMAGENET)
+        for setting in SETTINGS
+    }
+    if args.json:
+        print(json.dumps({
+            "dataset": args.dataset,
+            "split": args.split,
+            "n_images": stats.n_images,
+            "mean": list(stats.mean),
+            "std": list(stats.std),
+            "normalized": {name: {"mean": list(s.mean), "std": list(s.std)} for name, s in normalized.items()},
+        }))
+        return 0
+    print(f"{args.dataset} ({args.split}, {stats.n_images} images, {dataset.native_size[0]}x{dataset.native_size[1]})")
+    print(f"  mean {format_triplet(stats.mean)}  std {format_triplet(stats.std)}")
+    print("  after each input normalization setting (pretrain = ImageNet statistics):")
+    for name, s in normalized.items():
+        print(f"    {name:9s} mean {format_triplet(s.mean, 3)}  std {format_triplet(s.std, 3)}")
+    return 0
+
+
+def _load_params(files: Sequence[str], overrides: Sequence[str]) -> dict[str, Any]:
+    from .config import parse_override
+    from .errors import ConfigError
+    from .io import read_yaml
+
+    params: dict[str, Any] = {}
+    for file in files:
+        if not Path(file).is_file():
+            raise ConfigError(f"parameter file {file} does not exist")
+        loaded = read_yaml(file) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"parameter file {file} must hold a mapping of key: value")
+        params.update(loaded)
+    params.update(dict(parse_override(text) for text in overrides))
+    return params
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from .config import make_config
+    from .engine import train
+
+    config = make_config(_load_params(args.file, args.set))
+    summary = train(config, Path(args.out), progress=None if args.progress is None else args.progress)
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["status"] in ("complete", "diverged") else 1
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from .runner import run_grid
+
+    gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
+    report = run_grid(
+        args.grid,
+        args.profile,
+        executor=args.executor,
+        workers=args.workers,
+        runs_root=args.runs_root,
+        dry_run=args.dry_run,
+        scheduler=args.scheduler,
+        gpus=gpus,
+        runs_per_gpu=args.runs_per_gpu,
+    )
+    return 1 if getattr(report, "failed", 0) else 0
+
+
+def _book_command(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    index = build_book(run_smoke=args.run_smoke, runs_root=args.runs_root, results_root=args.results_root)
+    print(f"book: {index}")
+    return 0
+
+
+def _datasets_command(args: argparse.Namespace) -> int:
+    from .data import dataset_names, get_spec
+
+    for name in dataset_names():
+        spec = get_spec(name)
+        print(f"{name:24s} {'needs --root' if spec.needs_root else 'built in':13s} {spec.description}")
+    return 0
+
+
+def _models_command(args: argparse.Namespace) -> int:
+    from .models import model_names
+
+    print("\n".join(model_names()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="normtest", description="Normalization experiments and their book.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stats = commands.add_parser("stats", help="channel statistics of a data set, raw and after each input setting")
+    stats.add_argument("dataset")
+    stats.add_argument("--root", default=None, help="folder holding the data set's files")
+    stats.add_argument("--split", default="train", choices=["train", "test"])
+    stats.add_argument("--download", action="store_true", help="allow downloading the official files")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(handler=_stats_command)
+
+    train = commands.add_parser("train", help="train one run into a folder (resumes if interrupted)")
+    train.add_argument("--out", required=True, help="the run's folder")
+    train.add_argument("-f", "--file", action="append", default=[], help="YAML file of parameters (repeatable)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    train.set_defaults(handler=_train_command)
+
+    run = commands.add_parser("run", help="run a grid of experiments through papermill")
+    run.add_argument("grid", help="params/<study>.yml")
+    run.add_argument("--profile", required=True)
+    run.add_argument("--executor", choices=["local", "dask"], default="local")
+    run.add_argument("--workers", type=int, default=None)
+    run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    run.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: all visible)")
+    run.add_argument("--runs-per-gpu", type=int, default=1)
+    run.add_argument("--runs-root", default="runs")
+    run.add_argument("--dry-run", action="store_true")
+    run.set_defaults(handler=_run_command)
+
+    book = commands.add_parser("book", help="execute the report notebooks and build the HTML book")
+    book.add_argument("--run-smoke", action="store_true", help="first run the smoke profile of every grid")
+    book.add_argument("--runs-root", default="runs")
+    book.add_argument("--results-root", default="results")
+    book.set_defaults(handler=_book_command)
+
+    commands.add_parser("datasets", help="list the data sets").set_defaults(handler=_datasets_command)
+    commands.add_parser("models", help="list the models").set_defaults(handler=_models_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except NormtestError as exc:
+        print(f"normtest: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Two registries that map a layer's name to a builder: normalizations and convolutions.
+
+Models never construct a normalization or a convolution directly; they ask
+:func:`create_norm` / :func:`create_conv` by the name a run's parameters give
+(``norm_layer``, ``conv_layer``). A new layer family is therefore one new module
+with a ``@register_norm("name")`` (or ``@register_conv``) builder, imported in
+``layers/__init__.py``; no model changes.
+
+A name may carry one argument after a colon, e.g. ``torch_gn:8``. The builder
+receives it as a string (or None) and interprets it; builders that take no
+argument reject one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
+
+from torch import nn
+
+from ..errors import ModelError
+
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+# A norm builder: (num_channels, arg) -> module whose output has the input's shape.
+NormBuilder = Callable[[int, "str | None"], nn.Module]
+# A conv builder: (in_channels, out_channels, kernel_size, stride, padding, bias, arg) -> module.
+ConvBuilder = Callable[[int, int, int, int, int, bool, "str | None"], nn.Module]
+
+
+@dataclass(frozen=True)
+class LayerName:
+    """A layer name split into the registered base name and its optional argument."""
+
+    base: str
+    arg: str | None
+
+    @classmethod
+    def parse(cls, name: str) -> "LayerName":
+        base, sep, arg = name.partition(":")
+        if sep and not arg:
+            raise ModelError(f"layer name {name!r} has a colon but no argument after it")
+        return cls(base.strip(), arg.strip() if sep else None)
+
+
+class _Registry(Generic[Builder]):
+    """Name -> builder, with errors that list the known names."""
+
+    def __init__(self, kind: str, option: str) -> None:
+        self.kind = kind  # "normalization" / "convolution", for messages
+        self.option = option  # the run parameter that selects it, for messages
+        self.builders: dict[str, Builder] = {}
+
+    def register(self, name: str) -> Callable[[Builder], Builder]:
+        if ":" in name:
+            raise ValueError(f"registered {self.kind} name {name!r} must not contain ':'")
+
+        def decorate(builder: Builder) -> Builder:
+            if name in self.builders:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self.builders[name] = builder
+            return builder
+
+        return decorate
+
+    def names(self) -> list[str]:
+        return sorted(self.builders)
+
+    def lookup(self, name: str) -> tuple[Builder, LayerName]:
+        parsed = LayerName.parse(name)
+        try:
+            return self.builders[parsed.base], parsed
+        except KeyError:
+            raise ModelError(
+                f"unknown {self.kind} {parsed.base!r} ({self.option}={name!r}); known: {', '.join(self.names())}"
+            ) from None
+
+
+NORMS: _Registry[NormBuilder] = _Registry("normalization", "norm_layer")
+CONVS: _Registry[ConvBuilder] = _Registry("convolution", "conv_layer")
+
+
+def register_norm(name: str) -> Callable[[NormBuilder], NormBuilder]:
+    """Decorator: register ``builder(num_channels, arg) -> nn.Module`` as normalization ``name``."""
+    return NORMS.register(name)
+
+
+def register_conv(name: str) -> Callable[[ConvBuilder], ConvBuilder]:
+    """Decorator: register ``builder(in_ch, out_ch, kernel_size, stride, padding, bias, arg)`` as ``name``."""
+    return CONVS.register(name)
+
+
+def norm_names() -> list[str]:
+    return NORMS.names()
+
+
+def conv_names() -> list[str]:
+    return CONVS.names()
+
+
+def create_norm(name: str, num_channels: int) -> nn.Module:
+    """Build the normalization layer ``name`` (e.g. ``torch_bn``, ``torch_gn:c/4``) for ``num_channels``."""
+    builder, parsed = NORMS.lookup(name)
+    try:
+        return builder(num_channels, parsed.arg)
+    except ModelError as exc:
+        raise ModelError(f"norm_layer {name!r} with {num_channels} channels: {exc}") from None
+
+
+def create_conv(
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int = 0,
+    bias: bool = False,
+) -> nn.Module:
+    """Build the convolution ``name`` (e.g. ``conv``) with the usual Conv2d arguments."""
+    builder, parsed = CONVS.lookup(name)
+    try:
+        return builder(in_channels, out_channels, kernel_size, stride, padding, bias, parsed.arg)
+    except ModelError as exc:
+        raise ModelError(f"conv_layer {name!r}: {exc}") from None
+
+
+def no_argument(arg: str | None) -> None:
+    """For builders that take no argument: reject one, so a typo like ``torch_bn:8`` is not ignored."""
+    if arg is not None:
+        raise ModelError(f"takes no argument after ':' (got {arg!r})")
+
+
+def check_norm_name(name: str) -> None:
+    """Raise ModelError if ``name``'s base is not a registered normalization (the argument is
+    checked when the layer is built, since it may depend on the channel count)."""
+    NORMS.lookup(name)
+
+
+def check_conv_name(name: str) -> None:
+    """Raise ModelError if ``name``'s base is not a registered convolution."""
+    CONVS.lookup(name)
