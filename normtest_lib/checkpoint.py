@@ -42,7 +42,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated file, a pickle with code, not a torch file at all
-        raise ModelError(f"checkpoint {path} cannot be read safely: {exc}") from None
+        # torch's own message ends with advice to retry with weights_only=False: never take it.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"checkpoint {path} cannot be read safely: {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not a normtest checkpoint (format {FORMAT!r} expected)")
     return payload

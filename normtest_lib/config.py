@@ -87,6 +87,20 @@ class RunConfig(BaseModel):
             raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
         return name
 
+    @field_validator("norm_layer", "conv_layer")
+    @classmethod
+    def _known_layer(cls, name: str, info) -> str:
+        # Only the name before any ':' is checked here; the argument depends on channel counts.
+        from .errors import ModelError
+        from .layers import check_conv_name, check_norm_name
+
+        check = check_norm_name if info.field_name == "norm_layer" else check_conv_name
+        try:
+            check(name)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
