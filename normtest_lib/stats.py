@@ -64,7 +64,26 @@ class _Accumulator:
 
 def channel_stats(images: torch.Tensor, chunk_size: int = DEFAULT_CHUNK) -> ChannelStats:
     """Mean and std per channel of uint8 images (N, 3, H, W), on the [0, 1] scale."""
+    if images.dtype == torch.uint8:
+        return _uint8_stats(images, chunk_size)
     return transformed_stats(images, lambda chunk: chunk.to(torch.float64) / 255.0, chunk_size)
+
+
+def _uint8_stats(images: torch.Tensor, chunk_size: int) -> ChannelStats:
+    """Exact and fast: count each channel's 256 values, then take float64 moments of the counts."""
+    _check_images(images)
+    if images.shape[0] == 0:
+        raise ValueError("cannot compute statistics of zero images")
+    counts = torch.zeros(3, 256, dtype=torch.int64, device=images.device)
+    for start in range(0, images.shape[0], chunk_size):
+        chunk = images[start : start + chunk_size].transpose(0, 1).reshape(3, -1)
+        for channel in range(3):
+            counts[channel] += torch.bincount(chunk[channel], minlength=256)
+    values = torch.arange(256, dtype=torch.float64, device=images.device) / 255.0
+    n = counts.sum(dim=1).to(torch.float64)
+    mean = (counts * values).sum(dim=1) / n
+    var = (counts * (values - mean[:, None]) ** 2).sum(dim=1) / n
+    return ChannelStats(tuple(mean.cpu().tolist()), tuple(var.sqrt().cpu().tolist()), int(images.shape[0]))
 
 
 def transformed_stats(

@@ -49,3 +49,10 @@ def test_stats_round_trip_through_dict():
     assert ChannelStats.from_dict(stats.to_dict()) == stats
     mean, std = stats.as_tensors()
     assert mean.shape == (1, 3, 1, 1) and std[0, 2, 0, 0].item() == pytest.approx(0.6)
+
+
+def test_uint8_fast_path_equals_the_float64_sums():
+    images = _random_images(n=50, seed=4)
+    fast = channel_stats(images, chunk_size=7)
+    slow = transformed_stats(images, lambda x: x.double() / 255.0, chunk_size=7)
+    assert fast.mean == pytest.approx(slow.mean, abs=1e-12) and fast.std == pytest.approx(slow.std, abs=1e-12)
