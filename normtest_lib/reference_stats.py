@@ -33,5 +33,9 @@ PUBLISHED_TABLE1: dict[str, ChannelStats] = {
 
 
 def published_for(dataset: str) -> ChannelStats | None:
-    """The published statistics of ``dataset`` (imagefolder copies of CIFAR-10 map to cifar10)."""
+    """The published statistics of registry name ``dataset``, or None.
+
+    An ``imagefolder`` data set has no identity of its own: compare a CIFAR-10
+    copy read that way with ``published_for("cifar10")`` explicitly.
+    """
     return PUBLISHED.get(dataset)

@@ -1,0 +1,349 @@
+"""``normtest book``: run the report notebooks and build the Jupyter Book.
+
+Four steps, each skipped when it has nothing to do:
+
+1. optionally, the ``smoke`` profile of every ``params/*.yml`` grid;
+2. each report notebook template in :data:`REPORTS`, executed with papermill
+   into ``book/chapters/<name>.ipynb``, unless neither the template, its
+   parameters, the results it reads nor the library changed since the stamp
+   written by the last successful execution;
+3. the run index ``book/chapters/runs.md`` and a copy of every executed run
+   notebook under ``book/runs/<source>/<study>/<profile>/<run id>.ipynb``
+   (found by the ``book/runs/**`` glob in ``_toc.yml``);
+4. ``jupyter-book build`` with execution off, warnings treated as errors.
+
+Everything under ``book/chapters/``, ``book/runs/`` and ``book/_build/`` is
+generated. Files are only rewritten when their content changes, so Sphinx's
+incremental build re-reads only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import nbformat
+import pandas as pd
+
+from . import __version__
+from .errors import NormtestError
+from .io import write_json, write_text
+from .results import RUN_NOTEBOOK, collect_runs, param_columns
+
+Log = Callable[[str], None]
+
+
+class BookBuildError(NormtestError):
+    """A step of the book build failed; the message says which and where to look."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report notebook template and the chapter it becomes.
+
+    ``parameters`` are passed to papermill (the template's defaults apply to
+    the rest); ``studies`` names the run folders (``<root>/<study>/``) whose
+    ``summary.json`` and ``history.csv`` it reads: their content is part of the
+    stamp, and ``runs_root``/``results_root`` are passed to it as parameters.
+    """
+
+    template: str
+    chapter: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    studies: tuple[str, ...] = ()
+
+
+# The one list of report notebooks; a study's report is added here with its studies.
+REPORTS: tuple[Report, ...] = (Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),)
+
+RUN_INDEX = "runs.md"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Sphinx colours its warnings
+KERNEL = "python3"
+
+
+def build_book(
+    *,
+    run_smoke: bool = False,
+    runs_root: str | Path = "runs",
+    results_root: str | Path = "results",
+    book_dir: str | Path = "book",
+    project_root: str | Path = ".",
+    reports: Iterable[Report] = REPORTS,
+    log: Log = print,
+) -> Path:
+    """Build the book and return the path of its HTML ``index.html``.
+
+    Relative paths are taken from ``project_root``, the folder holding
+    ``_config.yml`` and ``_toc.yml`` (the repository root).
+    """
+    project = Path(project_root).resolve()
+    for name in ("_config.yml", "_toc.yml"):
+        if not (project / name).is_file():
+            raise BookBuildError(f"no {name} in {project}: run `normtest book` from the repository root")
+    runs_root, results_root, book_dir = (project / Path(p) for p in (runs_root, results_root, book_dir))
+    if not book_dir.resolve().is_relative_to(project):
+        raise BookBuildError(f"book_dir {book_dir} must lie inside {project}, where _toc.yml finds its pages")
+    if run_smoke:
+        run_smoke_profiles(project / "params", runs_root, log)
+    for report in reports:
+        execute_report(report, project, book_dir, runs_root, results_root, log)
+    doc_prefix = "/" + book_dir.resolve().relative_to(project).as_posix()
+    write_run_pages(collect_runs(runs_root, results_root), book_dir, doc_prefix, log)
+    return build_html(project, book_dir, log)
+
+
+# --- 1. smoke runs ----------------------------------------------------------
+
+
+def run_smoke_profiles(params_dir: Path, runs_root: Path, log: Log = print) -> None:
+    """Run the ``smoke`` profile of every grid in ``params_dir``; nothing when there is none."""
+    grids = sorted(params_dir.glob("*.yml"))
+    if not grids:
+        log(f"no grids in {params_dir}: no smoke runs")
+        return
+    try:
+        from .runner import run_grid
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.runner":
+            raise
+        raise BookBuildError(
+            "run_smoke needs normtest_lib.runner (run_grid), which this installation lacks; "
+            "build without --run-smoke to use the runs already under runs/"
+        ) from None
+    for grid in grids:
+        log(f"smoke profile of {grid.name}")
+        run_grid(grid, "smoke", runs_root=runs_root, log=log)
+
+
+# --- 2. report notebooks -----------------------------------------------------
+
+
+def chapters_dir(book_dir: Path) -> Path:
+    return book_dir / "chapters"
+
+
+def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Path, results_root: Path, log: Log = print) -> bool:
+    """Execute ``report`` into its chapter unless its stamp is current; True when it ran."""
+    template = project / report.template
+    if not template.is_file():
+        raise BookBuildError(f"report template {template} does not exist (listed in normtest_lib.book.REPORTS)")
+    chapter = chapters_dir(book_dir) / f"{report.chapter}.ipynb"
+    stamp = chapter.with_suffix(".stamp.json")
+    parameters = dict(report.parameters)
+    if report.studies:
+        parameters.update(runs_root=str(runs_root), results_root=str(results_root))
+    digest = report_digest(template, parameters, report.studies, (runs_root, results_root))
+    if chapter.is_file() and stamp.is_file() and _read_stamp(stamp) == digest:
+        log(f"{report.chapter}: unchanged, not re-executed")
+        return False
+    log(f"{report.chapter}: executing {report.template}")
+    stamp.unlink(missing_ok=True)  # no stamp may outlive the chapter it vouched for
+    _execute_notebook(template, chapter, parameters, project)
+    write_json(stamp, {"digest": digest, "template": report.template})
+    return True
+
+
+def _execute_notebook(template: Path, chapter: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    """papermill ``template`` into ``chapter``; a failed execution is kept as ``<name>.failed.ipynb``."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    running = chapter.with_name(f".{chapter.stem}.running.ipynb")
+    failed = chapter.with_suffix(".failed.ipynb")
+    chapter.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(template), str(running), parameters=parameters, kernel_name=KERNEL, cwd=str(cwd), progress_bar=False
+        )
+    except PapermillExecutionError as exc:
+        running.replace(failed)
+        raise BookBuildError(
+            f"{template} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue}\n"
+            f"the executed notebook, traceback included, is {failed}"
+        ) from None
+    else:
+        running.replace(chapter)
+    finally:
+        running.unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)
+
+
+def _read_stamp(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("digest")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def report_digest(template: Path, parameters: dict[str, Any], studies: Iterable[str], roots: Iterable[Path]) -> str:
+    """A hash of everything a report's output depends on."""
+    digest = hashlib.sha256()
+    digest.update(template.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    digest.update(library_digest().encode())
+    for root in roots:
+        for study in sorted(studies):
+            for path in sorted((root / study).glob("*/*/*")):
+                if path.name in ("summary.json", "history.csv"):
+                    digest.update(str(path.relative_to(root)).encode())
+                    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def library_digest() -> str:
+    """The package version and a hash of every source file of ``normtest_lib``."""
+    return source_digest(Path(__file__).resolve().parent, __version__)
+
+
+def source_digest(folder: Path, salt: str = "") -> str:
+    """A hash of the names and contents of every ``.py`` file under ``folder``."""
+    digest = hashlib.sha256(salt.encode())
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# --- 3. run pages -----------------------------------------------------------
+
+
+def run_page_docname(row: dict[str, Any]) -> str:
+    """Where a run's notebook page lives, relative to the book's source root, without suffix."""
+    return f"runs/{row['source']}/{row['study']}/{row['profile']}/{row['run_id']}"
+
+
+def write_run_pages(runs: pd.DataFrame, book_dir: Path, doc_prefix: str = "/book", log: Log = print) -> Path:
+    """Copy each executed run notebook into ``book/runs/`` and write the run index page.
+
+    ``doc_prefix`` is ``book_dir`` as a docname relative to the book's source
+    root (for the index's links). Copies of runs that are gone are removed.
+    Returns the index page's path.
+    """
+    pages_root = book_dir / "runs"
+    pages: dict[str, Path] = {}  # run folder -> its page
+    for row in runs.to_dict("records"):
+        if not row["has_notebook"]:
+            continue
+        try:
+            text = run_page_notebook(Path(row["path"]) / RUN_NOTEBOOK, row)
+        except (ValueError, OSError, nbformat.ValidationError) as exc:
+            # A run still being written (or a damaged copy) gets no page, and the book still builds.
+            log(f"run {row['path']}: notebook not readable, no page ({type(exc).__name__})")
+            continue
+        pages[row["path"]] = book_dir / f"{run_page_docname(row)}.ipynb"
+        _write_if_changed(pages[row["path"]], text)
+    if pages_root.is_dir():
+        for stale in set(pages_root.rglob("*.ipynb")) - set(pages.values()):
+            stale.unlink()
+    index = chapters_dir(book_dir) / RUN_INDEX
+    _write_if_changed(index, run_index_markdown(runs, doc_prefix, linked=set(pages)))
+    log(f"run index: {len(runs)} run folder(s), {len(pages)} run notebook(s)")
+    return index
+
+
+def run_page_notebook(source: Path, row: dict[str, Any]) -> str:
+    """The run's executed notebook with a first cell that names the run (its page title)."""
+    notebook = nbformat.read(source, as_version=4)
+    title = nbformat.v4.new_markdown_cell(
+        f"# Run `{row['run_id']}`\n\n"
+        f"Study `{row['study']}`, profile `{row['profile']}`, from `{row['source']}/`; status **{row['status']}**. "
+        "The cells below are the run's executed notebook as it was written to its run folder."
+    )
+    if notebook.nbformat_minor >= 5:
+        title["id"] = "normtest-run-title"  # fixed, so that an unchanged run gives an unchanged page
+    else:
+        title.pop("id", None)  # cell ids exist from nbformat 4.5 on
+    notebook.cells.insert(0, title)
+    return nbformat.writes(notebook)
+
+
+def run_index_markdown(runs: pd.DataFrame, doc_prefix: str = "/book", linked: set[str] | None = None) -> str:
+    """The run index page: one table per study and profile, one row per run folder.
+
+    A run links to its page when its folder is in ``linked`` (by default: when
+    it has an executed notebook).
+    """
+    if linked is None:
+        linked = set(runs.loc[runs["has_notebook"].astype(bool), "path"]) if not runs.empty else set()
+    lines = [
+        "# Runs",
+        "",
+        "Every run folder found under `runs/` (local runs) and `results/` (committed runs on real data) "
+        "when this book was built. A run id links to its executed notebook where the run wrote one. "
+        "The parameter columns are those that differ between the runs of a table.",
+        "",
+    ]
+    if runs.empty:
+        lines += [
+            "No run folders were found. `make book` runs every grid's smoke profile first; "
+            "`normtest run` runs a grid's profile.",
+            "",
+        ]
+        return "\n".join(lines)
+    params = param_columns(runs)
+    for (study, profile), group in runs.groupby(["study", "profile"], sort=True):
+        varying = [c for c in params if group[c].astype(str).nunique(dropna=False) > 1]
+        header = ["run", "source", "status", "test acc. at best val", *varying]
+        lines += [f"## {study} / {profile}", "", _table_row(header), _table_row(["---"] * len(header))]
+        for row in group.to_dict("records"):
+            link = f"`{row['run_id']}`"
+            if row["path"] in linked:
+                link = f"{{doc}}`{row['run_id']} <{doc_prefix}/{run_page_docname(row)}>`"
+            cells = [link, row["source"], row["status"], _format_value(row.get("test_acc_at_best_val"))]
+            lines.append(_table_row(cells + [_format_value(row[c]) for c in varying]))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _format_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table_row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.is_file() and path.read_text() == text:
+        return False
+    write_text(path, text)
+    return True
+
+
+# --- 4. HTML ----------------------------------------------------------------
+
+
+def jupyter_book_executable() -> Path:
+    """``jupyter-book`` of the environment running this Python."""
+    executable = Path(sys.executable).parent / "jupyter-book"
+    if not executable.is_file():
+        found = shutil.which("jupyter-book")
+        if found is None:
+            raise BookBuildError(f"jupyter-book is not installed next to {sys.executable}; install the project (make install)")
+        executable = Path(found)
+    return executable
+
+
+def build_html(project: Path, book_dir: Path, log: Log = print) -> Path:
+    """``jupyter-book build`` into ``book_dir/_build/html``; warnings fail the build."""
+    command = [str(jupyter_book_executable()), "build", str(project), "--path-output", str(book_dir), "-W", "--keep-going"]
+    log("jupyter-book build")
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    output = ANSI_ESCAPE.sub("", result.stdout + result.stderr)
+    index = book_dir / "_build" / "html" / "index.html"
+    if result.returncode != 0 or not index.is_file():
+        problems = [line for line in output.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line]
+        detail = "\n".join(problems[-30:] or output.splitlines()[-30:])
+        raise BookBuildError(f"jupyter-book build failed (exit {result.returncode}):\n{detail}")
+    return index

@@ -1,0 +1,50 @@
+"""Channel statistics of images *after* an input normalization setting.
+
+The earlier work's "Table 1" reported each training set's mean and std after
+standardizing with ImageNet's statistics. :func:`normalized_stats` computes
+that number for any setting of :mod:`normtest_lib.input_norm`, from the pixels,
+with the same float64 accumulation as :func:`normtest_lib.stats.channel_stats`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .input_norm import make_normalizer
+from .stats import DEFAULT_CHUNK, ChannelStats, channel_stats, transformed_stats
+
+
+def normalized_stats(
+    images: torch.Tensor,
+    setting: str,
+    finetune_stats: ChannelStats | None = None,
+    pretrain_stats: ChannelStats | None = None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> ChannelStats:
+    """Per-channel mean and std of ``images`` (uint8, N x 3 x H x W) after ``setting``.
+
+    ``finetune_stats`` defaults to the statistics of ``images`` themselves (the
+    fine-tuning set's own statistics, which is what ``finetune`` means);
+    ``pretrain_stats`` must be given for ``pretrain`` (ImageNet's for the
+    published Table 1). Unknown settings raise ``ValueError`` naming the known ones.
+    """
+    if setting == "finetune" and finetune_stats is None:
+        finetune_stats = channel_stats(images, chunk_size)
+    normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
+    return transformed_stats(images, normalize, chunk_size)
+
+
+def sample_images(images: torch.Tensor, max_images: int | None, seed: int = 0) -> torch.Tensor:
+    """At most ``max_images`` of ``images``, drawn without replacement by a fixed seed.
+
+    ``None`` (or a number at least the set's size) returns ``images`` unchanged,
+    so statistics on the full set are never silently estimated from a sample.
+    """
+    if max_images is None or max_images >= images.shape[0]:
+        return images
+    if max_images < 1:
+        raise ValueError(f"max_images must be at least 1 or None, got {max_images}")
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randperm(images.shape[0], generator=generator)[:max_images]
+    return images[index.sort().values]

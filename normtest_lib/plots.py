@@ -1,0 +1,193 @@
+"""The book's figures. Each function returns a matplotlib Figure and shows nothing.
+
+Figures are made through pyplot so that the backend the environment chose
+(the inline backend in a notebook, Agg headless) renders them; this module
+never selects a backend itself, because a notebook that forces one loses its
+PNG outputs (TOOLCHAIN.md). A notebook glues a figure with
+``glue(key, fig, display=False)`` and then closes it.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+
+from .input_norm import make_normalizer
+from .reference_stats import IMAGENET
+from .stats import ChannelStats, channel_stats
+
+CHANNEL_COLOURS = {"R": "tab:red", "G": "tab:green", "B": "tab:blue"}
+GALLERY_NOTE = "each image rescaled to [0, 1] on its own for display"
+
+
+def training_curves(
+    histories: pd.DataFrame,
+    metrics: Sequence[str] = ("train_acc", "val_acc"),
+    hue: str = "input_norm",
+    x: str = "epoch",
+    errorbar: tuple[str, int] | str | None = ("ci", 95),
+) -> Figure:
+    """One panel per metric: the mean curve of each ``hue`` group with a band over seeds.
+
+    Every row sharing a ``hue`` value and an ``x`` value is one observation of
+    that point (normally one per seed), so filter ``histories`` (from
+    :func:`normtest_lib.results.collect_histories`) to the runs being compared
+    first. The band is seaborn's bootstrapped 95 % confidence interval of the mean.
+    """
+    missing = [c for c in [x, hue, *metrics] if c not in histories.columns]
+    if missing:
+        raise KeyError(f"histories have no column(s) {missing}; available: {list(histories.columns)}")
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False, layout="constrained")
+        for ax, metric in zip(axes[0], metrics):
+            sns.lineplot(data=histories, x=x, y=metric, hue=hue, errorbar=errorbar, ax=ax, seed=0)
+            ax.set_title(metric)
+            if ax is not axes[0][-1] and ax.get_legend() is not None:
+                ax.get_legend().remove()
+    return fig
+
+
+def run_curves(history: pd.DataFrame, best_epoch: int | None = None) -> Figure:
+    """One run's loss and accuracy per epoch on its train, val and test splits.
+
+    ``history`` is the run's ``history.csv``; splits whose column is missing or
+    empty (no validation split) are left out. A dashed line marks
+    ``best_epoch``, the epoch selected on validation accuracy.
+    """
+    if "epoch" not in history.columns:
+        raise KeyError(f"history has no epoch column; available: {list(history.columns)}")
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+        for ax, quantity in zip(axes, ("loss", "acc")):
+            columns = [f"{split}_{quantity}" for split in ("train", "val", "test")]
+            present = [c for c in columns if c in history.columns and history[c].notna().any()]
+            tidy = history.melt(id_vars="epoch", value_vars=present, var_name="split", value_name=quantity)
+            tidy["split"] = tidy["split"].str.removesuffix(f"_{quantity}")
+            sns.lineplot(data=tidy, x="epoch", y=quantity, hue="split", marker="o", ax=ax, errorbar=None)
+            if best_epoch is not None:
+                ax.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1, label="best val")
+            ax.set_title("accuracy" if quantity == "acc" else quantity)
+            ax.set_ylabel("accuracy" if quantity == "acc" else quantity)
+            ax.legend()
+    return fig
+
+
+def display_range(batch: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) values to (N, H, W, 3) in [0, 1], each image rescaled by its own min and max.
+
+    All three channels share one scale per image, so colour relations within an
+    image survive; a constant image maps to 0.
+    """
+    flat = batch.detach().to(torch.float64).reshape(batch.shape[0], -1)
+    low = flat.min(dim=1).values.view(-1, 1, 1, 1)
+    span = (flat.max(dim=1).values.view(-1, 1, 1, 1) - low).clamp_min(1e-12)
+    return ((batch.to(torch.float64) - low) / span).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def normalization_gallery(
+    images_by_dataset: Mapping[str, torch.Tensor],
+    settings: Sequence[str],
+    finetune_stats: Mapping[str, ChannelStats],
+    pretrain_stats: ChannelStats = IMAGENET,
+) -> Figure:
+    """The same images under each setting: one row per setting, a group of columns per data set.
+
+    ``images_by_dataset`` maps a name to the few uint8 images (N x 3 x H x W) to
+    show; ``finetune_stats`` maps it to the statistics of its whole training
+    split (what ``finetune`` standardizes with). For display every output is
+    mapped to [0, 1] per image (:func:`display_range`); the figure's title says
+    so, and so should any caption.
+    """
+    columns = [(name, i) for name, images in images_by_dataset.items() for i in range(images.shape[0])]
+    fig, axes = plt.subplots(
+        len(settings), len(columns), figsize=(1.1 * len(columns) + 1.2, 1.15 * len(settings) + 0.6), squeeze=False, layout="constrained"
+    )
+    for row, setting in enumerate(settings):
+        for name, images in images_by_dataset.items():
+            normalize = make_normalizer(setting, finetune_stats=finetune_stats[name], pretrain_stats=pretrain_stats)
+            shown = display_range(normalize(images))
+            for i in range(images.shape[0]):
+                ax = axes[row][columns.index((name, i))]
+                ax.imshow(shown[i], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0 and i == 0:
+                    ax.set_title(name, loc="left", fontsize="small")
+        axes[row][0].set_ylabel(setting, rotation=0, ha="right", va="center")
+    fig.suptitle(f"input normalization settings ({GALLERY_NOTE})", fontsize="medium")
+    return fig
+
+
+# Settings that send every pixel through one function of its value per channel
+# (input_norm.py). Their histograms are drawn level by level: binning the 256
+# quantized levels into equal bins of another width would draw a comb (aliasing).
+POINTWISE_SETTINGS = ("finetune", "pretrain", "unit", "none")
+
+
+def channel_densities(images: torch.Tensor, setting: str, normalize, bins: int, value_range: tuple[float, float]) -> pd.DataFrame:
+    """Tidy (value, density, channel) of each channel of uint8 ``images`` after ``normalize``.
+
+    A pointwise ``setting`` gets the exact density of each of the 256 levels
+    (count / (pixels x level spacing)); any other gets ``bins`` equal bins over
+    ``value_range``. Either way the density integrates to 1 over the values.
+    """
+    per_channel = images.transpose(0, 1).reshape(3, -1)
+    total = per_channel.shape[1]
+    if setting in POINTWISE_SETTINGS:
+        probe = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16).contiguous()
+        level_values = normalize(probe).reshape(3, 256).to(torch.float64)
+        spacing = (level_values[:, 1] - level_values[:, 0]).view(3, 1)
+        counts = torch.stack([torch.bincount(channel.to(torch.int64), minlength=256) for channel in per_channel])
+        x, density = level_values.numpy(), (counts / (total * spacing)).numpy()
+    else:
+        low, high = value_range
+        width = (high - low) / bins
+        values = normalize(images).transpose(0, 1).reshape(3, -1)
+        # histc (equal bins) is far faster than histogram with explicit edges.
+        counts = torch.stack([torch.histc(channel, bins=bins, min=low, max=high) for channel in values])
+        centres = low + width * (np.arange(bins) + 0.5)
+        x, density = np.tile(centres, (3, 1)), (counts.to(torch.float64) / (total * width)).numpy()
+    return pd.DataFrame({"value": x.ravel(), "density": density.ravel(), "channel": np.repeat(list(CHANNEL_COLOURS), x.shape[1])})
+
+
+def pixel_histograms(
+    images_by_dataset: Mapping[str, torch.Tensor],
+    setting: str = "unit",
+    finetune_stats: Mapping[str, ChannelStats] | None = None,
+    pretrain_stats: ChannelStats = IMAGENET,
+    bins: int = 64,
+) -> Figure:
+    """Per-channel pixel histograms, one panel per data set, after ``setting``.
+
+    ``images_by_dataset`` maps a name to uint8 images (a sample is plenty).
+    ``finetune`` uses ``finetune_stats[name]``, by default the statistics of
+    the images given. Panels share their x axis, so the sets compare at a glance.
+    """
+    normalizers = {}
+    for name, images in images_by_dataset.items():
+        own = None
+        if setting == "finetune":
+            own = finetune_stats[name] if finetune_stats is not None else channel_stats(images)
+        normalizers[name] = make_normalizer(setting, finetune_stats=own, pretrain_stats=pretrain_stats)
+    value_range = (0.0, 1.0)
+    if setting not in POINTWISE_SETTINGS:
+        extremes = [normalizers[n](x).aminmax() for n, x in images_by_dataset.items()]
+        value_range = (min(float(e.min) for e in extremes), max(float(e.max) for e in extremes))
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(
+            1, len(normalizers), figsize=(3.6 * len(normalizers), 2.8), sharex=True, squeeze=False, layout="constrained"
+        )
+        for ax, (name, images) in zip(axes[0], images_by_dataset.items()):
+            tidy = channel_densities(images, setting, normalizers[name], bins, value_range)
+            sns.lineplot(data=tidy, x="value", y="density", hue="channel", palette=CHANNEL_COLOURS, ax=ax, errorbar=None)
+            ax.set_title(name)
+            ax.set_xlabel(f"pixel value after {setting}")
+            if ax is not axes[0][-1] and ax.get_legend() is not None:
+                ax.get_legend().remove()
+    return fig

@@ -1,0 +1,181 @@
+"""Read run folders into pandas.
+
+A run folder is ``<root>/<study>/<profile>/<run id>/`` (ARCHITECTURE.md, "A
+run"); ``runs/`` holds local runs and ``results/`` the committed real-data
+runs in the same layout. Folders may be half-written (a run in progress, a
+crash, a partial copy): every reader here tolerates that, records what was
+wrong in a ``problem`` column, and never raises for one bad folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+# Columns describing where a run lives; params and summary keys follow them.
+LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]
+RUN_NOTEBOOK = "run_experiment.ipynb"
+MISSING = "missing"
+
+
+def find_run_folders(root: str | Path) -> list[Path]:
+    """Every ``<study>/<profile>/<run id>`` folder under ``root``, sorted; none if ``root`` is absent.
+
+    Hidden folders (a leading dot, as temporary folders use) are skipped.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    folders = []
+    for study in _visible_dirs(root):
+        for profile in _visible_dirs(study):
+            folders.extend(_visible_dirs(profile))
+    return folders
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_run(folder: str | Path, source: str = "") -> tuple[dict[str, Any], list[str]]:
+    """One run folder as a flat record (location, every param, every summary key) and its param names.
+
+    ``status`` comes from ``summary.json``; a folder without a readable one has
+    status ``missing`` and says why in ``problem``. Summary keys that clash
+    with a param or location column get a ``summary_`` prefix.
+    """
+    folder = Path(folder)
+    profile_dir = folder.parent
+    record: dict[str, Any] = {
+        "study": profile_dir.parent.name,
+        "profile": profile_dir.name,
+        "run_id": folder.name,
+        "source": source,
+        "path": str(folder),
+    }
+    problems = []
+    params, problem = _read_mapping(folder / "params.yaml", yaml.safe_load)
+    if problem:
+        problems.append(problem)
+    param_keys = [key for key in params if key not in record]
+    for key in param_keys:
+        record[key] = _hashable(params[key])
+    summary, problem = _read_mapping(folder / "summary.json", json.loads)
+    if problem:
+        problems.append(problem)
+    record["status"] = summary.pop("status", None) or MISSING
+    for key, value in summary.items():
+        record["summary_" + key if key in record else key] = _hashable(value)
+    record["has_notebook"] = (folder / RUN_NOTEBOOK).is_file()
+    record["problem"] = "; ".join(problems) or None
+    return record, param_keys
+
+
+def _read_mapping(path: Path, parse) -> tuple[dict[str, Any], str | None]:
+    """A YAML/JSON mapping from ``path``, or ({}, why not) for an absent, partial or odd file."""
+    if not path.is_file():
+        return {}, f"{path.name} absent"
+    try:
+        data = parse(path.read_text())
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return {}, f"{path.name} unreadable ({type(exc).__name__})"
+    if not isinstance(data, dict):
+        return {}, f"{path.name} is not a mapping"
+    return data, None
+
+
+def _hashable(value: Any) -> Any:
+    # Lists (milestones) become tuples so that grouping by any column works.
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def collect_runs(*roots: str | Path) -> pd.DataFrame:
+    """One row per run folder under each of ``roots`` (default ``runs`` and ``results``).
+
+    Columns: study, profile, run_id, source (the root's folder name), path,
+    every param of ``params.yaml``, status and every other ``summary.json``
+    key, has_notebook, problem. Rows are sorted by study, profile, run_id, source.
+    """
+    roots = roots or ("runs", "results")
+    records, params = [], {}
+    for root in roots:
+        for folder in find_run_folders(root):
+            record, param_keys = read_run(folder, Path(root).name)
+            params.update(dict.fromkeys(param_keys))
+            records.append(record)
+    if not records:
+        frame = pd.DataFrame(columns=[*LOCATION_COLUMNS, "status", "has_notebook", "problem"])
+    else:
+        frame = pd.DataFrame.from_records(records)
+        frame = frame.sort_values(["study", "profile", "run_id", "source"], kind="stable").reset_index(drop=True)
+    frame.attrs["param_columns"] = list(params)
+    return frame
+
+
+def collect_histories(*roots: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every run's ``history.csv`` stacked into one long frame.
+
+    Each row is one epoch of one run, with the run's location and params
+    columns (from ``runs``, or :func:`collect_runs` of ``roots``) before the
+    history columns. Runs without a readable history contribute no rows.
+    """
+    if runs is None:
+        runs = collect_runs(*roots)
+    params = param_columns(runs)
+    frames = []
+    for row in runs.to_dict("records"):
+        history = _read_history(Path(row["path"]) / "history.csv")
+        if history is None:
+            continue
+        for key in [*LOCATION_COLUMNS, *params]:
+            if key not in history.columns:
+                history[key] = [row[key]] * len(history)
+        frames.append(history)
+    if not frames:
+        return pd.DataFrame(columns=[*LOCATION_COLUMNS, "epoch"])
+    long = pd.concat(frames, ignore_index=True)
+    leading = [c for c in LOCATION_COLUMNS if c in long.columns]
+    return long[leading + [c for c in long.columns if c not in leading]]
+
+
+def param_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns of a :func:`collect_runs` frame that came from ``params.yaml``.
+
+    :func:`collect_runs` records them in ``runs.attrs``; for a frame that lost
+    its attrs (some pandas operations drop them) they are read again from the
+    runs' ``params.yaml`` files.
+    """
+    recorded = runs.attrs.get("param_columns")
+    if recorded is None:
+        recorded = {}
+        for folder in runs.get("path", []):
+            params, _ = _read_mapping(Path(folder) / "params.yaml", yaml.safe_load)
+            recorded.update(dict.fromkeys(params))
+    return [c for c in recorded if c in runs.columns and c not in LOCATION_COLUMNS]
+
+
+def _read_history(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    # A line without its newline is one being written (or cut off by a crash): leave it out.
+    text = text[: text.rfind("\n") + 1]
+    try:
+        history = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return None
+    if history.empty or "epoch" not in history.columns:
+        return None
+    return history

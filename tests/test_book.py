@@ -1,0 +1,352 @@
+"""`normtest book`: report execution, run pages, and the HTML build.
+
+The slow tests build the whole book once per session (``built_book``) into a
+temporary copy of the book's sources, with a few fabricated run folders, and
+share it with ``test_book_browser.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import json
+import re
+import shutil
+import sys
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from PIL import Image
+
+from normtest_lib import book
+from normtest_lib.book import BookBuildError, Report, build_book
+from normtest_lib.results import collect_runs
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GLUED_FIGURES = ("gallery", "histograms_unit", "histograms_pretrain")
+
+
+# --- fabricated inputs ----------------------------------------------------------
+
+
+def tiny_png() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 8), (200, 40, 40)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def executed_run_notebook() -> nbformat.NotebookNode:
+    """What an executed run notebook looks like: narrative, a figure, a table."""
+    table = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6]}).to_html()
+    cells = [
+        new_markdown_cell("## Training\n\nOne run of a grid."),
+        new_code_cell(
+            "curves(history)",
+            execution_count=1,
+            outputs=[
+                new_output("stream", name="stdout", text="epoch 2 done\n"),
+                new_output("display_data", data={"image/png": tiny_png(), "text/plain": "<Figure>"}),
+                new_output("execute_result", data={"text/html": table, "text/plain": "table"}, execution_count=1),
+            ],
+        ),
+    ]
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def fabricate_run(root: Path, study: str, profile: str, run_id: str, params: dict, summary: dict, notebook: bool) -> Path:
+    folder = root / study / profile / run_id
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "history.csv").write_text("epoch,train_acc,val_acc\n1,0.5,0.5\n2,0.6,0.6\n")
+    if notebook:
+        nbformat.write(executed_run_notebook(), folder / "run_experiment.ipynb")
+    return folder
+
+
+def fabricate_runs(project: Path) -> None:
+    for seed in (0, 1):
+        fabricate_run(
+            project / "runs", "study1", "smoke", f"abc{seed}",
+            {"dataset": "synthetic", "seed": seed, "lr": 0.05},
+            {"status": "complete", "test_acc_at_best_val": 0.71 + seed / 100},
+            notebook=True,
+        )
+    fabricate_run(
+        project / "results", "study1", "paper", "real0",
+        {"dataset": "cifar10", "seed": 0, "lr": 0.05}, {"status": "failed", "error": "out of memory"}, notebook=False,
+    )
+
+
+def copy_book_sources(project: Path) -> None:
+    """The committed book sources (not the generated pages) into ``project``."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    shutil.copytree(REPO / "book", project / "book", ignore=shutil.ignore_patterns("_build", "chapters", "runs"))
+
+
+@dataclass
+class BuiltBook:
+    project: Path
+    index: Path
+    log: list[str]
+    seconds: float
+
+    @property
+    def html(self) -> Path:
+        return self.index.parent
+
+
+@functools.cache
+def build_once(session_tmp: Path) -> BuiltBook:
+    """The whole book, built once per test session (cached on the session's temporary folder)."""
+    project = session_tmp / "book_project"
+    project.mkdir()
+    copy_book_sources(project)
+    fabricate_runs(project)
+    log: list[str] = []
+    start = time.perf_counter()
+    with fixed_library_digest():
+        index = build_book(project_root=project, log=log.append)
+    return BuiltBook(project, index, log, time.perf_counter() - start)
+
+
+def fixed_library_digest():
+    """Pin the library's hash in a report stamp for the length of a build.
+
+    Any edit of normtest_lib's sources between two builds rightly re-executes
+    every report; pinning it lets a test that compares two builds ignore edits
+    made meanwhile by someone working in the same checkout.
+    """
+    return mock.patch.object(book, "library_digest", lambda: "pinned for the test session")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> BuiltBook:
+    return build_once(tmp_path_factory.getbasetemp())
+
+
+# --- the committed sources --------------------------------------------------------
+
+
+@pytest.mark.parametrize("report", book.REPORTS, ids=lambda r: r.chapter)
+def test_report_templates_are_clean_parameterized_notebooks(report):
+    notebook = nbformat.read(REPO / report.template, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert any("parameters" in cell.metadata.get("tags", []) for cell in code)
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert all(len(cell.source.splitlines()) <= 25 for cell in code)
+    assert "matplotlib.use(" not in "".join(cell.source for cell in code)  # the inline backend must stay
+
+
+def test_toc_lists_every_report_chapter_and_the_run_index():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [chapter["file"] for chapter in toc["chapters"]]
+    assert toc["root"] == "book/intro"
+    for report in book.REPORTS:
+        assert f"book/chapters/{report.chapter}" in files
+    run_index = next(c for c in toc["chapters"] if c["file"] == "book/chapters/runs")
+    assert run_index["sections"] == [{"glob": "book/runs/**"}]
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off" and config["only_build_toc_files"] is True
+
+
+# --- run pages (fast) ---------------------------------------------------------------
+
+
+def test_run_index_lists_each_run_with_the_params_that_vary(tmp_path):
+    fabricate_runs(tmp_path)
+    runs = collect_runs(tmp_path / "runs", tmp_path / "results")
+    text = book.run_index_markdown(runs, "/book")
+    assert "## study1 / smoke" in text and "## study1 / paper" in text
+    smoke = text.split("## study1 / smoke")[1]
+    assert "| run | source | status | test acc. at best val | seed |" in smoke  # lr and dataset do not vary
+    assert "{doc}`abc1 </book/runs/runs/study1/smoke/abc1>`" in smoke
+    assert "| 0.72 |" in smoke
+    paper = text.split("## study1 / paper")[1].split("##")[0]
+    assert "`real0`" in paper and "{doc}" not in paper and "failed" in paper  # no notebook, no link
+    assert "No run folders" in book.run_index_markdown(collect_runs(tmp_path / "nowhere"))
+
+
+def test_run_pages_are_titled_copies_and_stale_ones_go(tmp_path):
+    fabricate_runs(tmp_path / "p")
+    runs = collect_runs(tmp_path / "p" / "runs")
+    book_dir = tmp_path / "book"
+    stale = book_dir / "runs" / "runs" / "old" / "smoke" / "gone.ipynb"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    index = book.write_run_pages(runs, book_dir, "/book", log=lambda _: None)
+    page = book_dir / "runs" / "runs" / "study1" / "smoke" / "abc0.ipynb"
+    notebook = nbformat.read(page, as_version=4)
+    assert notebook.cells[0].source.startswith("# Run `abc0`")
+    assert [c.source for c in notebook.cells[1:]] == [c.source for c in executed_run_notebook().cells]
+    assert notebook.cells[2].outputs == executed_run_notebook().cells[1].outputs
+    assert not stale.exists() and index.name == "runs.md"
+    before = page.stat().st_mtime_ns
+    book.write_run_pages(runs, book_dir, "/book", log=lambda _: None)
+    assert page.stat().st_mtime_ns == before  # unchanged pages are not rewritten (Sphinx rebuilds by mtime)
+
+
+def test_a_run_notebook_being_written_gets_no_page_and_no_link(tmp_path):
+    fabricate_runs(tmp_path / "p")
+    torn = tmp_path / "p" / "runs" / "study1" / "smoke" / "abc1" / "run_experiment.ipynb"
+    torn.write_text(torn.read_text()[:200])
+    messages = []
+    index = book.write_run_pages(collect_runs(tmp_path / "p" / "runs"), tmp_path / "book", "/book", messages.append)
+    assert not (tmp_path / "book" / "runs" / "runs" / "study1" / "smoke" / "abc1.ipynb").exists()
+    assert (tmp_path / "book" / "runs" / "runs" / "study1" / "smoke" / "abc0.ipynb").exists()
+    text = index.read_text()
+    assert "`abc1`" in text and "abc1 </book" not in text and "abc0 </book" in text
+    assert any("abc1: notebook not readable" in m for m in messages)
+
+
+# --- smoke runs, stamps, errors (fast) ---------------------------------------------
+
+
+def test_smoke_step_skips_without_grids(tmp_path):
+    messages = []
+    book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", messages.append)
+    assert "no smoke runs" in messages[0]
+
+
+def test_smoke_step_needs_the_runner(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "study1.yml").write_text("axes: {}\n")
+    monkeypatch.setitem(sys.modules, "normtest_lib.runner", None)  # as if runner.py did not exist
+    with pytest.raises(BookBuildError, match="normtest_lib.runner"):
+        book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
+
+
+def test_smoke_step_runs_the_smoke_profile_of_every_grid(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    for name in ("b.yml", "a.yml", "notes.txt"):
+        (tmp_path / "params" / name).write_text("axes: {}\n")
+    calls = []
+    runner = types.ModuleType("normtest_lib.runner")
+    runner.run_grid = lambda path, profile, runs_root, log: calls.append((Path(path).name, profile, runs_root))
+    monkeypatch.setitem(sys.modules, "normtest_lib.runner", runner)
+    book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
+    assert calls == [("a.yml", "smoke", tmp_path / "runs"), ("b.yml", "smoke", tmp_path / "runs")]
+
+
+def test_report_digest_follows_the_results_a_report_reads(tmp_path):
+    template = tmp_path / "report.ipynb"
+    template.write_text("{}")
+    fabricate_runs(tmp_path)
+    roots = (tmp_path / "runs", tmp_path / "results")
+    digest = book.report_digest(template, {}, ["study1"], roots)
+    assert digest == book.report_digest(template, {}, ["study1"], roots)
+    assert digest != book.report_digest(template, {"max_images": 10}, ["study1"], roots)
+    assert book.report_digest(template, {}, ["study9"], roots) == book.report_digest(template, {}, [], roots)
+    (tmp_path / "runs" / "study1" / "smoke" / "abc0" / "summary.json").write_text('{"status": "failed"}')
+    assert digest != book.report_digest(template, {}, ["study1"], roots)
+
+
+def test_source_digest_follows_python_sources_only(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    digest = book.source_digest(tmp_path)
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    assert book.source_digest(tmp_path) == digest
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert book.source_digest(tmp_path) != digest
+    assert book.source_digest(tmp_path, "0.2.0") != book.source_digest(tmp_path, "0.1.0")
+
+
+def test_build_outside_the_repository_root_is_refused(tmp_path):
+    with pytest.raises(BookBuildError, match="_config.yml"):
+        build_book(project_root=tmp_path, log=lambda _: None)
+
+
+# --- the whole book (slow) ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_book_builds_every_page(built_book):
+    html = built_book.html
+    print(f"\nfirst build of the book: {built_book.seconds:.1f} s")
+    assert built_book.index.is_file()
+    for page in ("book/intro.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html"):
+        assert (html / page).is_file(), page
+    for run_id in ("abc0", "abc1"):
+        assert (html / f"book/runs/runs/study1/smoke/{run_id}.html").is_file()
+    runs_page = (html / "book/chapters/runs.html").read_text()
+    assert 'href="../runs/runs/study1/smoke/abc0.html"' in runs_page
+    assert "real0" in runs_page and "out of memory" not in runs_page
+
+
+@pytest.mark.slow
+def test_dataset_statistics_chapter_is_a_papermill_execution_without_errors(built_book):
+    chapter = nbformat.read(built_book.project / "book/chapters/dataset_statistics.ipynb", as_version=4)
+    assert "papermill" in chapter.metadata
+    outputs = [output for cell in chapter.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
+    assert chapter.metadata["papermill"]["input_path"].endswith("notebooks/dataset_statistics.ipynb")
+
+
+@pytest.mark.slow
+def test_glued_figures_are_pngs_in_the_notebook_and_the_html(built_book):
+    chapter = nbformat.read(built_book.project / "book/chapters/dataset_statistics.ipynb", as_version=4)
+    glued = {
+        output.metadata["scrapbook"]["name"]: output.data
+        for cell in chapter.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "scrapbook" in output.get("metadata", {})
+    }
+    for key in GLUED_FIGURES:
+        png = glued[key].get("application/papermill.record/image/png")
+        assert png is not None, f"glued figure {key} has no PNG (was a backend forced?)"
+        assert base64.b64decode(png).startswith(PNG_MAGIC)
+    page = (built_book.html / "book/chapters/dataset_statistics.html").read_text()
+    sources = re.findall(r'<img[^>]+src="([^"]+)"', page)
+    assert len(sources) >= len(GLUED_FIGURES)
+    for source in sources:
+        assert (built_book.html / "book/chapters" / source).resolve().read_bytes().startswith(PNG_MAGIC)
+    assert "glue:" not in page  # every glue reference was resolved
+
+
+@pytest.mark.slow
+def test_rebuild_without_changes_reexecutes_nothing(built_book):
+    chapter = built_book.project / "book/chapters/dataset_statistics.ipynb"
+    before = chapter.stat().st_mtime_ns
+    log: list[str] = []
+    start = time.perf_counter()
+    with fixed_library_digest():
+        build_book(project_root=built_book.project, log=log.append)
+    print(f"\nno-change rebuild of the book: {time.perf_counter() - start:.1f} s")
+    assert "dataset_statistics: unchanged, not re-executed" in log
+    assert chapter.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_the_notebook_rejects_an_unknown_parameter(tmp_path):
+    report = Report(template="notebooks/dataset_statistics.ipynb", chapter="stats", parameters={"datasetz": ["synthetic"]})
+    with pytest.raises(BookBuildError, match=r"unknown notebook parameter\(s\): datasetz") as failure:
+        book.execute_report(report, REPO, tmp_path / "book", tmp_path / "runs", tmp_path / "results", lambda _: None)
+    assert "stats.failed.ipynb" in str(failure.value)
+    assert not (tmp_path / "book" / "chapters" / "stats.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_a_build_warning_fails_with_the_warning_in_the_message(tmp_path):
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA number: {glue:text}`no_such_key`\n")
+    with pytest.raises(BookBuildError, match="no_such_key"):
+        build_book(project_root=tmp_path, reports=(), log=lambda _: None)

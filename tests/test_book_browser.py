@@ -1,0 +1,163 @@
+"""The built book in a real browser: Debian's Chromium driven by Playwright.
+
+The book is served from a local HTTP server on 127.0.0.1 (as it will be
+published, not from file:// URLs) and every page reachable from the index is
+visited: it loads, raises no script error, fetches nothing from outside, its
+figures decode, its tables have rows, and every same-origin link it holds answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+from collections import deque
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+
+from test_book import build_once
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (install Debian's chromium package)"),
+]
+
+# Every <img> made eager and decoded; the natural width of each (0 = not decoded).
+DECODED_IMAGES = """async () => {
+    const images = Array.from(document.images);
+    for (const img of images) { img.loading = "eager"; }
+    await Promise.all(images.map((img) => img.decode().catch(() => null)));
+    return images.map((img) => [img.getAttribute("src"), img.naturalWidth]);
+}"""
+TABLE_ROWS = "() => Array.from(document.querySelectorAll('table')).map((t) => t.querySelectorAll('tbody tr, tr').length)"
+LINKS = "() => Array.from(document.querySelectorAll('a[href]'), (a) => a.href)"
+# A Jupyter Book's index.html only redirects: <meta http-equiv="Refresh" content="0; url=...">.
+REFRESH = re.compile(r'<meta[^>]+http-equiv="refresh"[^>]+url=([^"]+)"', re.IGNORECASE)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep the test output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The built book's HTML served on 127.0.0.1 at a free port."""
+    html = build_once(tmp_path_factory.getbasetemp()).html
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def crawl(browser, start: str) -> dict[str, dict]:
+    """Visit every same-origin HTML page reachable from ``start``; what each page showed."""
+    origin = urlparse(start).netloc
+    page = browser.new_page()
+    outside, script_errors = [], []
+    page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).netloc == origin else (outside.append(route.request.url), route.abort()))
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    seen, queue, report = {start}, deque([start]), {}
+    while queue:
+        url = queue.popleft()
+        source = page.request.get(url)
+        redirect = REFRESH.search(source.text())
+        if redirect:  # a browser would navigate away at once: take its one link from the source
+            report[url] = {"status": source.status, "images": [], "table_rows": [], "links": {urljoin(url, redirect[1].strip())}}
+        else:
+            response = page.goto(url, wait_until="load")
+            report[url] = {
+                "status": response.status,
+                "images": page.evaluate(DECODED_IMAGES),
+                "table_rows": page.evaluate(TABLE_ROWS),
+                "links": {urldefrag(link)[0] for link in page.evaluate(LINKS) if urlparse(link).netloc == origin},
+            }
+        links = report[url]["links"]
+        for link in links:
+            if link.endswith(".html") and link not in seen:
+                seen.add(link)
+                queue.append(link)
+    page.close()
+    report["_outside"] = outside
+    report["_script_errors"] = script_errors
+    return report
+
+
+@pytest.fixture(scope="module")
+def visited(browser, site):
+    return crawl(browser, urljoin(site, "index.html"))
+
+
+def pages(visited) -> dict[str, dict]:
+    return {url: data for url, data in visited.items() if not url.startswith("_")}
+
+
+def test_every_page_loads_without_script_errors_or_outside_requests(visited, site):
+    loaded = pages(visited)
+    expected = ["book/intro.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html",
+                "book/runs/runs/study1/smoke/abc0.html"]
+    for page in expected:
+        assert urljoin(site, page) in loaded, f"{page} is not reachable from the index"
+    assert all(data["status"] == 200 for data in loaded.values()), {u: d["status"] for u, d in loaded.items()}
+    assert visited["_script_errors"] == []
+    assert visited["_outside"] == []  # the book needs nothing from the internet
+
+
+def test_every_figure_has_decoded_pixels(visited, site):
+    for url, data in pages(visited).items():
+        undecoded = [src for src, width in data["images"] if width == 0]
+        assert not undecoded, f"{url}: images without pixels: {undecoded}"
+    chapter = pages(visited)[urljoin(site, "book/chapters/dataset_statistics.html")]
+    assert len(chapter["images"]) >= 3  # the gallery and two histogram figures
+    run_page = pages(visited)[urljoin(site, "book/runs/runs/study1/smoke/abc0.html")]
+    assert len(run_page["images"]) >= 1
+
+
+def test_every_table_has_rows(visited, site):
+    for url, data in pages(visited).items():
+        assert all(rows > 0 for rows in data["table_rows"]), f"{url}: a table without rows {data['table_rows']}"
+    assert len(pages(visited)[urljoin(site, "book/chapters/dataset_statistics.html")]["table_rows"]) >= 3
+    assert len(pages(visited)[urljoin(site, "book/chapters/runs.html")]["table_rows"]) >= 2
+
+
+def test_no_internal_link_is_broken(visited, browser, site):
+    targets = set().union(*(data["links"] for data in pages(visited).values()))
+    # The links the book's own text makes are among them, and the pages' sources.
+    runs_index = pages(visited)[urljoin(site, "book/chapters/runs.html")]["links"]
+    assert urljoin(site, "book/runs/runs/study1/smoke/abc1.html") in runs_index
+    assert urljoin(site, "book/chapters/runs.html") in pages(visited)[urljoin(site, "book/intro.html")]["links"]
+    assert any("/_sources/" in target for target in targets)
+    context = browser.new_context()
+    try:
+        broken = {target: status for target in sorted(targets) if (status := context.request.get(target).status) != 200}
+    finally:
+        context.close()
+    assert not broken, broken

@@ -1,0 +1,205 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from normtest_lib import tables
+from normtest_lib.data.synthetic import load_synthetic
+from normtest_lib.input_norm import SETTINGS
+from normtest_lib.normalized import normalized_stats, sample_images
+from normtest_lib.reference_stats import IMAGENET, PUBLISHED, PUBLISHED_TABLE1
+from normtest_lib.stats import ChannelStats, channel_stats
+
+
+def bold_cells(styler) -> set[tuple[int, int]]:
+    """(row, column) positions the Styler's HTML sets in bold."""
+    html = styler.set_uuid("t").to_html()
+    cells = set()
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", html):
+        if "font-weight: bold" in body:
+            cells |= {(int(r), int(c)) for r, c in re.findall(r"#T_t_row(\d+)_col(\d+)", selectors)}
+    return cells
+
+
+def styled_cells(styler, css: str) -> set[tuple[int, int]]:
+    html = styler.set_uuid("t").to_html()
+    cells = set()
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", html):
+        if css.split(";")[0] in body:
+            cells |= {(int(r), int(c)) for r, c in re.findall(r"#T_t_row(\d+)_col(\d+)", selectors)}
+    return cells
+
+
+# --- emphasis ---------------------------------------------------------------
+
+FRAME = pd.DataFrame({"a": [0.1, 0.9, 0.5], "b": [0.7, 0.2, 0.7]}, index=["x", "y", "z"])
+
+
+def test_best_per_column_is_bold_in_the_html():
+    assert bold_cells(tables.bold_best(FRAME.style, axis=0)) == {(1, 0), (0, 1), (2, 1)}  # ties are all best
+
+
+def test_best_per_row_and_lowest_when_lower_is_better():
+    assert bold_cells(tables.bold_best(FRAME.style, axis=1)) == {(0, 1), (1, 0), (2, 1)}
+    assert bold_cells(tables.bold_best(FRAME.style, axis=0, higher_is_better=False)) == {(0, 0), (1, 1)}
+    assert bold_cells(tables.bold_best(FRAME.style, axis=None)) == {(1, 0)}
+
+
+def test_differences_against_a_baseline_are_green_when_better_and_red_when_worse():
+    diff = tables.difference_frame(FRAME, "a")
+    assert diff["a"].eq(0).all()
+    assert diff.loc["y", "b"] == pytest.approx(-0.7)
+    styler = tables.style_differences(diff)
+    assert styled_cells(styler, tables.BETTER) == {(0, 1), (2, 1)}
+    assert styled_cells(styler, tables.WORSE) == {(1, 1)}
+    flipped = tables.style_differences(diff, higher_is_better=False)
+    assert styled_cells(flipped, tables.WORSE) == {(0, 1), (2, 1)}
+    assert "+0.60" in styler.to_html()
+    with pytest.raises(KeyError, match="baseline"):
+        tables.difference_frame(FRAME, "c")
+
+
+# --- results over seeds -------------------------------------------------------
+
+
+@pytest.fixture
+def seed_runs() -> pd.DataFrame:
+    rows = []
+    for setting, accs in {"finetune": [0.87, 0.88, 0.89], "pretrain": [0.90, 0.92, 0.94]}.items():
+        rows += [{"input_norm": setting, "model": "small", "seed": s, "status": "complete", "acc": a} for s, a in enumerate(accs)]
+    rows.append({"input_norm": "pretrain", "model": "small", "seed": 3, "status": "failed", "acc": 0.1})
+    rows.append({"input_norm": "instance", "model": "small", "seed": 0, "status": "complete", "acc": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_mean_std_over_seeds_with_n(seed_runs):
+    stats = tables.aggregate_seeds(seed_runs, "acc", ["input_norm"])
+    assert stats.loc["finetune", "mean"] == pytest.approx(0.88)
+    assert stats.loc["finetune", "std"] == pytest.approx(np.std([0.87, 0.88, 0.89], ddof=1))
+    assert stats.loc["pretrain", "n"] == 3  # the failed run is left out
+    assert np.isnan(stats.loc["instance", "std"])
+
+
+def test_mean_std_table_text_and_best_mean_in_bold(seed_runs):
+    styler = tables.mean_std_table(seed_runs, "acc", index="model", columns="input_norm")
+    text = styler.data
+    assert list(text.columns) == ["finetune", "instance", "pretrain"]
+    assert text.loc["small", "finetune"] == "88.0 ± 1.0 (n=3)"
+    assert text.loc["small", "pretrain"] == "92.0 ± 2.0 (n=3)"
+    assert text.loc["small", "instance"] == "50.0 (n=1)"
+    assert bold_cells(tables.mean_std_table(seed_runs, "acc", index="model", columns="input_norm", best_axis=1)) == {(0, 2)}
+    assert "92.0 ± 2.0 (n=3)" in styler.to_html()
+
+
+def test_unknown_columns_are_named(seed_runs):
+    with pytest.raises(KeyError, match="lr"):
+        tables.aggregate_seeds(seed_runs, "acc", ["lr"])
+
+
+# --- data set statistics --------------------------------------------------------
+
+
+def numpy_after(x: np.ndarray, setting: str, own: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Each setting written out in numpy, independently of input_norm.py."""
+    unit = x / 255.0
+    shape = (1, 3, 1, 1)
+    if setting == "finetune":
+        return (unit - own[0].reshape(shape)) / own[1].reshape(shape)
+    if setting == "pretrain":
+        return (unit - np.array(IMAGENET.mean).reshape(shape)) / np.array(IMAGENET.std).reshape(shape)
+    if setting == "instance":
+        return (unit - unit.mean(axis=(2, 3), keepdims=True)) / np.sqrt(unit.var(axis=(2, 3), keepdims=True) + 1e-5)
+    if setting == "minmax":
+        low, high = unit.min(axis=(2, 3), keepdims=True), unit.max(axis=(2, 3), keepdims=True)
+        return (unit - low) / (high - low)
+    if setting == "unit":
+        return unit
+    return x
+
+
+def test_table1_matches_numpy_for_every_setting():
+    generator = torch.Generator().manual_seed(0)
+    images = {
+        "bright": torch.randint(60, 256, (40, 3, 9, 7), dtype=torch.uint8, generator=generator),
+        "dark": torch.randint(0, 120, (30, 3, 9, 7), dtype=torch.uint8, generator=generator),
+    }
+    table = tables.table1_frame(images)
+    assert list(table.index) == [(name, s) for name in images for s in SETTINGS]
+    for name, tensor in images.items():
+        x = tensor.numpy().astype(np.float64)
+        own = ((x / 255).mean(axis=(0, 2, 3)), (x / 255).std(axis=(0, 2, 3)))
+        for setting in SETTINGS:
+            expected = numpy_after(x, setting, own)
+            row = table.loc[(name, setting)]
+            np.testing.assert_allclose(row["mean"].to_numpy(), expected.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(row["std"].to_numpy(), expected.std(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
+def test_normalized_stats_uses_the_images_own_statistics_for_finetune():
+    images = torch.randint(0, 256, (20, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    stats = normalized_stats(images, "finetune")
+    np.testing.assert_allclose(stats.mean, 0, atol=1e-6)
+    np.testing.assert_allclose(stats.std, 1, atol=1e-5)
+    other = ChannelStats((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    shifted = normalized_stats(images, "finetune", finetune_stats=other)
+    unit = channel_stats(images)
+    np.testing.assert_allclose(shifted.mean, (np.array(unit.mean) - 0.5) / 0.25, atol=1e-5)
+    with pytest.raises(ValueError, match="pretrain"):
+        normalized_stats(images, "pretrain")
+
+
+def test_table1_comparison_sets_published_rows_beside_computed_ones():
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    comparison = tables.table1_comparison(tables.table1_frame({"cifar10": images, "mine": images}))
+    published = comparison["published"]
+    assert tuple(published.loc[("cifar10", "pretrain"), "mean"]) == PUBLISHED_TABLE1["cifar10"].mean
+    assert published.loc[("cifar10", "finetune")].isna().all()
+    assert published.loc["mine"].isna().all().all()
+    only_unpublished = tables.table1_comparison(tables.table1_frame({"mine": images}))
+    assert list(only_unpublished.columns.get_level_values("source").unique()) == ["computed"]
+
+
+def test_distance_from_standard():
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    table = tables.table1_frame({"a": images})
+    assert tables.distance_from_standard(table, "finetune")["a"] == pytest.approx(0, abs=1e-5)
+    row = table.loc[("a", "none")]
+    expected = np.sqrt((np.sum(row["mean"] ** 2) + np.sum((row["std"] - 1) ** 2)) / 6)
+    assert tables.distance_from_standard(table, "none")["a"] == pytest.approx(expected)
+
+
+def test_channel_stats_frame_and_references():
+    synthetic = load_synthetic("dim", n_train=20, n_test=10)
+    label, target = tables.reference_for(synthetic)
+    assert label == "design target" and target.mean == tuple(synthetic.extra["design_mean"])
+
+    class Named:
+        name, extra = "cifar10", {}
+
+    assert tables.reference_for(Named()) == ("published", PUBLISHED["cifar10"])
+    computed = {"synthetic-dim": channel_stats(synthetic.train.images)}
+    frame = tables.channel_stats_frame(computed, {"synthetic-dim": (label, target)})
+    assert list(frame.index) == [("synthetic-dim", "computed"), ("synthetic-dim", "design target")]
+    assert frame.loc[("synthetic-dim", "computed"), ("images", "")] == 20
+    assert frame.loc[("synthetic-dim", "design target"), ("std", "G")] == target.std[1]
+    html = tables.style_numbers(frame, digits=3).to_html()
+    assert tables.MISSING_TEXT in html  # the reference row has no image count
+
+
+def test_style_numbers_never_prints_negative_zero():
+    html = tables.style_numbers(pd.DataFrame({"x": [-1e-9, 0.5]}), digits=3).to_html()
+    assert "-0.000" not in html and "0.000" in html
+
+
+def test_sample_images_is_a_fixed_subset():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2)
+    sample = sample_images(images, 4, seed=5)
+    assert sample.shape[0] == 4
+    assert torch.equal(sample, sample_images(images, 4, seed=5))
+    firsts = sample[:, 0, 0, 0].tolist()
+    assert firsts == sorted(set(firsts))  # distinct images, in their original order
+    assert sample_images(images, None) is images and sample_images(images, 50) is images
+    with pytest.raises(ValueError):
+        sample_images(images, 0)
