@@ -1,0 +1,433 @@
+"""Grid files: ``params/<study>.yml`` -> validated runs with stable ids.
+
+A grid file describes a study's runs::
+
+    study: input_norm                         # runs go to runs/<study>/<profile>/<run id>/
+    notebook: notebooks/run_experiment.ipynb  # optional; this is the default
+    base: {dataset: synthetic, epochs: 100}   # settings every run shares (RunConfig keys)
+    axes:                                     # crossed (cartesian product), in file order
+      input_norm: [finetune, pretrain]
+      seed: [0, 1, 2]
+    zip:                                      # each group's lists have equal length and are
+      - {model: [resnet18, resnet50],         # zipped, then crossed with the axes
+         batch_size: [256, 128]}
+    exclude:                                  # drop a run that matches every key of an entry
+      - {model: resnet50, input_norm: pretrain}
+    profiles:                                 # named overrides; every grid has smoke and paper
+      smoke: {base: {epochs: 2, model: small}, axes: {seed: [0]}}
+      paper: {}
+
+Expansion order: the first axis varies slowest, then the next axes, then the
+zip groups in file order (``itertools.product`` over axes then zip groups).
+
+Profiles (``--profile NAME`` picks one; each grid must define ``smoke`` and
+``paper``, so the book's smoke build and the paper build work for every study):
+
+- ``base`` merges into the base key by key;
+- ``axes`` merges axis by axis: a profile axis replaces the file's axis of that
+  name in place, a new name is added after the file's axes;
+- ``zip`` and ``exclude`` replace the file's lists when the profile gives them;
+- a profile's setting of a parameter overrides the file's setting of that
+  parameter wherever the file sets it: a key in the profile's ``base`` pins it
+  (it is dropped from the file's axes and zip groups, so ``smoke`` above runs
+  only the small model), and a profile axis or zip key replaces a file base
+  value. Within one level (the file, or one profile) a parameter may appear in
+  only one of base, axes and zip groups.
+
+Exclusions compare a run's parameters before validation (so they can drop runs
+that would not validate, such as ``input_norm: pretrain`` from scratch); a key
+the grid does not set is compared with the RunConfig default.
+
+Every expanded run must pass :func:`~normtest_lib.config.make_config`. Any
+problem (YAML syntax, unknown keys, a missing profile, an axis that is not a
+list, zip lists of unequal length, a run that fails validation) raises one
+:class:`~normtest_lib.errors.ConfigError` naming the file, the profile and the
+key, before any run starts.
+
+Run identity: :func:`run_id` hashes a run's resolved parameters, so the same
+run always lands in the same folder, whichever grid or profile asks for it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .config import RunConfig, make_config
+from .errors import ConfigError
+
+TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "profiles")
+PROFILE_KEYS = ("base", "axes", "zip", "exclude")
+REQUIRED_PROFILES = ("smoke", "paper")
+DEFAULT_NOTEBOOK = "notebooks/run_experiment.ipynb"
+
+# Keys that say *where and how fast* a run executes, not *what* it computes:
+# the data's location (data_root, download), the device and the CPU thread
+# count. The same run on another machine, with the data elsewhere or with a
+# different thread allotment from the executor, must keep its id, so a grid
+# resumed elsewhere finds its finished runs. (Results may differ in the last
+# bits between devices; the run folder's environment.json records the device.)
+EXECUTION_ONLY_KEYS = frozenset({"data_root", "download", "device", "num_threads"})
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_id(config: RunConfig) -> str:
+    """A run's id: 12 hex digits of the SHA-256 of its canonical parameters.
+
+    Canonical means ``config.to_dict()`` (every field, defaults included)
+    without :data:`EXECUTION_ONLY_KEYS`, as JSON with sorted keys and no
+    whitespace. It does not depend on the process, Python's hash seed or the
+    order keys were given in. Adding a field to RunConfig changes every id
+    (a new default might change results, so old folders must not be reused).
+    """
+    return _hash(_identity(config))
+
+
+def _identity(config: RunConfig) -> dict[str, Any]:
+    return {key: value for key, value in config.to_dict().items() if key not in EXECUTION_ONLY_KEYS}
+
+
+def _hash(identity: Mapping[str, Any]) -> str:
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One validated run of a grid."""
+
+    id: str
+    config: RunConfig
+    varying: dict[str, Any] = field(default_factory=dict)  # its values of the parameters that vary across the grid
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A grid file resolved for one profile."""
+
+    path: Path
+    study: str
+    profile: str
+    notebook: Path
+    runs: tuple[Run, ...]
+    varying_keys: tuple[str, ...]
+
+    def index(self) -> dict[str, Any]:
+        """The content of ``runs/<study>/<profile>/grid.json`` (read by the book)."""
+        return {
+            "study": self.study,
+            "profile": self.profile,
+            "grid_file": str(self.path),
+            "notebook": str(self.notebook),
+            "varying": list(self.varying_keys),
+            "runs": [{"id": run.id, "varying": run.varying, "params": run.config.to_dict()} for run in self.runs],
+        }
+
+
+def load_grid(path: str | Path, profile: str) -> Grid:
+    """Read, resolve, expand and validate a grid file for one profile.
+
+    Raises :class:`ConfigError` naming the file, profile and key on any problem.
+    """
+    path = Path(path)
+    spec = read_grid_file(path)
+    where = _Where(path, profile)
+    _check_structure(spec, where)
+    study = spec.get("study", path.stem)
+    if not isinstance(study, str) or not _NAME.match(study):
+        raise where.error("study", f"expected a folder-safe name (letters, digits, _ . -), got {study!r}")
+    notebook = _resolve_notebook(spec.get("notebook", DEFAULT_NOTEBOOK), where)
+    resolved = resolve_profile(spec, profile, where)
+    params_list = expand(resolved)
+    if not params_list:
+        raise where.error("exclude", "every run is excluded; the grid has no runs")
+    runs = _validate(params_list, resolved, where)
+    varying_keys = _varying_keys(runs, resolved)
+    runs = tuple(
+        Run(run.id, run.config, {key: run.config.to_dict()[key] for key in varying_keys}) for run in runs
+    )
+    return Grid(path, study, profile, notebook, runs, varying_keys)
+
+
+def read_grid_file(path: Path) -> dict[str, Any]:
+    """``yaml.safe_load`` a grid file; syntax errors name the file and line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: grid file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the grid file ({exc.strerror})") from None
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        position = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{position}: YAML syntax error: {problem}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping with study, base, axes, ... at the top, got {type(spec).__name__}")
+    return spec
+
+
+@dataclass(frozen=True)
+class ResolvedGrid:
+    """A grid's sections after applying one profile (the input of :func:`expand`)."""
+
+    base: dict[str, Any]
+    axes: dict[str, list[Any]]
+    zip: list[dict[str, list[Any]]]
+    exclude: list[dict[str, Any]]
+
+
+def resolve_profile(spec: Mapping[str, Any], profile: str, where: "_Where | None" = None) -> ResolvedGrid:
+    """Apply profile ``profile`` of a (structurally checked) grid spec; see the module docstring."""
+    where = where or _Where(Path("<grid>"), profile)
+    profiles = spec.get("profiles") or {}
+    if profile not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise where.error("profiles", f"unknown profile {profile!r}; known profiles: {known}")
+    overrides = profiles[profile] or {}
+
+    file_base = dict(spec.get("base") or {})
+    file_axes = dict(spec.get("axes") or {})
+    file_zip = [dict(group) for group in spec.get("zip") or []]
+    profile_base = dict(overrides.get("base") or {})
+    profile_axes = dict(overrides.get("axes") or {})
+    profile_zip = None if overrides.get("zip") is None else [dict(group) for group in overrides["zip"]]
+
+    set_by_profile = set(profile_base) | set(profile_axes) | {key for group in profile_zip or [] for key in group}
+
+    base = {key: value for key, value in file_base.items() if key not in set_by_profile}
+    base.update(profile_base)
+
+    axes: dict[str, list[Any]] = {}
+    for name, values in file_axes.items():
+        if name in profile_axes:
+            axes[name] = profile_axes[name]
+        elif name not in set_by_profile:
+            axes[name] = values
+    for name, values in profile_axes.items():
+        axes.setdefault(name, values)
+
+    if profile_zip is not None:
+        zip_groups = profile_zip
+    else:
+        zip_groups = [{key: values for key, values in group.items() if key not in set_by_profile} for group in file_zip]
+        zip_groups = [group for group in zip_groups if group]
+
+    exclude = overrides.get("exclude") if overrides.get("exclude") is not None else spec.get("exclude") or []
+    return ResolvedGrid(base, axes, zip_groups, [dict(entry) for entry in exclude])
+
+
+def expand(grid: ResolvedGrid) -> list[dict[str, Any]]:
+    """The raw parameter dicts of a resolved grid, in expansion order, exclusions dropped."""
+    axis_names = list(grid.axes)
+    axis_values = [grid.axes[name] for name in axis_names]
+    zip_rows = [[dict(zip(group, row)) for row in zip(*group.values())] for group in grid.zip]
+    runs = []
+    for combination in itertools.product(*axis_values, *zip_rows):
+        params = dict(grid.base)
+        params.update(zip(axis_names, combination[: len(axis_names)]))
+        for row in combination[len(axis_names) :]:
+            params.update(row)
+        if not any(_matches(params, entry) for entry in grid.exclude):
+            runs.append(params)
+    return runs
+
+
+def _matches(params: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
+    return all(params.get(key, _default(key)) == value for key, value in entry.items())
+
+
+def _default(key: str) -> Any:
+    return RunConfig.model_fields[key].get_default(call_default_factory=True)
+
+
+def _validate(params_list: list[dict[str, Any]], grid: ResolvedGrid, where: "_Where") -> list[Run]:
+    """make_config every run; one error for all failures; duplicates dropped, id clashes refused."""
+    grid_keys = list(grid.axes) + [key for group in grid.zip for key in group]
+    runs: list[Run] = []
+    seen: dict[str, dict[str, Any]] = {}
+    failures: list[tuple[dict[str, Any], str]] = []
+    for params in params_list:
+        try:
+            config = make_config(params)
+        except ConfigError as exc:
+            failures.append(({key: params[key] for key in grid_keys if key in params}, str(exc)))
+            continue
+        identity = _identity(config)
+        rid = _hash(identity)
+        if rid in seen:
+            if seen[rid] != config.to_dict():
+                differing = sorted(k for k, v in config.to_dict().items() if seen[rid].get(k) != v)
+                raise where.error(
+                    ", ".join(differing),
+                    f"runs differ only in execution-only keys ({', '.join(differing)}) and would share run "
+                    f"folder {rid}; vary these per machine on the command line, not in a grid",
+                )
+            continue  # a profile pinned a key and made two runs identical: run it once
+        seen[rid] = config.to_dict()
+        runs.append(Run(rid, config))
+    if failures:
+        params, message = failures[0]
+        more = f"\n({len(failures)} of {len(params_list)} runs are invalid; the first is shown)" if len(failures) > 1 else ""
+        shown = ", ".join(f"{key}={value!r}" for key, value in params.items()) or "(the base settings)"
+        raise ConfigError(f"{where.prefix()}: run {shown}: {message}{more}")
+    return runs
+
+
+def _varying_keys(runs: list[Run], grid: ResolvedGrid) -> tuple[str, ...]:
+    """Parameters whose value differs between runs: axes and zip keys first, in file order."""
+    dicts = [run.config.to_dict() for run in runs]
+    differs = {
+        key
+        for key in dicts[0]
+        if len({json.dumps(d[key], sort_keys=True) for d in dicts}) > 1
+    }
+    declared = list(grid.axes) + [key for group in grid.zip for key in group]
+    ordered = [key for key in declared if key in differs]
+    return tuple(ordered + sorted(differs - set(ordered)))
+
+
+def _resolve_notebook(value: Any, where: "_Where") -> Path:
+    """A relative notebook path is looked up in the working directory, then the project root."""
+    if not isinstance(value, str) or not value:
+        raise where.error("notebook", f"expected the path of a notebook, got {value!r}")
+    path = Path(value)
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, _PROJECT_ROOT / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise where.error("notebook", f"{value} not found (looked in: {', '.join(str(c) for c in candidates)})")
+
+
+# --- structural checks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where in which file a problem is, for error messages."""
+
+    path: Path
+    profile: str
+
+    def prefix(self) -> str:
+        return f"{self.path} (profile {self.profile!r})"
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.prefix()}: {key}: {message}")
+
+
+def _check_structure(spec: Mapping[str, Any], where: _Where) -> None:
+    _check_keys(spec, TOP_LEVEL_KEYS, "", where, what="top-level key")
+    profiles = spec.get("profiles")
+    if not isinstance(profiles, dict):
+        raise where.error(
+            "profiles", f"expected a mapping of named overrides with at least {' and '.join(REQUIRED_PROFILES)}"
+        )
+    missing = [name for name in REQUIRED_PROFILES if name not in profiles]
+    if missing:
+        raise where.error("profiles", f"every grid needs the profiles {', '.join(REQUIRED_PROFILES)}; missing: {', '.join(missing)}")
+    _check_sections(spec, "", where)
+    for name, overrides in profiles.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise where.error("profiles", f"profile name {name!r} is not a folder-safe name (letters, digits, _ . -)")
+        if overrides is None:
+            continue
+        if not isinstance(overrides, dict):
+            raise where.error(f"profiles.{name}", f"expected a mapping with {', '.join(PROFILE_KEYS)}, got {overrides!r}")
+        _check_keys(overrides, PROFILE_KEYS, f"profiles.{name}.", where, what="profile key")
+        _check_sections(overrides, f"profiles.{name}.", where)
+
+
+def _check_keys(mapping: Mapping[str, Any], allowed: tuple[str, ...], prefix: str, where: _Where, *, what: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise where.error(f"{prefix}{key}", f"unknown {what}; allowed: {', '.join(allowed)}")
+
+
+def _check_sections(spec: Mapping[str, Any], prefix: str, where: _Where) -> None:
+    """Types of base/axes/zip/exclude, parameter names, zip lengths, and one place per key."""
+    base = spec.get("base")
+    if base is not None and not isinstance(base, dict):
+        raise where.error(f"{prefix}base", f"expected a mapping of run parameters, got {base!r}")
+    for key in base or {}:
+        _check_param(key, f"{prefix}base.{key}", where)
+
+    axes = spec.get("axes")
+    if axes is not None and not isinstance(axes, dict):
+        raise where.error(f"{prefix}axes", f"expected a mapping of parameter: [values], got {axes!r}")
+    for key, values in (axes or {}).items():
+        _check_param(key, f"{prefix}axes.{key}", where)
+        _check_values(values, f"{prefix}axes.{key}", where)
+        _check_unique(values, f"{prefix}axes.{key}", where, what="value")
+
+    zip_groups = spec.get("zip")
+    if zip_groups is not None and not isinstance(zip_groups, list):
+        raise where.error(f"{prefix}zip", f"expected a list of groups {{param: [values], ...}}, got {zip_groups!r}")
+    for index, group in enumerate(zip_groups or []):
+        name = f"{prefix}zip[{index}]"
+        if not isinstance(group, dict) or not group:
+            raise where.error(name, f"expected a non-empty mapping of parameter: [values], got {group!r}")
+        for key, values in group.items():
+            _check_param(key, f"{name}.{key}", where)
+            _check_values(values, f"{name}.{key}", where)
+        lengths = {key: len(values) for key, values in group.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{key} has {n}" for key, n in lengths.items())
+            raise where.error(name, f"zipped lists must have equal length: {shown}")
+        _check_unique([dict(zip(group, row)) for row in zip(*group.values())], name, where, what="row")
+
+    exclude = spec.get("exclude")
+    if exclude is not None and not isinstance(exclude, list):
+        raise where.error(f"{prefix}exclude", f"expected a list of {{param: value, ...}} entries, got {exclude!r}")
+    for index, entry in enumerate(exclude or []):
+        name = f"{prefix}exclude[{index}]"
+        if not isinstance(entry, dict) or not entry:
+            raise where.error(name, f"expected a non-empty mapping of parameter: value, got {entry!r}")
+        for key in entry:
+            _check_param(key, f"{name}.{key}", where)
+
+    # One level may set a parameter in only one place.
+    places: dict[str, str] = {}
+    sections = [("base", base or {}), ("axes", axes or {})]
+    sections += [(f"zip[{index}]", group) for index, group in enumerate(zip_groups or [])]
+    for section, mapping in sections:
+        for key in mapping:
+            if key in places:
+                raise where.error(
+                    f"{prefix}{section}.{key}", f"{key} is also set in {prefix}{places[key]}; set it in one place"
+                )
+            places[key] = section
+
+
+def _check_param(key: Any, name: str, where: _Where) -> None:
+    if key in RunConfig.model_fields:
+        return
+    hint = difflib.get_close_matches(str(key), list(RunConfig.model_fields), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else "; see RunConfig in normtest_lib/config.py"
+    raise where.error(name, f"unknown run parameter{suggestion}")
+
+
+def _check_values(values: Any, name: str, where: _Where) -> None:
+    if not isinstance(values, list):
+        raise where.error(name, f"expected a list of values, got {values!r} (write [{values!r}] for one value)")
+    if not values:
+        raise where.error(name, "the list is empty, so the grid would have no runs")
+
+
+def _check_unique(values: list[Any], name: str, where: _Where, *, what: str) -> None:
+    canonical = [json.dumps(value, sort_keys=True, default=str) for value in values]
+    for value, text in zip(values, canonical):
+        if canonical.count(text) > 1:
+            raise where.error(name, f"the {what} {value!r} is listed twice")

@@ -1,0 +1,130 @@
+"""Executors: slot planning, retries and dead workers (local pool and Dask)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from normtest_lib.errors import ConfigError
+from normtest_lib.executors import LocalExecutor, Slot, make_executor, plan_slots, threads_per_run
+from normtest_lib.runner import run_grid
+from test_runner import summaries, write_grid, write_notebook
+
+
+def test_cpu_threads_split_so_workers_never_oversubscribe():
+    assert threads_per_run(workers=2, cores=2) == 1
+    assert threads_per_run(workers=1, cores=2) == 2
+    assert threads_per_run(workers=3, cores=2) == 1
+    slots = plan_slots(2, gpus=[], cores=2)
+    assert [slot.num_threads for slot in slots] == [1, 1]
+    assert slots[0].env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    assert [slot.num_threads for slot in plan_slots(None, gpus=[], cores=8)] == [8]  # default: 1 worker on CPU
+
+
+def test_gpu_slots_spread_runs_over_gpus_first():
+    slots = plan_slots(None, gpus=["0", "1"], runs_per_gpu=2, cores=16)
+    assert [slot.env["CUDA_VISIBLE_DEVICES"] for slot in slots] == ["0", "1", "0", "1"]
+    assert [slot.num_threads for slot in slots] == [4, 4, 4, 4]
+    assert [slot.gpu for slot in plan_slots(1, gpus=["2", "3"], cores=16)] == ["2"]
+    with pytest.raises(ConfigError, match="workers: 5 workers but only 4 GPU slots"):
+        plan_slots(5, gpus=["0", "1"], runs_per_gpu=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        ("slurm", {}, "executor: unknown executor 'slurm'; choose one of local, dask"),
+        ("local", {"scheduler": "tcp://127.0.0.1:8786"}, "scheduler: only the dask executor"),
+        ("dask", {"gpus": ["0"]}, "gpus: the dask executor does not pin GPUs"),
+        ("local", {"retries": -1}, "retries: expected 0 or more"),
+        ("local", {"workers": 0, "gpus": []}, "workers: expected at least 1"),
+        ("local", {"runs_per_gpu": 0, "gpus": ["0"]}, "runs_per_gpu: expected at least 1"),
+    ],
+)
+def test_bad_executor_options_are_refused(name, options, expected):
+    with pytest.raises(ConfigError, match=expected):
+        make_executor(name, **options)
+
+
+def fail_until_third_attempt(marker: str, slot: Slot) -> str:
+    """Raise on the first two calls (counted in a file), then succeed."""
+    path = Path(marker)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls < 3:
+        raise RuntimeError(f"attempt {calls} fails")
+    return f"ok after {calls}"
+
+
+def die_on_first_attempt(marker: str, slot: Slot) -> int:
+    """Kill this worker process the first time, as the OOM killer would."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died")
+        os._exit(1)
+    return os.getpid()
+
+
+def test_local_executor_retries_a_raising_task_then_reports_the_error(tmp_path):
+    flaky, hopeless = str(tmp_path / "flaky"), str(tmp_path / "hopeless")
+    with LocalExecutor([Slot(), Slot()], retries=2) as executor:
+        results = dict(executor.map_unordered(fail_until_third_attempt, [flaky]))
+    assert results == {flaky: "ok after 3"}
+    with LocalExecutor([Slot()], retries=1) as executor:
+        ((item, error),) = executor.map_unordered(fail_until_third_attempt, [hopeless])
+    assert isinstance(error, RuntimeError) and str(error) == "attempt 2 fails"
+    assert Path(hopeless).read_text() == "2"  # one try plus one retry
+
+
+def test_local_executor_replaces_a_dead_worker_and_reruns_its_task(tmp_path):
+    marker = str(tmp_path / "marker")
+    with LocalExecutor([Slot()], retries=1) as executor:
+        ((item, pid),) = executor.map_unordered(die_on_first_attempt, [marker])
+    assert isinstance(pid, int) and pid != os.getpid()
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_runs_a_grid_and_a_dead_workers_run_resumes(tmp_path):
+    """Two Dask workers on loopback; one run kills its worker after epoch 1 and is rescheduled."""
+    notebook = write_notebook(tmp_path / "fake_experiment.ipynb", sleep=0.1)
+    grid_file = write_grid(
+        tmp_path / "grid.yml",
+        notebook,
+        """
+        base: {model: small, epochs: 3}
+        axes: {label_smoothing: [0.0, 0.25]}
+        profiles: {smoke: {}, paper: {}}
+        """,
+    )
+    lines: list[str] = []
+    report = run_grid(
+        grid_file, "smoke", executor="dask", workers=2, runs_root=tmp_path / "runs", log=lines.append, progress=False
+    )
+    assert (report.done, report.failed) == (2, 0), lines
+    results = summaries(tmp_path / "runs" / "demo" / "smoke")
+    steady, killer = (results[record.run_id] for record in report.records)
+    assert steady["resumed_from"] == 0
+    assert killer["resumed_from"] == 1  # rescheduled on a fresh worker, resumed from its checkpoint
+    assert killer["num_threads"] == steady["num_threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    index = json.loads((tmp_path / "runs" / "demo" / "smoke" / "grid.json").read_text())
+    assert len(index["runs"]) == 2
+
+
+@pytest.mark.slow
+def test_local_pool_reruns_a_run_whose_worker_died(tmp_path):
+    notebook = write_notebook(tmp_path / "fake_experiment.ipynb", sleep=0.1)
+    grid_file = write_grid(
+        tmp_path / "grid.yml",
+        notebook,
+        """
+        base: {model: small, epochs: 3, label_smoothing: 0.25}
+        profiles: {smoke: {}, paper: {}}
+        """,
+    )
+    report = run_grid(grid_file, "smoke", runs_root=tmp_path / "runs", gpus=[], log=lambda line: None, progress=False)
+    assert report.done == 1
+    (summary,) = summaries(tmp_path / "runs" / "demo" / "smoke").values()
+    assert summary["resumed_from"] == 1 and summary["epochs_completed"] == 3
