@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError, NormtestError
 
+# Keys that say where and how fast a run executes, not what it computes: a run resumed on
+# another machine, with its data elsewhere or another thread count, is the same run.
+EXECUTION_ONLY_KEYS = frozenset({"data_root", "download", "device", "num_threads"})
+
 InputNorm = Literal["finetune", "pretrain", "instance", "minmax", "unit", "none"]
 
 
@@ -40,7 +44,9 @@ class RunConfig(BaseModel):
 
     # Input pipeline
     input_norm: InputNorm = "finetune"
-    input_size: int | None = Field(None, ge=8, description="resize inputs to this size; None keeps the native size")
+    input_size: int | Literal["pretrained"] | None = Field(
+        None, description="resize inputs to this size; 'pretrained': the pretrained weights' own size; None: native size"
+    )
     augment: bool = True
     pad: int = Field(4, ge=0)
     flip: bool = True
@@ -101,6 +107,13 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return name
 
+    @field_validator("input_size")
+    @classmethod
+    def _input_size_at_least_8(cls, size: int | str | None) -> int | str | None:
+        if isinstance(size, int) and size < 8:
+            raise ValueError("input_size must be at least 8 pixels")
+        return size
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
@@ -125,6 +138,8 @@ class RunConfig(BaseModel):
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
         if self.input_norm == "pretrain" and self.pretrained == "none":
             raise ValueError("input_norm 'pretrain' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
+        if self.input_size == "pretrained" and self.pretrained == "none":
+            raise ValueError("input_size 'pretrained' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
         if self.pretrained not in ("none", "imagenet") and not Path(self.pretrained).is_file():
             raise ValueError(f"pretrained checkpoint {self.pretrained!r} does not exist")
         return self

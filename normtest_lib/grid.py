@@ -61,7 +61,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import RunConfig, make_config
+from .config import EXECUTION_ONLY_KEYS, RunConfig, make_config
 from .errors import ConfigError
 
 TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "profiles")
@@ -69,13 +69,6 @@ PROFILE_KEYS = ("base", "axes", "zip", "exclude")
 REQUIRED_PROFILES = ("smoke", "paper")
 DEFAULT_NOTEBOOK = "notebooks/run_experiment.ipynb"
 
-# Keys that say *where and how fast* a run executes, not *what* it computes:
-# the data's location (data_root, download), the device and the CPU thread
-# count. The same run on another machine, with the data elsewhere or with a
-# different thread allotment from the executor, must keep its id, so a grid
-# resumed elsewhere finds its finished runs. (Results may differ in the last
-# bits between devices; the run folder's environment.json records the device.)
-EXECUTION_ONLY_KEYS = frozenset({"data_root", "download", "device", "num_threads"})
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ Every setting maps a uint8 batch (N, 3, H, W) to float32 on the batch's device:
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -35,8 +36,14 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 
 
 def standardize(images: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
-    mean, std = stats.as_tensors(images.device)
+    mean, std = _stat_tensors(stats, images.device)
     return (to_unit(images) - mean) / std
+
+
+@functools.lru_cache(maxsize=32)
+def _stat_tensors(stats: ChannelStats, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Once per device: building them per batch is a blocking host-to-GPU copy at every step.
+    return stats.as_tensors(device)
 
 
 def instance_standardize(images: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:

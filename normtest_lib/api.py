@@ -1,0 +1,81 @@
+"""The one-call Python interface for notebooks: run an experiment, read a run back.
+
+    from normtest_lib.api import load_run, run_experiment
+    summary = run_experiment("runs/try", model="small", epochs=3, progress=True)
+    run = load_run("runs/try")
+    run.history.plot(x="epoch", y=["train_acc", "val_acc"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import RunConfig, make_config
+from .engine import train
+from .engine.loop import EpochCallback
+from .engine.rundir import HISTORY, PARAMS, SUMMARY
+from .errors import ConfigError
+from .io import read_json, read_yaml
+
+
+def run_experiment(
+    out_dir: str | Path,
+    *,
+    progress: bool | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Validate ``params`` (the keys of RunConfig) and train them into ``out_dir``; return the summary.
+
+    Rerunning with the same folder and parameters resumes an interrupted run,
+    or returns the summary of a finished one without training again.
+    ``progress=True`` shows progress bars in a notebook (by default they appear
+    only in a terminal); ``on_epoch_end(row)`` receives each epoch's history row.
+    """
+    return train(make_config(params), out_dir, progress=progress, on_epoch_end=on_epoch_end)
+
+
+def resolve_out_dir(out_dir: str | Path | None, config: RunConfig) -> Path:
+    """The run folder: ``out_dir`` when given, else ``runs/interactive/<run id>`` in the project.
+
+    The project is the checkout holding this package (the folder with
+    ``pyproject.toml``), or the current folder when the package is installed
+    elsewhere. The run id is the grid's (a hash of the parameters), so the
+    same parameters always land in the same folder, and rerunning them resumes.
+    """
+    if out_dir is not None and str(out_dir) != "":
+        return Path(out_dir)
+    from .grid import run_id
+
+    checkout = Path(__file__).resolve().parent.parent
+    project = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return project / "runs" / "interactive" / run_id(config)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run folder read back: its parameters, per-epoch history and summary."""
+
+    path: Path
+    params: dict[str, Any]
+    history: pd.DataFrame
+    summary: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.summary.get("status"))
+
+
+def load_run(out_dir: str | Path) -> RunRecord:
+    """Read ``params.yaml``, ``history.csv`` and ``summary.json`` of a run folder."""
+    path = Path(out_dir)
+    missing = [name for name in (PARAMS, SUMMARY) if not (path / name).is_file()]
+    if missing:
+        raise ConfigError(f"{path} is not a run folder: {', '.join(missing)} missing")
+    history_path = path / HISTORY
+    history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
+    return RunRecord(path, read_yaml(path / PARAMS), history, read_json(path / SUMMARY))
