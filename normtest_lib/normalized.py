@@ -29,10 +29,32 @@ def normalized_stats(
     ``pretrain_stats`` must be given for ``pretrain`` (ImageNet's for the
     published Table 1). Unknown settings raise ``ValueError`` naming the known ones.
     """
+    raw = channel_stats(images, chunk_size) if setting in PER_PIXEL_AFFINE or finetune_stats is None else None
     if setting == "finetune" and finetune_stats is None:
-        finetune_stats = channel_stats(images, chunk_size)
+        finetune_stats = raw
     normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
+    if setting in PER_PIXEL_AFFINE:
+        return _through_affine(raw, normalize)
     return transformed_stats(images, normalize, chunk_size)
+
+
+# Settings that map every pixel by the same per-channel affine function: their statistics
+# follow exactly from the raw ones, with no second pass over the data.
+PER_PIXEL_AFFINE = frozenset({"finetune", "pretrain", "unit", "none"})
+
+
+def _through_affine(raw: ChannelStats, normalize) -> ChannelStats:
+    """Push raw statistics through ``normalize``, read off as f(v) = offset + slope * v per channel.
+
+    The slope and offset come from the normalizer itself (applied to pixel values 0
+    and 255), so this cannot drift from what training applies.
+    """
+    probe = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, 1, 1).contiguous()
+    ends = normalize(probe).to(torch.float64).view(2, 3)
+    offset, slope = ends[0], (ends[1] - ends[0]) / 255.0
+    mean = offset + slope * 255.0 * torch.tensor(raw.mean, dtype=torch.float64)
+    std = slope.abs() * 255.0 * torch.tensor(raw.std, dtype=torch.float64)
+    return ChannelStats(tuple(mean.tolist()), tuple(std.tolist()), raw.n_images)
 
 
 def sample_images(images: torch.Tensor, max_images: int | None, seed: int = 0) -> torch.Tensor:
