@@ -11,7 +11,7 @@ cells = [
        "`papermill notebooks/run_experiment.ipynb out.ipynb -p epochs 2` runs it by hand. "
        "Any key of the run schema (`normtest_lib/config.py`) can be passed with `-p`; an unknown key is an error. "
        "Rerun with the same `out_dir`, an interrupted run resumes and a finished one is shown again."),
-    code("from myst_nb import glue\n\n"
+    code("from normtest_lib.glue import glue\n"
          "from normtest_lib import plots\n"
          "from normtest_lib.api import load_run, resolve_out_dir\n"
          "from normtest_lib.config import make_config\n"
