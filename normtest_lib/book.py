@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -61,7 +62,10 @@ class Report:
 
 
 # The one list of report notebooks; a study's report is added here with its studies.
-REPORTS: tuple[Report, ...] = (Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),)
+REPORTS: tuple[Report, ...] = (
+    Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),
+    Report(template="notebooks/grid_report.ipynb", chapter="quickstart", parameters={"study": "quickstart"}, studies=("quickstart",)),
+)
 
 RUN_INDEX = "runs.md"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Sphinx colours its warnings
@@ -108,18 +112,13 @@ def run_smoke_profiles(params_dir: Path, runs_root: Path, log: Log = print) -> N
     if not grids:
         log(f"no grids in {params_dir}: no smoke runs")
         return
-    try:
-        from .runner import run_grid
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.runner":
-            raise
-        raise BookBuildError(
-            "run_smoke needs normtest_lib.runner (run_grid), which this installation lacks; "
-            "build without --run-smoke to use the runs already under runs/"
-        ) from None
+    from .runner import run_grid
+
+    # Smoke runs are single-threaded and small: one worker per core is the fastest split.
+    workers = max(1, os.cpu_count() or 1)
     for grid in grids:
         log(f"smoke profile of {grid.name}")
-        run_grid(grid, "smoke", runs_root=runs_root, log=log)
+        run_grid(grid, "smoke", runs_root=runs_root, workers=workers, log=log)
 
 
 # --- 2. report notebooks -----------------------------------------------------
@@ -135,10 +134,19 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     if not template.is_file():
         raise BookBuildError(f"report template {template} does not exist (listed in normtest_lib.book.REPORTS)")
     chapter = chapters_dir(book_dir) / f"{report.chapter}.ipynb"
+    placeholder = chapter.with_suffix(".md")
     stamp = chapter.with_suffix(".stamp.json")
     parameters = dict(report.parameters)
     if report.studies:
         parameters.update(runs_root=str(runs_root), results_root=str(results_root))
+        if not _has_complete_runs(report.studies, (runs_root, results_root)):
+            # The chapter keeps its place in the table of contents and says how to fill it.
+            log(f"{report.chapter}: no complete runs of {', '.join(report.studies)} yet; placeholder page")
+            for stale in (chapter, stamp):
+                stale.unlink(missing_ok=True)
+            _write_if_changed(placeholder, _placeholder_page(report))
+            return False
+    placeholder.unlink(missing_ok=True)
     digest = report_digest(template, parameters, report.studies, (runs_root, results_root))
     if chapter.is_file() and stamp.is_file() and _read_stamp(stamp) == digest:
         log(f"{report.chapter}: unchanged, not re-executed")
@@ -148,6 +156,21 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     _execute_notebook(template, chapter, parameters, project)
     write_json(stamp, {"digest": digest, "template": report.template})
     return True
+
+
+def _has_complete_runs(studies: Iterable[str], roots: Iterable[Path]) -> bool:
+    runs = collect_runs(*roots)
+    return bool(len(runs)) and bool(((runs["study"].isin(list(studies))) & (runs["status"] == "complete")).any())
+
+
+def _placeholder_page(report: Report) -> str:
+    commands = "\n".join(f"normtest run params/{study}.yml --profile smoke" for study in report.studies)
+    return (
+        f"# {report.chapter.replace('_', ' ').capitalize()}\n\n"
+        "This chapter is computed from the runs of its grid, and there are none yet. Run\n\n"
+        f"```bash\n{commands}\nnormtest book\n```\n\n"
+        "or build the book with `normtest book --run-smoke` (what `make book` does).\n"
+    )
 
 
 def _execute_notebook(template: Path, chapter: Path, parameters: dict[str, Any], cwd: Path) -> None:

@@ -179,3 +179,12 @@ def _read_history(path: Path) -> pd.DataFrame | None:
     if history.empty or "epoch" not in history.columns:
         return None
     return history
+
+
+def fullest_profile(runs: pd.DataFrame, study: str) -> str:
+    """The profile of ``study`` with the most complete runs (a paper grid over its smoke test)."""
+    of_study = runs[(runs["study"] == study) & (runs["status"] == "complete")] if len(runs) else runs
+    if of_study.empty:
+        raise LookupError(f"no complete runs of study {study!r}: run `normtest run params/{study}.yml --profile smoke`")
+    counts = of_study["profile"].value_counts()
+    return str(counts.index[0])

@@ -282,3 +282,43 @@ def style_numbers(frame: pd.DataFrame, digits: int = 3) -> Styler:
 
     formats = {column: ("{:d}" if pd.api.types.is_integer_dtype(frame[column]) else decimal) for column in frame.columns}
     return frame.style.format(formats, na_rep=MISSING_TEXT)
+
+
+# --- paired comparisons -----------------------------------------------------
+
+
+def paired_differences(
+    runs: pd.DataFrame,
+    value: str,
+    compare: str,
+    baseline: str,
+    index: Sequence[str],
+    pair_on: str = "seed",
+    *,
+    scale: float = 100.0,
+) -> pd.DataFrame:
+    """Per group of ``index`` and each setting of ``compare``: the paired difference to ``baseline``.
+
+    Runs are paired by ``pair_on`` (the seed: same initialisation and data
+    order), so seed-to-seed variation common to both settings cancels. Returns
+    one row per (index..., setting) with columns mean, std and n of the paired
+    differences (scaled), and ``seed_std``: the baseline's own seed-to-seed
+    std, against which a difference can be judged.
+    """
+    index = list(index)
+    complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
+    values = complete.assign(_value=pd.to_numeric(complete[value], errors="coerce") * scale)
+    wide = values.pivot_table(index=[*index, pair_on], columns=compare, values="_value", aggfunc="mean")
+    if baseline not in wide.columns:
+        raise KeyError(f"baseline {baseline!r} has no complete runs; settings present: {list(wide.columns)}")
+    differences = wide.sub(wide[baseline], axis=0).drop(columns=baseline)
+    grouped = differences.groupby(level=index)
+    stacked = {name: frame.stack() for name, frame in (("mean", grouped.mean()), ("std", grouped.std(ddof=1)), ("n", grouped.count()))}
+    out = pd.DataFrame(stacked)
+    out["seed_std"] = wide[baseline].groupby(level=index).std(ddof=1).reindex(out.index.droplevel(-1)).to_numpy()
+    return out
+
+
+def within_noise(differences: pd.DataFrame) -> pd.Series:
+    """True where a mean paired difference is smaller than the baseline's seed-to-seed std."""
+    return differences["mean"].abs() < differences["seed_std"]

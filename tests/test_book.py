@@ -222,21 +222,13 @@ def test_smoke_step_skips_without_grids(tmp_path):
     assert "no smoke runs" in messages[0]
 
 
-def test_smoke_step_needs_the_runner(tmp_path, monkeypatch):
-    (tmp_path / "params").mkdir()
-    (tmp_path / "params" / "study1.yml").write_text("axes: {}\n")
-    monkeypatch.setitem(sys.modules, "normtest_lib.runner", None)  # as if runner.py did not exist
-    with pytest.raises(BookBuildError, match="normtest_lib.runner"):
-        book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
-
-
 def test_smoke_step_runs_the_smoke_profile_of_every_grid(tmp_path, monkeypatch):
     (tmp_path / "params").mkdir()
     for name in ("b.yml", "a.yml", "notes.txt"):
         (tmp_path / "params" / name).write_text("axes: {}\n")
     calls = []
     runner = types.ModuleType("normtest_lib.runner")
-    runner.run_grid = lambda path, profile, runs_root, log: calls.append((Path(path).name, profile, runs_root))
+    runner.run_grid = lambda path, profile, runs_root, workers, log: calls.append((Path(path).name, profile, runs_root))
     monkeypatch.setitem(sys.modules, "normtest_lib.runner", runner)
     book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
     assert calls == [("a.yml", "smoke", tmp_path / "runs"), ("b.yml", "smoke", tmp_path / "runs")]
@@ -350,3 +342,16 @@ def test_a_build_warning_fails_with_the_warning_in_the_message(tmp_path):
     (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA number: {glue:text}`no_such_key`\n")
     with pytest.raises(BookBuildError, match="no_such_key"):
         build_book(project_root=tmp_path, reports=(), log=lambda _: None)
+
+
+def test_a_study_report_without_complete_runs_becomes_a_placeholder_page(tmp_path):
+    template = tmp_path / "notebooks" / "report.ipynb"
+    template.parent.mkdir()
+    template.write_text("{}")  # never executed: there is nothing to report on
+    report = Report(template="notebooks/report.ipynb", chapter="my_study", studies=("my_study",))
+    messages = []
+    ran = book.execute_report(report, tmp_path, tmp_path / "book", tmp_path / "runs", tmp_path / "results", messages.append)
+    page = tmp_path / "book" / "chapters" / "my_study.md"
+    assert not ran and page.is_file()
+    assert "normtest run params/my_study.yml --profile smoke" in page.read_text()
+    assert "placeholder" in messages[0]

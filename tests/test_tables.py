@@ -203,3 +203,21 @@ def test_sample_images_is_a_fixed_subset():
     assert sample_images(images, None) is images and sample_images(images, 50) is images
     with pytest.raises(ValueError):
         sample_images(images, 0)
+
+
+def test_paired_differences_pair_by_seed_and_flag_effects_within_noise():
+    from normtest_lib.tables import paired_differences, within_noise
+
+    rows = []
+    for seed, base in enumerate([0.80, 0.84, 0.88]):
+        rows.append({"dataset": "a", "input_norm": "finetune", "seed": seed, "acc": base, "status": "complete"})
+        rows.append({"dataset": "a", "input_norm": "unit", "seed": seed, "acc": base + 0.01, "status": "complete"})
+        rows.append({"dataset": "a", "input_norm": "instance", "seed": seed, "acc": base - 0.20, "status": "complete"})
+    rows.append({"dataset": "a", "input_norm": "unit", "seed": 9, "acc": 0.0, "status": "failed"})
+    diffs = paired_differences(pd.DataFrame(rows), "acc", "input_norm", "finetune", ["dataset"])
+    unit, instance = diffs.loc[("a", "unit")], diffs.loc[("a", "instance")]
+    assert unit["mean"] == pytest.approx(1.0) and unit["std"] == pytest.approx(0.0, abs=1e-9) and unit["n"] == 3
+    assert instance["mean"] == pytest.approx(-20.0)
+    assert unit["seed_std"] == pytest.approx(4.0)
+    flags = within_noise(diffs)
+    assert bool(flags.loc[("a", "unit")]) and not bool(flags.loc[("a", "instance")])
