@@ -11,7 +11,8 @@ cells = [
        "`papermill notebooks/run_experiment.ipynb out.ipynb -p epochs 2` runs it by hand. "
        "Any key of the run schema (`normtest_lib/config.py`) can be passed with `-p`; an unknown key is an error. "
        "Rerun with the same `out_dir`, an interrupted run resumes and a finished one is shown again."),
-    code("from normtest_lib.glue import glue\n"
+    code("import matplotlib.pyplot as plt\n\n"
+         "from normtest_lib.glue import glue\n"
          "from normtest_lib import plots\n"
          "from normtest_lib.api import load_run, resolve_out_dir\n"
          "from normtest_lib.config import make_config\n"
@@ -47,8 +48,8 @@ cells = [
     md("## Curves\n\nThe reported test accuracy is the one at the epoch of best validation accuracy "
        "(model selection never looks at the test split); the last epoch's is kept beside it."),
     code("fig = plots.run_curves(run.history, best_epoch=summary.get(\"best_epoch\"))\n"
-         "glue(\"run_curves\", fig, display=False)\n"
-         "fig"),
+         "glue(\"run_curves\", fig, display=True)  # shown here once, and kept for the book\n"
+         "plt.close(fig)"),
     code("for key in (\"status\", \"epochs_completed\", \"best_epoch\", \"best_val_acc\", \"test_acc_at_best_val\", \"final_test_acc\", \"seconds\"):\n"
          "    glue(key, summary.get(key), display=False)\n"
          "{key: summary.get(key) for key in (\"status\", \"best_epoch\", \"best_val_acc\", \"test_acc_at_best_val\", \"final_test_acc\", \"seconds\")}"),
