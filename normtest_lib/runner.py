@@ -418,7 +418,7 @@ def run_grid(
     if dry_run:
         for record in records:
             log(f"{record.run_id}  {record.summary_status or '-':<9} {_describe(record.varying)}".rstrip())
-        log(f"{len(records)} runs" if len(records) != 1 else "1 run")
+        log(f"{len(records)} runs")  # exactly "N runs", even for one: scripts parse this line
         return GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started, dry_run=True)
 
     write_json(runs_dir / GRID_INDEX_NAME, grid.index())

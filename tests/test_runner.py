@@ -173,7 +173,7 @@ def test_dry_run_lists_runs_with_status_and_varying_parameters(tmp_path, noteboo
     assert [line.split()[1] for line in lines[:-1]] == ["-", "complete", "-"]
     lines.clear()
     run_grid(grid_file, "smoke", runs_root=tmp_path / "runs", dry_run=True, log=lines.append)
-    assert lines[-1] == "1 run" and len(lines) == 2
+    assert lines[-1] == "1 runs" and len(lines) == 2
 
 
 def test_a_bad_grid_fails_before_any_run(tmp_path, notebook):
