@@ -7,7 +7,7 @@ For JupyterLab users, one call runs an experiment::
 """
 
 __version__ = "0.1.0"
-__all__ = ["load_run", "run_experiment"]
+__all__ = ["load_run", "pretrain", "run_experiment"]
 
 
 def __getattr__(name: str):

@@ -17,7 +17,7 @@ import pandas as pd
 from .config import RunConfig, make_config
 from .engine import train
 from .engine.loop import EpochCallback
-from .engine.rundir import HISTORY, PARAMS, SUMMARY
+from .engine.rundir import CHECKPOINT, HISTORY, PARAMS, SUMMARY
 from .errors import ConfigError
 from .io import read_json, read_yaml
 
@@ -54,6 +54,27 @@ def resolve_out_dir(out_dir: str | Path | None, config: RunConfig) -> Path:
     checkout = Path(__file__).resolve().parent.parent
     project = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
     return project / "runs" / "interactive" / run_id(config)
+
+
+def pretrain(out_dir: str | Path, *, progress: bool | None = None, **params: Any) -> Path:
+    """Train a source network for study 1 and return its checkpoint, ready for ``pretrained:``.
+
+    The same engine as :func:`run_experiment`; the checkpoint records the source data
+    set, the statistics its inputs were standardized with and its input size, which a
+    fine-tuning run with ``input_norm: pretrain`` uses. Only the settings that
+    standardize with statistics (``finetune``, or ``pretrain`` from another start)
+    leave statistics to record, so any other ``input_norm`` is refused up front.
+    """
+    config = make_config(params)
+    if config.input_norm not in ("finetune", "pretrain"):
+        raise ConfigError(
+            f"pretrain with input_norm {config.input_norm!r} records no statistics for a later "
+            "input_norm 'pretrain'; use input_norm 'finetune' (the source set's own statistics)"
+        )
+    summary = train(config, out_dir, progress=progress)
+    if summary["status"] != "complete":
+        raise ConfigError(f"pretraining in {out_dir} ended with status {summary['status']!r}; see its summary.json")
+    return Path(out_dir) / CHECKPOINT
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -112,13 +111,25 @@ def run_smoke_profiles(params_dir: Path, runs_root: Path, log: Log = print) -> N
     if not grids:
         log(f"no grids in {params_dir}: no smoke runs")
         return
+    from .executors import cpu_count
     from .runner import run_grid
 
-    # Smoke runs are single-threaded and small: one worker per core is the fastest split.
-    workers = max(1, os.cpu_count() or 1)
+    # Smoke runs are small CPU runs (gpus=[]: never pinned to, nor limited by, the GPUs
+    # of the machine): one single-threaded worker per usable core is the fastest split.
+    workers = cpu_count()
+    failures = []
     for grid in grids:
         log(f"smoke profile of {grid.name}")
-        run_grid(grid, "smoke", runs_root=runs_root, workers=workers, log=log)
+        report = run_grid(grid, "smoke", runs_root=runs_root, workers=workers, gpus=[], log=log)
+        if report.failed or report.exit_code:
+            folders = [str(record.run_dir) for record in report.records if record.status == "failed"]
+            failures.append(f"{grid}: {len(folders)} failed run(s): {', '.join(folders)}")
+    if failures:
+        # A book built on top would show a placeholder where a chapter should be.
+        raise BookBuildError(
+            "smoke runs failed (each run folder's summary.json holds the error, run_experiment.ipynb the traceback):\n"
+            + "\n".join(failures)
+        )
 
 
 # --- 2. report notebooks -----------------------------------------------------

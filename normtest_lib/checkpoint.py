@@ -7,8 +7,10 @@ Keys (``FORMAT`` = "normtest-checkpoint/1"):
 - ``format``: the string above.
 - ``model``: {"name", "num_classes", "norm_layer", "conv_layer", "depth_n"}: enough to rebuild the network.
 - ``state_dict``: the model's weights.
-- ``source``: {"dataset", "mean": [3], "std": [3], "input_size": int, "input_norm"}: what the
-  network was trained on; a fine-tuning run uses mean/std as its ``pretrain`` statistics.
+- ``source``: {"dataset", "mean": [3] | None, "std": [3] | None, "input_size": int, "input_norm",
+  "interpolation"}: what the network was trained on. mean/std are the statistics its inputs were
+  standardized with ('finetune': its training set's, 'pretrain': its start's), None for any other
+  input_norm; a fine-tuning run uses them as its ``pretrain`` statistics.
 - ``epoch``: epochs completed.
 - ``train_state``: optimizer, scheduler, RNG and best-so-far state for resuming (may be absent
   in a checkpoint exported only for fine-tuning).

@@ -2,6 +2,7 @@
 
     normtest stats DATASET --root DIR [--json]
     normtest train --out DIR [-f PARAMS.yml] [--set key=value ...]
+    normtest pretrain --out DIR [-f PARAMS.yml] [--set key=value ...]
     normtest run PARAMS.yml --profile P [--executor local|dask] [--workers N] [--dry-run]
     normtest book [--run-smoke]
     normtest datasets | models
@@ -33,7 +34,7 @@ def _stats_command(args: argparse.Namespace) -> int:
     stats = channel_stats(images)
     normalized = {
         # `pretrain` means ImageNet's statistics here: the source of torchvision's checkpoints.
-        setting: normalized_stats(images, setting, finetune_stats=stats, pretrain_stats=IMAGENET)
+        setting: normalized_stats(images, setting, finetune_stats=stats, pretrain_stats=IMAGENET, raw_stats=stats)
         for setting in SETTINGS
     }
     if args.json:
@@ -55,6 +56,8 @@ def _stats_command(args: argparse.Namespace) -> int:
 
 
 def _load_params(files: Sequence[str], overrides: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
     from .config import parse_override
     from .errors import ConfigError
     from .io import read_yaml
@@ -63,7 +66,10 @@ def _load_params(files: Sequence[str], overrides: Sequence[str]) -> dict[str, An
     for file in files:
         if not Path(file).is_file():
             raise ConfigError(f"parameter file {file} does not exist")
-        loaded = read_yaml(file) or {}
+        try:
+            loaded = read_yaml(file) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"parameter file {file} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"parameter file {file} must hold a mapping of key: value")
         params.update(loaded)
@@ -81,10 +87,25 @@ def _train_command(args: argparse.Namespace) -> int:
     return 0 if summary["status"] in ("complete", "diverged") else 1
 
 
+def _pretrain_command(args: argparse.Namespace) -> int:
+    from .api import pretrain
+    from .checkpoint import load_checkpoint
+
+    checkpoint = pretrain(args.out, progress=args.progress, **_load_params(args.file, args.set))
+    source = load_checkpoint(checkpoint)["source"]
+    print(json.dumps({"checkpoint": str(checkpoint), "source": source}, indent=2, default=str))
+    print(f"fine-tune from it with: --set pretrained={checkpoint} --set input_norm=pretrain", file=sys.stderr)
+    return 0
+
+
 def _run_command(args: argparse.Namespace) -> int:
     from .runner import run_grid
 
-    gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
+    from .errors import ConfigError
+
+    gpus = [g.strip() for g in args.gpus.split(",")] if args.gpus else None
+    if gpus is not None and not all(g.isdigit() for g in gpus):
+        raise ConfigError(f"--gpus expects comma-separated GPU indices such as 0,1; got {args.gpus!r}")
     report = run_grid(
         args.grid,
         args.profile,
@@ -96,7 +117,7 @@ def _run_command(args: argparse.Namespace) -> int:
         gpus=gpus,
         runs_per_gpu=args.runs_per_gpu,
     )
-    return 1 if getattr(report, "failed", 0) else 0
+    return report.exit_code
 
 
 def _book_command(args: argparse.Namespace) -> int:
@@ -141,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     train.set_defaults(handler=_train_command)
+
+    pretrain = commands.add_parser("pretrain", help="train a source network whose checkpoint study 1 fine-tunes from")
+    pretrain.add_argument("--out", required=True, help="the run's folder; its checkpoint.pt is the result")
+    pretrain.add_argument("-f", "--file", action="append", default=[], help="YAML file of parameters (repeatable)")
+    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    pretrain.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    pretrain.set_defaults(handler=_pretrain_command)
 
     run = commands.add_parser("run", help="run a grid of experiments through papermill")
     run.add_argument("grid", help="params/<study>.yml")

@@ -25,11 +25,12 @@ InputNorm = Literal["finetune", "pretrain", "instance", "minmax", "unit", "none"
 class RunConfig(BaseModel):
     """Everything that determines one training run."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    # strict: a wrong type is an error, never coerced (``epochs: true`` is not 1 epoch).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, protected_namespaces=())
 
     # Data
     dataset: str = "synthetic"
-    data_root: Path | None = None
+    data_root: Path | None = Field(None, strict=False)  # a path may be given as a string
     download: bool = False
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training split held out, stratified")
     train_subset: int | None = Field(None, ge=1, description="use only this many training images (stratified)")
@@ -138,6 +139,13 @@ class RunConfig(BaseModel):
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
         if self.input_norm == "pretrain" and self.pretrained == "none":
             raise ValueError("input_norm 'pretrain' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
+        from .errors import ModelError
+        from .models.check import check_model_options
+
+        try:
+            check_model_options(self.model, self.norm_layer, self.conv_layer, self.depth_n, self.pretrained)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from None
         if self.input_size == "pretrained" and self.pretrained == "none":
             raise ValueError("input_size 'pretrained' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
         if self.pretrained not in ("none", "imagenet") and not Path(self.pretrained).is_file():
@@ -178,7 +186,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key=value`` from the command line; the value is read as YAML."""
     import yaml
 
+    from .io import load_yaml
+
     if "=" not in text:
         raise ConfigError(f"--set expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw != "" else None
+    try:
+        return key.strip(), load_yaml(raw) if raw != "" else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key.strip()}: cannot read {raw!r} as a value ({exc.problem})") from None

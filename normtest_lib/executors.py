@@ -10,8 +10,10 @@ fail the same way).
 ``local``
     A ``ProcessPoolExecutor`` (spawn context) with one worker process per
     slot. A slot is what one run may use: with GPUs, one GPU (``gpus`` list,
-    else ``torch.cuda.device_count()``) shared by ``runs_per_gpu`` runs,
-    pinned through ``CUDA_VISIBLE_DEVICES``; on the CPU, ``cores // workers``
+    else every visible one: the entries of the parent's own
+    ``CUDA_VISIBLE_DEVICES`` where set, else ``0..device_count()-1``) shared
+    by ``runs_per_gpu`` runs, pinned through ``CUDA_VISIBLE_DEVICES``;
+    ``gpus=[]`` means CPU runs; on the CPU, ``cores // workers``
     threads (at least 1) through the run's ``num_threads`` and
     ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, so the workers together never
     oversubscribe the cores. Default workers: 1 on the CPU, the number of GPU
@@ -93,11 +95,54 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _parent_visible_devices() -> list[str] | None:
+    """This process's own ``CUDA_VISIBLE_DEVICES`` entries; None when it is not set."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
 def detect_gpus() -> list[str]:
-    """Visible CUDA devices as ids for CUDA_VISIBLE_DEVICES (empty without CUDA)."""
+    """Visible CUDA devices as ids for a run's CUDA_VISIBLE_DEVICES (empty without CUDA).
+
+    When this process already has ``CUDA_VISIBLE_DEVICES`` (Slurm, a container),
+    its entries are the ids: a run pinned to "0" would otherwise get the
+    machine's first GPU, which may belong to someone else's job.
+    """
     import torch  # imported here: only the local executor without --gpus needs it
 
-    return [str(index) for index in range(torch.cuda.device_count())]
+    count = torch.cuda.device_count()
+    parent = _parent_visible_devices()
+    if parent is None:
+        return [str(index) for index in range(count)]
+    # CUDA stops at the first invalid entry, so the count may be shorter than the list.
+    return parent[:count]
+
+
+def gpu_ids(gpus: Sequence[str | int] | None) -> list[str]:
+    """The GPU ids to pin runs to, as strings for CUDA_VISIBLE_DEVICES (the one place they are normalised).
+
+    ``None``: every visible GPU (:func:`detect_gpus`); ``[]``: none, CPU runs.
+    An int (``--gpus 0,1``) is an index among the visible GPUs, so under a
+    parent ``CUDA_VISIBLE_DEVICES`` it maps to that entry; a string is an id
+    taken as it is.
+    """
+    if gpus is None:
+        return detect_gpus()
+    parent = _parent_visible_devices()
+    ids = []
+    for gpu in gpus:
+        if isinstance(gpu, int) and parent is not None:
+            if not 0 <= gpu < len(parent):
+                raise ConfigError(
+                    f"gpus: index {gpu} is not among the {len(parent)} visible GPU(s) "
+                    f"(CUDA_VISIBLE_DEVICES={','.join(parent)}); pass indices 0 to {len(parent) - 1}"
+                )
+            ids.append(parent[gpu])
+        else:
+            ids.append(str(gpu))
+    return ids
 
 
 def threads_per_run(workers: int, cores: int | None = None) -> int:
@@ -110,7 +155,7 @@ def _thread_env(threads: int) -> dict[str, str]:
 
 
 def plan_slots(
-    workers: int | None, gpus: Sequence[str] | None, runs_per_gpu: int = 1, cores: int | None = None
+    workers: int | None, gpus: Sequence[str | int] | None, runs_per_gpu: int = 1, cores: int | None = None
 ) -> list[Slot]:
     """One slot per concurrent run: GPUs pinned round-robin, CPU threads split evenly.
 
@@ -120,18 +165,18 @@ def plan_slots(
         raise ConfigError(f"runs_per_gpu: expected at least 1, got {runs_per_gpu}")
     if workers is not None and workers < 1:
         raise ConfigError(f"workers: expected at least 1, got {workers}")
-    gpu_ids = detect_gpus() if gpus is None else [str(gpu) for gpu in gpus]
-    if not gpu_ids:
+    ids = gpu_ids(gpus)
+    if not ids:
         count = workers or 1
         threads = threads_per_run(count, cores)
         return [Slot(env=_thread_env(threads), num_threads=threads) for _ in range(count)]
     # Slot order spreads runs over GPUs first: with 2 GPUs x 2 runs, slots go 0, 1, 0, 1.
-    gpu_slots = [gpu for _ in range(runs_per_gpu) for gpu in gpu_ids]
+    gpu_slots = [gpu for _ in range(runs_per_gpu) for gpu in ids]
     count = workers or len(gpu_slots)
     if count > len(gpu_slots):
         raise ConfigError(
             f"workers: {count} workers but only {len(gpu_slots)} GPU slots "
-            f"({len(gpu_ids)} GPUs x {runs_per_gpu} runs per GPU); raise runs_per_gpu or lower workers"
+            f"({len(ids)} GPUs x {runs_per_gpu} runs per GPU); raise runs_per_gpu or lower workers"
         )
     threads = threads_per_run(count, cores)
     return [
@@ -146,7 +191,7 @@ def check_options(
     workers: int | None = None,
     scheduler: str | None = None,
     retries: int = 1,
-    gpus: Sequence[str] | None = None,
+    gpus: Sequence[str | int] | None = None,
     runs_per_gpu: int = 1,
 ) -> None:
     """Refuse bad executor options (cheaply, before any run starts) with a ConfigError naming the option."""
@@ -173,7 +218,7 @@ def make_executor(
     workers: int | None = None,
     scheduler: str | None = None,
     retries: int = 1,
-    gpus: Sequence[str] | None = None,
+    gpus: Sequence[str | int] | None = None,
     runs_per_gpu: int = 1,
 ) -> "LocalExecutor | DaskExecutor":
     """Build the executor ``name`` (``local`` or ``dask``); bad options raise ConfigError."""

@@ -63,6 +63,7 @@ import yaml
 
 from .config import EXECUTION_ONLY_KEYS, RunConfig, make_config
 from .errors import ConfigError
+from .io import load_yaml
 
 TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "profiles")
 PROFILE_KEYS = ("base", "axes", "zip", "exclude")
@@ -161,7 +162,7 @@ def read_grid_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the grid file ({exc.strerror})") from None
     try:
-        spec = yaml.safe_load(text)
+        spec = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         position = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

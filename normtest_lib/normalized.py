@@ -20,6 +20,7 @@ def normalized_stats(
     finetune_stats: ChannelStats | None = None,
     pretrain_stats: ChannelStats | None = None,
     *,
+    raw_stats: ChannelStats | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> ChannelStats:
     """Per-channel mean and std of ``images`` (uint8, N x 3 x H x W) after ``setting``.
@@ -27,9 +28,13 @@ def normalized_stats(
     ``finetune_stats`` defaults to the statistics of ``images`` themselves (the
     fine-tuning set's own statistics, which is what ``finetune`` means);
     ``pretrain_stats`` must be given for ``pretrain`` (ImageNet's for the
-    published Table 1). Unknown settings raise ``ValueError`` naming the known ones.
+    published Table 1). ``raw_stats``, the images' own statistics when the caller
+    has them already, saves a pass over the data. Unknown settings raise
+    ``ValueError`` naming the known ones.
     """
-    raw = channel_stats(images, chunk_size) if setting in PER_PIXEL_AFFINE or finetune_stats is None else None
+    raw = raw_stats
+    if raw is None and (setting in PER_PIXEL_AFFINE or finetune_stats is None):
+        raw = channel_stats(images, chunk_size)
     if setting == "finetune" and finetune_stats is None:
         finetune_stats = raw
     normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)

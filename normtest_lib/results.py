@@ -21,6 +21,7 @@ import yaml
 LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]
 RUN_NOTEBOOK = "run_experiment.ipynb"
 MISSING = "missing"
+PREFERRED_SOURCE = "results"  # where committed runs live; their copy wins over a local one
 
 
 def find_run_folders(root: str | Path) -> list[Path]:
@@ -104,6 +105,8 @@ def collect_runs(*roots: str | Path) -> pd.DataFrame:
     Columns: study, profile, run_id, source (the root's folder name), path,
     every param of ``params.yaml``, status and every other ``summary.json``
     key, has_notebook, problem. Rows are sorted by study, profile, run_id, source.
+    A run found under more than one root (the same study, profile and run id)
+    appears once, see :func:`drop_duplicate_runs`.
     """
     roots = roots or ("runs", "results")
     records, params = [], {}
@@ -117,8 +120,31 @@ def collect_runs(*roots: str | Path) -> pd.DataFrame:
     else:
         frame = pd.DataFrame.from_records(records)
         frame = frame.sort_values(["study", "profile", "run_id", "source"], kind="stable").reset_index(drop=True)
+        frame = drop_duplicate_runs(frame)
     frame.attrs["param_columns"] = list(params)
     return frame
+
+
+def drop_duplicate_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (study, profile, run_id), preferring the copy under ``results/``.
+
+    A run copied from ``runs/`` into ``results/`` (to commit it) is the same
+    run twice; counted twice, it would weigh double in a mean over seeds. The
+    committed copy is the one kept; between other roots, the first found.
+    A frame without those columns is returned as it is.
+    """
+    key = ["study", "profile", "run_id"]
+    if runs.empty or not set(key) <= set(runs.columns):
+        return runs
+    preference = (runs["source"] != PREFERRED_SOURCE) if "source" in runs.columns else pd.Series(False, index=runs.index)
+    order = runs.assign(_preference=preference.to_numpy()).sort_values("_preference", kind="stable")
+    kept = order[~order.duplicated(key, keep="first")].index
+    deduplicated = runs.loc[runs.index.isin(kept)]
+    if len(deduplicated) == len(runs):
+        return runs
+    deduplicated = deduplicated.reset_index(drop=True)
+    deduplicated.attrs = dict(runs.attrs)
+    return deduplicated
 
 
 def collect_histories(*roots: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:

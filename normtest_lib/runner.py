@@ -134,7 +134,8 @@ def execute_run(task: RunTask, slot: Slot | None = None) -> RunOutcome:
 
 
 def _parameters_and_env(task: RunTask, slot: Slot, run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    parameters = {**task.parameters, "out_dir": str(run_dir)}
+    # Batch runs keep their notebooks free of progress bars; the grid shows one bar of its own.
+    parameters = {**task.parameters, "out_dir": str(run_dir), "progress": False}
     env = {**slot.env, RUN_DIR_ENV: str(run_dir.resolve())}
     if parameters.get("num_threads") is None and slot.num_threads is not None:
         parameters["num_threads"] = slot.num_threads

@@ -21,6 +21,7 @@ from pandas.io.formats.style import Styler
 from .input_norm import SETTINGS
 from .normalized import normalized_stats
 from .reference_stats import IMAGENET, PUBLISHED_TABLE1, published_for
+from .results import drop_duplicate_runs, param_columns
 from .stats import ChannelStats, channel_stats
 
 CHANNELS = ("R", "G", "B")
@@ -28,6 +29,8 @@ BOLD = "font-weight: bold"
 BETTER = "background-color: #d8f3dc; color: #1b5e20"
 WORSE = "background-color: #fde2e1; color: #b71c1c"
 MISSING_TEXT = "–"
+# Params that say how a run executed, not what it computed: they may differ between seeds.
+EXECUTION_ONLY_PARAMS = frozenset({"data_root", "download", "device", "num_threads", "seed"})
 
 
 # --- emphasis -------------------------------------------------------------
@@ -99,6 +102,33 @@ def style_differences(
 # --- results over seeds ---------------------------------------------------
 
 
+def check_only_seeds_vary(runs: pd.DataFrame, keys: Sequence[str], pair_on: str = "seed") -> None:
+    """Raise ValueError where runs pooled into one group of ``keys`` differ in more than their seed.
+
+    Averaging runs with different learning rates as if they were seeds would
+    report a number no run measured. The params are those of
+    :func:`normtest_lib.results.param_columns` (none for a frame that does not
+    say); ``pair_on`` and the execution-only params may vary.
+    """
+    keys = list(keys)
+    ignored = EXECUTION_ONLY_PARAMS | {pair_on} | set(keys)
+    others = [c for c in param_columns(runs) if c not in ignored]
+    if runs.empty or not others:
+        return
+    as_text = runs[others].astype(str)  # str: NaN, tuples and mixed types compare as written
+    spread = as_text.groupby([runs[k] for k in keys], dropna=False).nunique()
+    varying = spread[(spread > 1).any(axis=1)]
+    if varying.empty:
+        return
+    group = varying.index[0]
+    columns = [c for c in others if varying.iloc[0][c] > 1]
+    label = ", ".join(f"{k}={v}" for k, v in zip(keys, group if isinstance(group, tuple) else (group,)))
+    raise ValueError(
+        f"runs grouped by {keys} differ in {columns} as well as in {pair_on!r} (first such group: {label}); "
+        f"select one value of {columns[0]!r} before the table, or add it to the table's keys"
+    )
+
+
 def aggregate_seeds(
     runs: pd.DataFrame, value: str, keys: Sequence[str], *, only_complete: bool = True
 ) -> pd.DataFrame:
@@ -112,8 +142,10 @@ def aggregate_seeds(
     missing = [k for k in [*keys, value] if k not in runs.columns]
     if missing:
         raise KeyError(f"results have no column(s) {missing}; available: {list(runs.columns)}")
+    runs = drop_duplicate_runs(runs)
     if only_complete and "status" in runs.columns:
         runs = runs[runs["status"] == "complete"]
+    check_only_seeds_vary(runs, keys)
     values = pd.to_numeric(runs[value], errors="coerce")
     grouped = values.groupby([runs[k] for k in keys], dropna=False)
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()})
@@ -306,7 +338,9 @@ def paired_differences(
     std, against which a difference can be judged.
     """
     index = list(index)
+    runs = drop_duplicate_runs(runs)
     complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
+    check_only_seeds_vary(complete, [*index, compare], pair_on)
     values = complete.assign(_value=pd.to_numeric(complete[value], errors="coerce") * scale)
     wide = values.pivot_table(index=[*index, pair_on], columns=compare, values="_value", aggfunc="mean")
     if baseline not in wide.columns:

@@ -27,9 +27,10 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
-from normtest_lib import book
+from normtest_lib import book, executors
 from normtest_lib.book import BookBuildError, Report, build_book
 from normtest_lib.results import collect_runs
+from normtest_lib.runner import GridReport, RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -90,6 +91,24 @@ def fabricate_runs(project: Path) -> None:
     )
 
 
+QUICKSTART_SETTINGS = {"finetune": 0.60, "unit": 0.64, "instance": 0.55}  # input_norm -> a plausible accuracy
+
+
+def fabricate_quickstart_runs(project: Path) -> None:
+    """A complete smoke grid of the quickstart, so that its report chapter is executed, not a placeholder."""
+    for seed in (0, 1):
+        for setting, accuracy in QUICKSTART_SETTINGS.items():
+            folder = project / "runs" / "quickstart" / "smoke" / f"{setting}-s{seed}"
+            folder.mkdir(parents=True)
+            params = {"seed": seed, "input_norm": setting, "dataset": "synthetic-dim"}
+            (folder / "params.yaml").write_text(yaml.safe_dump(params))
+            final = accuracy + seed / 50
+            summary = {"status": "complete", "test_acc_at_best_val": final}
+            (folder / "summary.json").write_text(json.dumps(summary))
+            epochs = [f"{epoch},{final * epoch / 3 + 0.05:.3f},{final * epoch / 3:.3f}" for epoch in (1, 2, 3)]
+            (folder / "history.csv").write_text("epoch,train_acc,val_acc\n" + "\n".join(epochs) + "\n")
+
+
 def copy_book_sources(project: Path) -> None:
     """The committed book sources (not the generated pages) into ``project``."""
     for name in ("_config.yml", "_toc.yml"):
@@ -117,6 +136,7 @@ def build_once(session_tmp: Path) -> BuiltBook:
     project.mkdir()
     copy_book_sources(project)
     fabricate_runs(project)
+    fabricate_quickstart_runs(project)
     log: list[str] = []
     start = time.perf_counter()
     with fixed_library_digest():
@@ -227,11 +247,45 @@ def test_smoke_step_runs_the_smoke_profile_of_every_grid(tmp_path, monkeypatch):
     for name in ("b.yml", "a.yml", "notes.txt"):
         (tmp_path / "params" / name).write_text("axes: {}\n")
     calls = []
+
+    def run_grid(path, profile, *, runs_root, workers, gpus, log):
+        calls.append((Path(path).name, profile, runs_root, workers, gpus))
+        return grid_report([])
+
     runner = types.ModuleType("normtest_lib.runner")
-    runner.run_grid = lambda path, profile, runs_root, workers, log: calls.append((Path(path).name, profile, runs_root))
+    runner.run_grid = run_grid
     monkeypatch.setitem(sys.modules, "normtest_lib.runner", runner)
+    monkeypatch.setattr(executors, "cpu_count", lambda: 3)
     book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
-    assert calls == [("a.yml", "smoke", tmp_path / "runs"), ("b.yml", "smoke", tmp_path / "runs")]
+    # Smoke runs are CPU runs (gpus=[]), one worker per usable core, whatever GPUs the machine has.
+    assert calls == [("a.yml", "smoke", tmp_path / "runs", 3, []), ("b.yml", "smoke", tmp_path / "runs", 3, [])]
+
+
+def grid_report(statuses: list[str], runs_dir: Path = Path("runs/g/smoke")) -> GridReport:
+    records = [RunRecord(f"r{i}", status, runs_dir / f"r{i}", {}) for i, status in enumerate(statuses)]
+    return GridReport("g", "smoke", runs_dir, records, wall_seconds=0.0)
+
+
+def test_a_failed_smoke_run_fails_the_build_naming_the_grid_and_the_run(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    for name in ("a.yml", "b.yml"):
+        (tmp_path / "params" / name).write_text("axes: {}\n")
+    reports = {"a.yml": grid_report(["done", "failed", "skipped"], tmp_path / "runs/a/smoke"), "b.yml": grid_report(["done"])}
+    calls = []
+
+    def run_grid(path, profile, *, runs_root, workers, gpus, log):
+        calls.append(Path(path).name)
+        return reports[Path(path).name]
+
+    runner = types.ModuleType("normtest_lib.runner")
+    runner.run_grid = run_grid
+    monkeypatch.setitem(sys.modules, "normtest_lib.runner", runner)
+    with pytest.raises(BookBuildError, match="smoke runs failed") as failure:
+        book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
+    message = str(failure.value)
+    assert "a.yml: 1 failed run(s)" in message and str(tmp_path / "runs/a/smoke/r1") in message
+    assert "r0" not in message and "r2" not in message and "b.yml" not in message
+    assert calls == ["a.yml", "b.yml"]  # every grid still ran
 
 
 def test_report_digest_follows_the_results_a_report_reads(tmp_path):
@@ -287,6 +341,20 @@ def test_dataset_statistics_chapter_is_a_papermill_execution_without_errors(buil
     outputs = [output for cell in chapter.cells if cell.cell_type == "code" for output in cell.outputs]
     assert outputs and not [o for o in outputs if o.output_type == "error"]
     assert chapter.metadata["papermill"]["input_path"].endswith("notebooks/dataset_statistics.ipynb")
+
+
+@pytest.mark.slow
+def test_quickstart_chapter_is_the_executed_grid_report_with_a_table_and_figures(built_book):
+    chapters = built_book.project / "book/chapters"
+    assert not (chapters / "quickstart.md").exists()  # not the placeholder
+    chapter = nbformat.read(chapters / "quickstart.ipynb", as_version=4)
+    assert chapter.metadata["papermill"]["input_path"].endswith("notebooks/grid_report.ipynb")
+    assert chapter.metadata["papermill"]["parameters"]["study"] == "quickstart"
+    outputs = [output for cell in chapter.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
+    page = (built_book.html / "book/chapters/quickstart.html").read_text()
+    assert "<table" in page and "<img" in page
+    assert "65.0 ± 1.4 (n=2)" in page  # unit over seeds 0 and 1: 0.64 and 0.66
 
 
 @pytest.mark.slow

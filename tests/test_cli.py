@@ -58,3 +58,34 @@ def test_stats_reproduces_the_real_tiny_imagenet_statistics(capsys, tiny_imagene
     # In RGB, Tiny ImageNet standardized with ImageNet statistics is close to zero mean,
     # unlike the earlier work's BGR-loaded row (-0.38, -0.04, 0.33).
     assert max(abs(m) for m in report["normalized"]["pretrain"]["mean"]) < 0.1
+
+
+def test_train_bad_inputs_are_one_line_errors_before_training(capsys, tmp_path):
+    bad_yaml = tmp_path / "p.yml"
+    bad_yaml.write_text("epochs: [1\n")
+    assert main(["train", "--out", str(tmp_path / "r"), "-f", str(bad_yaml)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "r"), "--set", "foo=1"]) == 2
+    assert "foo: unknown parameter" in capsys.readouterr().err
+    assert main(["run", "params/quickstart.yml", "--profile", "smoke", "--gpus", "a,b", "--dry-run"]) == 2
+    assert "--gpus" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_pretrain_then_fine_tune_with_the_pretraining_statistics(capsys, tmp_path):
+    tiny = ["--set", "epochs=1", "--set", "train_subset=200", "--set", "deterministic=true"]
+    assert main(["pretrain", "--out", str(tmp_path / "source"), *tiny]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"]["dataset"] == "synthetic" and len(report["source"]["mean"]) == 3
+    fine_tune = ["--set", f"pretrained={report['checkpoint']}", "--set", "input_norm=pretrain", "--set", "dataset=synthetic-dim"]
+    assert main(["train", "--out", str(tmp_path / "target"), *tiny, *fine_tune]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "complete"
+    assert summary["pretrain_stats"]["mean"] == pytest.approx(report["source"]["mean"])
+
+
+def test_pretrain_refuses_a_setting_that_records_no_statistics(capsys, tmp_path):
+    assert main(["pretrain", "--out", str(tmp_path / "s"), "--set", "input_norm=instance"]) == 2
+    assert "records no statistics" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -57,3 +57,35 @@ def test_parse_override_reads_yaml_values():
     assert parse_override("data_root=/tmp/x") == ("data_root", "/tmp/x")
     with pytest.raises(ConfigError):
         parse_override("epochs")
+
+
+def test_wrong_types_are_rejected_not_coerced():
+    with pytest.raises(ConfigError, match="epochs"):
+        make_config(epochs=True)
+    with pytest.raises(ConfigError, match="lr"):
+        make_config(lr="0.1")
+    with pytest.raises(ConfigError, match="deterministic"):
+        make_config(deterministic=1)
+    assert make_config(lr=1).lr == 1.0  # an integer is a number
+    assert str(make_config(dataset="synthetic", data_root="/tmp").data_root) == "/tmp"
+
+
+def test_yaml_exponent_floats_are_numbers():
+    assert parse_override("lr=1e-3") == ("lr", 0.001)
+    assert make_config(dict([parse_override("lr=5e-4")])).lr == 0.0005
+    with pytest.raises(ConfigError, match="--set milestones"):
+        parse_override("milestones=[1")
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"model": "small", "pretrained": "imagenet"}, "has no ImageNet weights"),
+        ({"model": "densenet121", "norm_layer": "torch_gn"}, "not supported by densenet121"),
+        ({"model": "cifar_resnet", "norm_layer": "torch_gn:7"}, "7 groups do not divide 16"),
+        ({"model": "small", "conv_layer": "conv:3"}, "takes no argument"),
+    ],
+)
+def test_model_and_layer_combinations_are_checked_before_any_data_is_loaded(params, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(params)

@@ -347,13 +347,49 @@ def test_image_folder_reads_jpeg_grayscale_and_palette_images_as_rgb(tmp_path):
     assert dataset.train.labels.tolist() == [0, 0, 1]
 
 
-def test_image_folder_accepts_nested_files_and_ignores_non_images(folder_root):
+def test_image_folder_accepts_nested_files_and_ignores_notes_with_a_warning(folder_root):
     root, written = folder_root
     (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    (root / "train" / "dog" / "Thumbs.db").write_bytes(b"\0")
     (root / "train" / "cat" / ".DS_Store").write_bytes(b"\0")
     save_image(root / "train" / "cat" / "more" / "extra.png", written["train"][0][0].transpose(1, 2, 0))
-    dataset = load_dataset("imagefolder", root)
+    with pytest.warns(UserWarning, match=r"train: ignored 2 text/metadata file\(s\) .*e\.g\. .*cat/notes.txt"):
+        dataset = load_dataset("imagefolder", root)
     assert dataset.train.labels.tolist() == [0, 0, 1, 1, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("names", [["photo.heic"], ["a.heic", "b.xyz", "noext"]])
+def test_image_folder_unknown_files_are_an_error_with_example_and_count(folder_root, names):
+    root, _ = folder_root
+    for name in names:
+        (root / "train" / "dog" / "deeper").mkdir(parents=True, exist_ok=True)
+        (root / "train" / "dog" / "deeper" / name).write_bytes(b"\0\1\2")
+    first = sorted(names)[0]
+    with pytest.raises(DatasetError, match=rf"train/dog holds {len(names)} file\(s\) .*e\.g\. .*deeper/{first};"):
+        load_dataset("imagefolder", root)
+
+
+def test_image_folder_reads_jfif_files_as_jpeg(tmp_path):
+    root = tmp_path / "jfif"
+    for split in ("train", "test"):
+        path = root / split / "a" / "photo.jfif"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(np.full((8, 8, 3), 200, dtype=np.uint8)).save(path, format="JPEG", quality=95)
+    dataset = load_dataset("imagefolder", root)
+    assert dataset.train.images.shape == (1, 3, 8, 8)
+    assert dataset.train.images.float().mean().item() == pytest.approx(200, abs=2)
+
+
+def test_image_folder_broken_symlink_is_an_error_naming_it(folder_root):
+    root, _ = folder_root
+    link = root / "train" / "cat" / "0007.png"
+    link.symlink_to(root / "nowhere.png")
+    with pytest.raises(DatasetError, match=r"cat/0007.png is a broken symbolic link"):
+        load_dataset("imagefolder", root)
+    link.unlink()
+    (root / "test" / "gone").symlink_to(root / "no-folder")
+    with pytest.raises(DatasetError, match=r"test/gone is a broken symbolic link"):
+        load_dataset("imagefolder", root)
 
 
 def test_image_folder_test_class_unknown_to_training_is_an_error(folder_root):

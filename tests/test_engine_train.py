@@ -20,8 +20,10 @@ from normtest_lib.engine import loop, prepare, train
 from normtest_lib.engine.environment import Execution
 from normtest_lib.engine.history import COLUMNS, read_history
 from normtest_lib.engine.loop import resolve_input_size
+from normtest_lib.engine.seeding import capture_rng_state, restore_rng_state
 from normtest_lib.errors import ConfigError, ModelError
-from normtest_lib.models import BuiltModel
+from normtest_lib.models import BuiltModel, create_model
+from normtest_lib.stats import ChannelStats
 
 TINY = dict(
     epochs=2,
@@ -334,6 +336,56 @@ def test_pretrain_then_finetune_chain(tmp_path):
     assert summary["finetune_stats"]["mean"][0] < recorded["mean"][0] - 0.1
     run = load_run(tmp_path / "finetune")
     assert run.status == "complete" and list(run.history.columns) == list(COLUMNS) and len(run.history) == 2
+
+
+def test_checkpoint_of_a_run_without_statistics_cannot_start_a_pretrain_run(tmp_path):
+    run_experiment(tmp_path / "pretrain", **{**TINY, "epochs": 1, "input_norm": "unit"})
+    checkpoint = tmp_path / "pretrain" / "checkpoint.pt"
+    recorded = load_checkpoint(checkpoint)["source"]
+    assert recorded["mean"] is None and recorded["std"] is None and recorded["input_norm"] == "unit"
+
+    out = tmp_path / "finetune"
+    expected = rf"checkpoint {checkpoint} was trained with input_norm 'unit' and records no statistics.*use input_norm 'unit'"
+    with pytest.raises(ModelError, match=expected):
+        run_experiment(out, **{**TINY, "pretrained": str(checkpoint), "input_norm": "pretrain"})
+    assert not out.exists()
+    # The same start with the normalization it was trained with is fine.
+    summary = run_experiment(out, **{**TINY, "epochs": 1, "pretrained": str(checkpoint), "input_norm": "unit"})
+    assert summary["status"] == "complete" and summary["pretrain_stats"] is None
+
+
+def test_pretrain_run_records_the_pretrain_statistics_it_used(tmp_path, monkeypatch):
+    imagenet_like = ChannelStats((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+    def from_imagenet(config, num_classes):
+        module = create_model("small", num_classes).module
+        return BuiltModel(module, imagenet_like, 224, "bilinear", "imagenet:test")
+
+    monkeypatch.setattr(loop, "build_model", from_imagenet)
+    summary = train(tiny(epochs=1, model="resnet18", pretrained="imagenet", input_norm="pretrain"), tmp_path)
+    source = load_checkpoint(tmp_path / "checkpoint.pt")["source"]
+    assert source["input_norm"] == "pretrain"
+    assert source["mean"] == list(imagenet_like.mean) and source["std"] == list(imagenet_like.std)
+    assert source["mean"] != summary["finetune_stats"]["mean"]  # not the training set's own
+
+
+def test_rng_state_keeps_only_the_current_cuda_device(monkeypatch):
+    """A checkpoint from a 2-GPU machine resumes on one GPU, and only the current device is saved."""
+    current = torch.get_rng_state()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda: current.clone())
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state: restored.append(state))
+    state = capture_rng_state()
+    assert isinstance(state["cuda"], torch.Tensor)
+    restore_rng_state(state)
+    older = {**state, "cuda": [torch.ones(3, dtype=torch.uint8), torch.zeros(3, dtype=torch.uint8)]}
+    restore_rng_state(older)  # an older checkpoint with one state per GPU: the current one's is used
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    restore_rng_state(older)  # this device had no saved state: it keeps its own
+    assert [r.tolist() for r in restored[1:]] == [[1, 1, 1]] and torch.equal(restored[0], current)
 
 
 def test_api_validates_before_touching_the_folder(tmp_path):

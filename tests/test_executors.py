@@ -128,3 +128,38 @@ def test_local_pool_reruns_a_run_whose_worker_died(tmp_path):
     assert report.done == 1
     (summary,) = summaries(tmp_path / "runs" / "demo" / "smoke").values()
     assert summary["resumed_from"] == 1 and summary["epochs_completed"] == 3
+
+
+def test_detected_gpus_are_the_parents_visible_devices(monkeypatch):
+    import torch
+
+    from normtest_lib.executors import detect_gpus
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert detect_gpus() == ["0", "1"]
+    # Slurm gave this job GPUs 5 and 7: runs must be pinned to those, not to 0 and 1.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    assert detect_gpus() == ["5", "7"]
+    assert [slot.env["CUDA_VISIBLE_DEVICES"] for slot in plan_slots(None, gpus=None, cores=4)] == ["5", "7"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa, GPU-bbbb,GPU-cccc")
+    assert detect_gpus() == ["GPU-aaaa", "GPU-bbbb"]  # CUDA counts only those it can open
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert detect_gpus() == []
+
+
+def test_gpu_indices_map_through_the_parents_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    assert [slot.gpu for slot in plan_slots(None, gpus=[1, 0], cores=4)] == ["7", "5"]  # --gpus 1,0
+    assert [slot.gpu for slot in plan_slots(None, gpus=["3"], cores=4)] == ["3"]  # an id string as it is
+    with pytest.raises(ConfigError, match="gpus: index 2 is not among the 2 visible GPU"):
+        plan_slots(None, gpus=[2])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert [slot.gpu for slot in plan_slots(None, gpus=[0, 1], cores=4)] == ["0", "1"]
+    # An empty list means CPU runs, even where torch sees GPUs.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    slots = plan_slots(3, gpus=[], cores=6)
+    assert [slot.gpu for slot in slots] == [None, None, None] and "CUDA_VISIBLE_DEVICES" not in slots[0].env

@@ -267,7 +267,7 @@ def test_imagenet_weights_need_batch_norm(torch_home):
 # Our own checkpoints ------------------------------------------------------------------------
 
 
-def _save_cifar_resnet(path, **model_overrides):
+def _save_cifar_resnet(path, source_overrides=None, **model_overrides):
     torch.manual_seed(5)
     module = create_model("cifar_resnet", 10, depth_n=1).module
     module.train()(torch.randn(8, 3, 32, 32))  # moves the BN running statistics off their defaults
@@ -278,6 +278,7 @@ def _save_cifar_resnet(path, **model_overrides):
         "std": [0.25, 0.24, 0.26],
         "input_size": 32,
         "input_norm": "finetune",
+        **(source_overrides or {}),
     }
     payload = {"model": {**spec, **model_overrides}, "state_dict": module.state_dict(), "source": source, "epoch": 3}
     save_checkpoint(path, payload)
@@ -291,11 +292,25 @@ def test_checkpoint_round_trip_with_a_new_head(tmp_path):
     _assert_same_tensors(_trunk(built.module.state_dict()), _trunk(saved))
     assert built.module.fc.out_features == 4
     assert built.pretrain_stats == ChannelStats((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
-    assert built.input_size == 32
+    assert built.input_size == 32 and built.trained_input_norm == "finetune"
     assert built.source == f"checkpoint:{path.resolve()}"
 
     same_classes = create_model("cifar_resnet", 10, pretrained=str(path), depth_n=1)
     _assert_same_tensors(same_classes.module.state_dict(), saved)
+
+
+def test_checkpoint_without_statistics_gives_no_pretrain_stats(tmp_path):
+    # A network trained with input_norm 'instance' records mean/std None; weights_only loading accepts them.
+    path = tmp_path / "checkpoint.pt"
+    _save_cifar_resnet(path, {"mean": None, "std": None, "input_norm": "instance"})
+    built = create_model("cifar_resnet", 10, pretrained=str(path), depth_n=1)
+    assert built.pretrain_stats is None and built.trained_input_norm == "instance"
+    assert built.input_size == 32
+
+    broken = tmp_path / "broken.pt"
+    _save_cifar_resnet(broken, {"std": None})
+    with pytest.raises(ModelError, match="broken mean/std"):
+        create_model("cifar_resnet", 10, pretrained=str(broken), depth_n=1)
 
 
 def test_checkpoint_of_another_model_or_architecture_is_refused(tmp_path):

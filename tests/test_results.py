@@ -138,3 +138,16 @@ def test_fullest_profile_prefers_the_profile_with_most_complete_runs():
     assert fullest_profile(runs, "s") == "paper"
     with pytest.raises(LookupError, match="no complete runs of study 'u'"):
         fullest_profile(runs, "u")
+
+
+def test_a_run_under_both_roots_is_one_row_from_results(tmp_path):
+    params = {"dataset": "synthetic", "seed": 0}
+    for root, acc in (("runs", 0.5), ("results", 0.7)):
+        make_run(tmp_path / root, "s", "smoke", "same", params=params, summary={"status": "complete", "acc": acc})
+    make_run(tmp_path / "runs", "s", "smoke", "other", params=params, summary={"status": "complete", "acc": 0.1})
+    for order in ((tmp_path / "runs", tmp_path / "results"), (tmp_path / "results", tmp_path / "runs")):
+        runs = collect_runs(*order)
+        assert sorted(runs["run_id"]) == ["other", "same"]
+        same = runs[runs["run_id"] == "same"].iloc[0]
+        assert same["source"] == "results" and same["acc"] == 0.7
+        assert param_columns(runs) == ["dataset", "seed"]  # the frame keeps its param record

@@ -57,3 +57,23 @@ def test_unknown_injected_parameter_fails_before_training(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="learning_rate: unknown parameter"):
         _execute(tmp_path, out_dir=str(run_dir), learning_rate=0.1, **TINY)
     assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_rerunning_the_cells_in_a_live_kernel_keeps_working(tmp_path):
+    """As in JupyterLab: run everything, change a parameter, rerun from the parameters cell."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    params_index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+    notebook.cells[params_index].source += f"\nout_dir = {str(tmp_path / 'run')!r}\nepochs = 1\ntrain_subset = 200"
+    client = NotebookClient(notebook, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with client.setup_kernel():
+        for index in range(len(notebook.cells)):
+            client.execute_cell(notebook.cells[index], index)
+        source = notebook.cells[params_index].source.replace("epochs = 1", "epochs = 2")
+        notebook.cells[params_index].source = source.replace(str(tmp_path / "run"), str(tmp_path / "run2"))
+        for index in range(params_index, len(notebook.cells)):
+            client.execute_cell(notebook.cells[index], index)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs_completed"] == 1
+    assert json.loads((tmp_path / "run2" / "summary.json").read_text())["epochs_completed"] == 2

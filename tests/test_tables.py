@@ -221,3 +221,40 @@ def test_paired_differences_pair_by_seed_and_flag_effects_within_noise():
     assert unit["seed_std"] == pytest.approx(4.0)
     flags = within_noise(diffs)
     assert bool(flags.loc[("a", "unit")]) and not bool(flags.loc[("a", "instance")])
+
+
+def runs_with_params(tmp_path, lrs_by_seed: dict[int, float], copy_to_results: bool = False) -> pd.DataFrame:
+    """Run folders of one setting, one per seed, with the given lr each (read back with collect_runs)."""
+    import json
+
+    import yaml
+
+    from normtest_lib.results import collect_runs
+
+    for seed, lr in lrs_by_seed.items():
+        for root in ("runs", "results") if copy_to_results else ("runs",):
+            folder = tmp_path / root / "s" / "smoke" / f"run{seed}"
+            folder.mkdir(parents=True)
+            params = {"dataset": "a", "input_norm": "finetune", "seed": seed, "lr": lr, "data_root": f"/d{seed}", "device": "cpu"}
+            (folder / "params.yaml").write_text(yaml.safe_dump(params))
+            (folder / "summary.json").write_text(json.dumps({"status": "complete", "acc": 0.5 + seed / 10}))
+    return collect_runs(tmp_path / "runs", tmp_path / "results")
+
+
+def test_runs_differing_in_more_than_the_seed_are_not_pooled(tmp_path):
+    runs = runs_with_params(tmp_path, {0: 0.1, 1: 0.1, 2: 0.01})
+    with pytest.raises(ValueError, match=r"differ in \['lr'\].*dataset=a, input_norm=finetune"):
+        tables.aggregate_seeds(runs, "acc", ["dataset", "input_norm"])
+    with pytest.raises(ValueError, match=r"differ in \['lr'\]"):
+        tables.paired_differences(runs, "acc", "input_norm", "finetune", ["dataset"])
+    # lr as a key: each group holds one lr, so seeds are all that vary.
+    assert list(tables.aggregate_seeds(runs, "acc", ["dataset", "lr"])["n"]) == [1, 2]
+
+
+def test_seeds_pool_although_execution_only_params_differ_and_a_committed_copy_counts_once(tmp_path):
+    runs = runs_with_params(tmp_path, {0: 0.1, 1: 0.1}, copy_to_results=True)  # data_root differs per seed
+    stats = tables.aggregate_seeds(runs, "acc", ["dataset", "input_norm"])
+    assert stats["n"].tolist() == [2] and stats["mean"].tolist() == [pytest.approx(0.55)]
+    doubled = pd.concat([runs, runs], ignore_index=True)  # a frame built by hand, duplicates and all
+    doubled.attrs = runs.attrs
+    assert tables.aggregate_seeds(doubled, "acc", ["dataset"])["n"].tolist() == [2]

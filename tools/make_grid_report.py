@@ -60,6 +60,8 @@ cells = [
 for cell in cells:
     if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
         cell.metadata.setdefault("tags", []).append("hide-input")
+for index, cell in enumerate(cells):
+    cell.id = f"cell-{index}"  # fixed ids: regenerating the notebook changes nothing
 nb = nbf.v4.new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nb.metadata["language_info"] = {"name": "python"}

@@ -32,17 +32,20 @@ cells = [
          "lr = 0.05\n"
          "seed = 0\n"
          "device = \"auto\"\n"
-         "deterministic = False",
+         "deterministic = False\n"
+         "progress = True  # a bar per epoch; `normtest run` passes False",
          metadata={"tags": ["parameters"]}),
     md("## Parameters\n\nEvery parameter set above or injected by papermill goes through the one run schema; "
        "the resolved configuration (defaults included) is what `params.yaml` records."),
-    code("params = {name: globals()[name] for name in guard.new_names(globals()) - {\"out_dir\"}}\n"
+    code("# This notebook's own variables, rebound when cells are rerun in JupyterLab, are not parameters.\n"
+         "own = {\"out_dir\", \"progress\", \"own\", \"params\", \"config\", \"run_dir\", \"summary\", \"run\", \"fig\", \"key\"}\n"
+         "params = {name: globals()[name] for name in guard.new_names(globals()) - own}\n"
          "config = make_config(params)\n"
          "run_dir = resolve_out_dir(out_dir, config)\n"
          "print(run_dir)\n"
          "config"),
     md("## Training"),
-    code("summary = train(config, run_dir)\n"
+    code("summary = train(config, run_dir, progress=progress)\n"
          "run = load_run(run_dir)\n"
          "run.history.round(4)"),
     md("## Curves\n\nThe reported test accuracy is the one at the epoch of best validation accuracy "
@@ -54,6 +57,8 @@ cells = [
          "    glue(key, summary.get(key), display=False)\n"
          "{key: summary.get(key) for key in (\"status\", \"best_epoch\", \"best_val_acc\", \"test_acc_at_best_val\", \"final_test_acc\", \"seconds\")}"),
 ]
+for index, cell in enumerate(cells):
+    cell.id = f"cell-{index}"  # fixed ids: regenerating the notebook changes nothing
 nb = nbf.v4.new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nb.metadata["language_info"] = {"name": "python"}

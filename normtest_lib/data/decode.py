@@ -25,8 +25,12 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError
 
-# File name suffixes read as images (lower case); anything else is not an image.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+# File name suffixes read as images (lower case); anything else is not an image. All are
+# formats Pillow reads (.jfif/.jpe are JPEG; .avif needs Pillow 11.2+, which this project has).
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".avif", ".tif", ".tiff", ".ppm", ".pgm",
+     ".pbm", ".pnm"}
+)
 # Pillow's modes for 16-bit grayscale (PNG, TIFF).
 _HIGH_DEPTH_GRAY = frozenset({"I", "I;16", "I;16B", "I;16L"})
 

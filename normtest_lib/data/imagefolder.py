@@ -2,10 +2,21 @@
 
 Classes are the sorted folder names under ``train/``; ``test/`` uses the same
 mapping and may hold a subset of them. Images may sit in sub-folders of a class
-folder. Files without an image suffix (see ``decode.IMAGE_SUFFIXES``) and
-hidden files are ignored; everything else must decode, and all images must
-share one size. The real CIFAR-10 JPEG copy (``cifar10-jpeg/``) is read this
-way, with ``root`` pointing at that folder.
+folder. Everything must decode, and all images must share one size. The real
+CIFAR-10 JPEG copy (``cifar10-jpeg/``) is read this way, with ``root`` pointing
+at that folder.
+
+What a class folder may hold besides images (``decode.IMAGE_SUFFIXES``), so that
+a data set is never read partially without a word:
+
+- hidden files (``.DS_Store``, ...): ignored;
+- text and metadata files (``README.md``, ``notes.txt``, ``labels.csv``,
+  ``Thumbs.db``, ...; see ``_NOTE_SUFFIXES``): ignored with one warning per
+  split, since they are harmless strays and not pictures the user meant to use;
+- anything else (an unknown suffix such as ``.heic``, a file without suffix, a
+  device or pipe): an error naming an example and the count, since it may be
+  an image in a format this reader does not know;
+- a broken symbolic link: an error naming it.
 
 Images are decoded once and cached (``cache.py``), keyed by the root and the
 files' relative paths, sizes and modification times.
@@ -14,6 +25,8 @@ files' relative paths, sizes and modification times.
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +43,20 @@ READER_VERSION = 1
 SPLITS = ("train", "test")
 _ADVICE = "replace or delete that file, or copy the data set again"
 
+# Text and metadata files that may sit beside the images; ignored with a warning.
+_NOTE_SUFFIXES = frozenset({".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".xml", ".yaml", ".yml", ".ini", ".log"})
+_NOTE_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
 FileList = list[tuple[str, os.stat_result]]  # (path relative to root, stat), sorted
+
+
+@dataclass
+class _ClassScan:
+    """One class folder's files, sorted into images, ignorable notes and the rest."""
+
+    images: FileList = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # paths
+    unreadable: list[str] = field(default_factory=list)  # paths
 
 
 @register(
@@ -91,35 +117,66 @@ def _scan_split(root: Path, split: str) -> dict[str, FileList]:
     """Class name -> that class's image files in ``root/split``; errors on empty classes or stray images."""
     split_dir = root / split
     classes: dict[str, FileList] = {}
+    notes: list[str] = []
     for entry in sorted(os.scandir(split_dir), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
+        _check_link(entry)
         if entry.is_dir():
-            files = _image_files(Path(entry.path), f"{split}/{entry.name}")
-            if not files:
-                raise DatasetError(
-                    f"class folder {entry.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
-                    "add its images or remove the folder"
-                )
-            classes[entry.name] = files
+            scan = _ClassScan()
+            _collect(Path(entry.path), f"{split}/{entry.name}", scan)
+            _check_class(entry.path, scan)
+            classes[entry.name] = scan.images
+            notes.extend(scan.notes)
         elif is_image_name(entry.name):
             raise DatasetError(f"image {entry.path} is not inside a class folder: move it to {split_dir}/<class>/")
     if not classes:
         raise DatasetError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image>")
+    if notes:
+        warnings.warn(
+            f"{split_dir}: ignored {len(notes)} text/metadata file(s) in class folders, e.g. {notes[0]}",
+            stacklevel=2,
+        )
     return classes
 
 
-def _image_files(folder: Path, relative: str) -> FileList:
-    """Image files under ``folder`` (recursively, sorted), named relative to the data set's root."""
-    found: FileList = []
+def _collect(folder: Path, relative: str, scan: _ClassScan) -> None:
+    """Sort the files under ``folder`` (recursively, sorted) into ``scan``; image names relative to the root."""
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
+        _check_link(entry)
         if entry.is_dir():
-            found.extend(_image_files(Path(entry.path), f"{relative}/{entry.name}"))
+            _collect(Path(entry.path), f"{relative}/{entry.name}", scan)
         elif entry.is_file() and is_image_name(entry.name):
-            found.append((f"{relative}/{entry.name}", entry.stat()))
-    return found
+            scan.images.append((f"{relative}/{entry.name}", entry.stat()))
+        elif entry.is_file() and _is_note(entry.name):
+            scan.notes.append(entry.path)
+        else:
+            scan.unreadable.append(entry.path)
+
+
+def _check_class(path: str, scan: _ClassScan) -> None:
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    if scan.unreadable:
+        raise DatasetError(
+            f"class folder {path} holds {len(scan.unreadable)} file(s) that are not images this reader knows, "
+            f"e.g. {scan.unreadable[0]}; images must have one of the suffixes {suffixes}: convert those files "
+            "(e.g. HEIC to PNG) or delete them, so that the data set is not read partially"
+        )
+    if not scan.images:
+        raise DatasetError(f"class folder {path} holds no images ({suffixes}): add its images or remove the folder")
+
+
+def _check_link(entry: os.DirEntry) -> None:
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        raise DatasetError(
+            f"{entry.path} is a broken symbolic link (to {os.readlink(entry.path)}): fix or delete it"
+        )
+
+
+def _is_note(name: str) -> bool:
+    return name.lower() in _NOTE_NAMES or os.path.splitext(name)[1].lower() in _NOTE_SUFFIXES
 
 
 def _decode_split(

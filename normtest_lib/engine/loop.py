@@ -38,6 +38,7 @@ from ..config import RunConfig
 from ..data import Split
 from ..errors import ConfigError, ModelError
 from ..input_norm import make_normalizer
+from ..stats import ChannelStats
 from .environment import Execution, environment_info, execution_context, show_progress
 from .history import best_row, write_history
 from .loader import InputPipeline, TrainBatches, eval_batches, to_device
@@ -140,8 +141,8 @@ class Session:
             "state_dict": {key: value.detach().cpu() for key, value in self.model.state_dict().items()},
             "source": {
                 "dataset": config.dataset,
-                "mean": list(self.data.finetune_stats.mean),
-                "std": list(self.data.finetune_stats.std),
+                # What the network was trained with, for a later run's input_norm 'pretrain'.
+                **_trained_stats(config.input_norm, self.data.finetune_stats, self.built.pretrain_stats),
                 "input_size": self.input_size,
                 "input_norm": config.input_norm,
                 # How inputs were resized to input_size; None when they kept their native size.
@@ -199,6 +200,7 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
     model = built.module.to(device)
     if execution.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    _check_pretrain_stats(config, built)
     try:
         normalizer = make_normalizer(
             config.input_norm, finetune_stats=data.finetune_stats, pretrain_stats=built.pretrain_stats
@@ -240,6 +242,41 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
         input_size=resize_to if resize_to is not None else int(data.native_size[0]),
         rows=rows,
         start_epoch=start_epoch,
+    )
+
+
+def _trained_stats(
+    input_norm: str, finetune_stats: ChannelStats, pretrain_stats: ChannelStats | None
+) -> dict[str, list[float] | None]:
+    """The checkpoint's mean/std: the statistics its inputs were standardized with, or None.
+
+    'finetune' used this run's training-set statistics, 'pretrain' the starting
+    weights' statistics; every other setting (instance, minmax, unit, none) used
+    none, so a later run cannot take any as its 'pretrain' statistics.
+    """
+    used = {"finetune": finetune_stats, "pretrain": pretrain_stats}.get(input_norm)
+    if used is None:
+        return {"mean": None, "std": None}
+    return {"mean": list(used.mean), "std": list(used.std)}
+
+
+def _check_pretrain_stats(config: RunConfig, built: BuiltModel) -> None:
+    """input_norm 'pretrain' needs statistics from the start; say why a checkpoint has none."""
+    if config.input_norm != "pretrain" or built.pretrain_stats is not None:
+        return
+    if built.source.startswith("checkpoint:"):
+        trained = built.trained_input_norm
+        if trained in (None, "finetune", "pretrain"):
+            expects = "use input_norm 'finetune'"
+        else:
+            expects = f"use input_norm {trained!r} (what that network expects) or 'finetune'"
+        raise ModelError(
+            f"pretrained: checkpoint {config.pretrained} was trained with input_norm {trained!r} and records no "
+            f"statistics, so input_norm 'pretrain' has none to use; {expects} instead"
+        )
+    raise ModelError(
+        f"input_norm 'pretrain' with model {config.model!r}: the start {built.source!r} records no pretraining "
+        "statistics; use input_norm 'finetune' (or another setting) instead"
     )
 
 

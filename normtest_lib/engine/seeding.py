@@ -5,6 +5,11 @@ initialisation, each epoch's shuffle and augmentation) gets its own seed
 derived from ``config.seed`` and the stream's name, so changing one part of a
 run (say, the number of epochs) never shifts the random numbers of another
 (say, the validation split).
+
+A checkpoint keeps the global RNG states: the CPU ones (torch, numpy, random),
+which the engine's randomness comes from, and on CUDA only the current
+device's generator (what dropout on the model's device draws from). Not every
+visible GPU's: a run resumed with fewer or more GPUs visible must still load.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def capture_rng_state() -> dict[str, Any]:
         "numpy": [np_name, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # the current device's only
     return state
 
 
@@ -56,5 +61,17 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py_version, tuple(py_state), py_gauss))
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
     np.random.set_state((np_name, np.asarray(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    cuda_state = _current_device_state(state.get("cuda"))
+    if cuda_state is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda_state.cpu())
+
+
+def _current_device_state(saved: torch.Tensor | list[torch.Tensor] | None) -> torch.Tensor | None:
+    """The saved CUDA state for the current device; older checkpoints hold one per visible GPU."""
+    if saved is None or isinstance(saved, torch.Tensor):
+        return saved
+    if not torch.cuda.is_available():
+        return None
+    index = torch.cuda.current_device()
+    # Fewer GPUs visible than when saved: a device without a saved state keeps its own.
+    return saved[index] if index < len(saved) else None

@@ -28,6 +28,9 @@ class BuiltModel:
     interpolation: str | None
     # "scratch", "imagenet:ResNet18_Weights.IMAGENET1K_V1" or "checkpoint:/abs/path.pt".
     source: str
+    # The input_norm a normtest checkpoint was trained with (None elsewhere); it explains a
+    # checkpoint without statistics (one trained with 'instance', 'unit', ...).
+    trained_input_norm: str | None = None
 
 
 def create_model(
@@ -91,17 +94,27 @@ def _from_checkpoint(spec: ModelSpec, num_classes: int, options: ArchOptions, pa
     if int(recorded["num_classes"]) != num_classes:
         replace_head(module, num_classes)
     source = payload.get("source")
-    if not isinstance(source, dict) or "mean" not in source or "std" not in source:
-        raise ModelError(f"checkpoint {path} has no 'source' block with the mean/std it was trained with")
-    stats = ChannelStats(tuple(map(float, source["mean"])), tuple(map(float, source["std"])))
+    if not isinstance(source, dict):
+        raise ModelError(f"checkpoint {path} has no 'source' block recording what it was trained on")
     input_size = source.get("input_size")
     return BuiltModel(
         module,
-        stats,
+        _recorded_stats(source, path),
         int(input_size) if input_size is not None else None,
         source.get("interpolation"),
         f"checkpoint:{path.resolve()}",
+        source.get("input_norm"),
     )
+
+
+def _recorded_stats(source: dict, path: Path) -> ChannelStats | None:
+    """The mean/std a checkpoint's network was trained with; None when its input_norm used none."""
+    mean, std = source.get("mean"), source.get("std")
+    if mean is None and std is None:
+        return None  # trained with instance/minmax/unit/none: no statistics to reuse
+    if mean is None or std is None or len(mean) != 3 or len(std) != 3:
+        raise ModelError(f"checkpoint {path} records a broken mean/std ({mean!r}, {std!r}): 3 values each expected")
+    return ChannelStats(tuple(map(float, mean)), tuple(map(float, std)))
 
 
 def load_into(module: nn.Module, state_dict: dict, what: str) -> None:
