@@ -62,16 +62,21 @@ def create_model(
     return _from_checkpoint(spec, num_classes, options, Path(pretrained))
 
 
-def _from_imagenet(spec: ModelSpec, num_classes: int, options: ArchOptions, allow_download: bool) -> BuiltModel:
+def check_imagenet_options(spec: ModelSpec, norm_layer: str) -> None:
+    """Refuse a model without ImageNet weights, or a norm layer that cannot hold them."""
     if spec.imagenet_weights is None:
         raise ModelError(
             f"model {spec.name!r} has no ImageNet weights; use pretrained 'none' or a normtest checkpoint"
         )
-    if options.norm_layer != "torch_bn":
+    if norm_layer != "torch_bn":
         raise ModelError(
-            f"norm_layer {options.norm_layer!r} cannot hold {spec.name}'s ImageNet weights (trained with "
+            f"norm_layer {norm_layer!r} cannot hold {spec.name}'s ImageNet weights (trained with "
             "BatchNorm); use norm_layer 'torch_bn' with pretrained 'imagenet'"
         )
+
+
+def _from_imagenet(spec: ModelSpec, num_classes: int, options: ArchOptions, allow_download: bool) -> BuiltModel:
+    check_imagenet_options(spec, options.norm_layer)
     weights = resolve_weights(spec.imagenet_weights)
     module = spec.build(len(weights.meta["categories"]), options)  # first: checks the options before any I/O
     state_dict = load_imagenet_state_dict(weights, allow_download)
