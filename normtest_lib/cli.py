@@ -144,6 +144,14 @@ def _models_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The flags of one run: its folder and its parameters (files, then overrides)."""
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("-f", "--file", action="append", default=[], help="YAML file of parameters (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="normtest", description="Normalization experiments and their book.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,17 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_stats_command)
 
     train = commands.add_parser("train", help="train one run into a folder (resumes if interrupted)")
-    train.add_argument("--out", required=True, help="the run's folder")
-    train.add_argument("-f", "--file", action="append", default=[], help="YAML file of parameters (repeatable)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_run_arguments(train, "the run's folder")
     train.set_defaults(handler=_train_command)
 
     pretrain = commands.add_parser("pretrain", help="train a source network whose checkpoint study 1 fine-tunes from")
-    pretrain.add_argument("--out", required=True, help="the run's folder; its checkpoint.pt is the result")
-    pretrain.add_argument("-f", "--file", action="append", default=[], help="YAML file of parameters (repeatable)")
-    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-    pretrain.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_run_arguments(pretrain, "the run's folder; its checkpoint.pt is the result")
     pretrain.set_defaults(handler=_pretrain_command)
 
     run = commands.add_parser("run", help="run a grid of experiments through papermill")

@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from .run_files import HISTORY, PARAMS, RUN_NOTEBOOK, SUMMARY
+
 # Columns describing where a run lives; params and summary keys follow them.
 LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]
-RUN_NOTEBOOK = "run_experiment.ipynb"
 MISSING = "missing"
 PREFERRED_SOURCE = "results"  # where committed runs live; their copy wins over a local one
 
@@ -60,13 +61,13 @@ def read_run(folder: str | Path, source: str = "") -> tuple[dict[str, Any], list
         "path": str(folder),
     }
     problems = []
-    params, problem = _read_mapping(folder / "params.yaml", yaml.safe_load)
+    params, problem = _read_mapping(folder / PARAMS, yaml.safe_load)
     if problem:
         problems.append(problem)
     param_keys = [key for key in params if key not in record]
     for key in param_keys:
         record[key] = _hashable(params[key])
-    summary, problem = _read_mapping(folder / "summary.json", json.loads)
+    summary, problem = _read_mapping(folder / SUMMARY, json.loads)
     if problem:
         problems.append(problem)
     record["status"] = summary.pop("status", None) or MISSING
@@ -159,7 +160,7 @@ def collect_histories(*roots: str | Path, runs: pd.DataFrame | None = None) -> p
     params = param_columns(runs)
     frames = []
     for row in runs.to_dict("records"):
-        history = _read_history(Path(row["path"]) / "history.csv")
+        history = _read_history(Path(row["path"]) / HISTORY)
         if history is None:
             continue
         for key in [*LOCATION_COLUMNS, *params]:
@@ -184,7 +185,7 @@ def param_columns(runs: pd.DataFrame) -> list[str]:
     if recorded is None:
         recorded = {}
         for folder in runs.get("path", []):
-            params, _ = _read_mapping(Path(folder) / "params.yaml", yaml.safe_load)
+            params, _ = _read_mapping(Path(folder) / PARAMS, yaml.safe_load)
             recorded.update(dict.fromkeys(params))
     return [c for c in recorded if c in runs.columns and c not in LOCATION_COLUMNS]
 

@@ -46,13 +46,14 @@ from .executors import THREAD_ENV_VARS, Slot, check_options, make_executor
 from .grid import Grid, load_grid
 from .io import read_json, write_json
 
-NOTEBOOK_NAME = "run_experiment.ipynb"
+from .run_files import FINISHED
+from .run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
+from .run_files import SUMMARY as SUMMARY_NAME
+
 PARTIAL_NOTEBOOK_NAME = ".run_experiment.partial.ipynb"
-SUMMARY_NAME = "summary.json"
 LOCK_NAME = ".lock"
 GRID_INDEX_NAME = "grid.json"
 RUN_DIR_ENV = "NORMTEST_RUN_DIR"  # marks a run's kernel, so an orphaned one can be found
-FINISHED = frozenset({"complete", "diverged"})
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # no "running over TCP" warning per run; errors are in the notebook
 ORPHAN_GRACE_SECONDS = 10.0  # a kernel whose parent died exits within about a second by itself
 

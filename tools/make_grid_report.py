@@ -1,6 +1,7 @@
 """Write notebooks/grid_report.ipynb (clean, no outputs). Rerun after editing the cells here."""
 
 import nbformat as nbf
+from notebook_writer import write_template
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
@@ -60,9 +61,4 @@ cells = [
 for cell in cells:
     if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
         cell.metadata.setdefault("tags", []).append("hide-input")
-for index, cell in enumerate(cells):
-    cell.id = f"cell-{index}"  # fixed ids: regenerating the notebook changes nothing
-nb = nbf.v4.new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbf.write(nb, "notebooks/grid_report.ipynb")
+write_template(cells, "notebooks/grid_report.ipynb")

@@ -1,6 +1,7 @@
 """Write notebooks/run_experiment.ipynb (clean, no outputs). Rerun after editing the cells here."""
 
 import nbformat as nbf
+from notebook_writer import write_template
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
@@ -57,9 +58,4 @@ cells = [
          "    glue(key, summary.get(key), display=False)\n"
          "{key: summary.get(key) for key in (\"status\", \"best_epoch\", \"best_val_acc\", \"test_acc_at_best_val\", \"final_test_acc\", \"seconds\")}"),
 ]
-for index, cell in enumerate(cells):
-    cell.id = f"cell-{index}"  # fixed ids: regenerating the notebook changes nothing
-nb = nbf.v4.new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbf.write(nb, "notebooks/run_experiment.ipynb")
+write_template(cells, "notebooks/run_experiment.ipynb")

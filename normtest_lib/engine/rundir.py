@@ -20,18 +20,12 @@ from typing import Any, Literal
 
 import yaml
 
-from ..config import RunConfig
+from ..config import EXECUTION_ONLY_KEYS, RunConfig
 from ..errors import ConfigError
-from ..config import EXECUTION_ONLY_KEYS
 from ..io import read_json, read_yaml, write_json, write_yaml
+from ..run_files import CHECKPOINT, ENVIRONMENT, FINISHED, HISTORY, PARAMS, SUMMARY  # noqa: F401 - re-exported
 
-PARAMS = "params.yaml"
-HISTORY = "history.csv"
-SUMMARY = "summary.json"
-CHECKPOINT = "checkpoint.pt"
-ENVIRONMENT = "environment.json"
 RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT)
-FINISHED = ("complete", "diverged")
 
 State = Literal["new", "resume", "finished"]
 
