@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    from normtest_lib.executors import cpu_count
-    from normtest_lib.grid import DEFAULT_NOTEBOOK
-    from normtest_lib.runner import run_grid
+    from normtest_lib.grid.executors import cpu_count
+    from normtest_lib.grid.spec import DEFAULT_NOTEBOOK
+    from normtest_lib.grid.runner import run_grid
 
     notebook = Path(args.notebook or Path(__file__).resolve().parent.parent / DEFAULT_NOTEBOOK)
     walls: dict[int, list[float]] = {workers: [] for workers in args.workers}

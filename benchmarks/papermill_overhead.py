@@ -5,7 +5,7 @@
 The same tiny run (``small`` model, ``synthetic`` data, ``--train-subset``
 images, ``--epochs`` epochs, CPU) four ways, each into a fresh folder:
 
-- ``papermill``: :func:`normtest_lib.runner.execute_run` on the experiment
+- ``papermill``: :func:`normtest_lib.grid.execute.execute_run` on the experiment
   notebook, exactly what a grid does per run: a kernel starts, the notebook
   imports what it shows with (myst_nb, plots), validates, trains, draws its
   figure, and the executed notebook is written;
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from normtest_lib.config import make_config
     from normtest_lib.engine import train
-    from normtest_lib.grid import DEFAULT_NOTEBOOK, run_id
-    from normtest_lib.runner import RunTask, execute_run
+    from normtest_lib.grid.spec import DEFAULT_NOTEBOOK, run_id
+    from normtest_lib.grid.execute import RunTask, execute_run
 
     notebook = Path(args.notebook or Path(__file__).resolve().parent.parent / DEFAULT_NOTEBOOK)
     config = make_config(model="small", dataset="synthetic", train_subset=args.train_subset, epochs=args.epochs, device="cpu")

@@ -49,7 +49,7 @@ def resolve_out_dir(out_dir: str | Path | None, config: RunConfig) -> Path:
     """
     if out_dir is not None and str(out_dir) != "":
         return Path(out_dir)
-    from .grid import run_id
+    from .grid.spec import run_id
 
     checkout = Path(__file__).resolve().parent.parent
     project = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()

@@ -25,9 +25,9 @@ from .errors import NormtestError
 def _stats_command(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .input_norm import SETTINGS
-    from .normalized import normalized_stats
-    from .reference_stats import IMAGENET
-    from .stats import channel_stats, format_triplet
+    from .stats.normalized import normalized_stats
+    from .stats.reference import IMAGENET
+    from .stats.channel import channel_stats, format_triplet
 
     dataset = load_dataset(args.dataset, args.root, download=args.download)
     images = dataset.split(args.split).images
@@ -99,7 +99,7 @@ def _pretrain_command(args: argparse.Namespace) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from .runner import run_grid
+    from .grid.runner import run_grid
 
     from .errors import ConfigError
 
@@ -121,7 +121,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _book_command(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from .report.book import build_book
 
     index = build_book(run_smoke=args.run_smoke, runs_root=args.runs_root, results_root=args.results_root)
     print(f"book: {index}")

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .stats import ChannelStats
+from .stats.channel import ChannelStats
 
 SETTINGS = ("finetune", "pretrain", "instance", "minmax", "unit", "none")
 DEFAULT_EPS = 1e-5

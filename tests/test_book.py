@@ -27,10 +27,12 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
-from normtest_lib import book, executors
-from normtest_lib.book import BookBuildError, Report, build_book
-from normtest_lib.results import collect_runs
-from normtest_lib.runner import GridReport, RunRecord
+from normtest_lib.report import book
+
+from normtest_lib.grid import executors
+from normtest_lib.report.book import BookBuildError, Report, build_book
+from normtest_lib.report.results import collect_runs
+from normtest_lib.grid.runner import GridReport, RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -252,9 +254,9 @@ def test_smoke_step_runs_the_smoke_profile_of_every_grid(tmp_path, monkeypatch):
         calls.append((Path(path).name, profile, runs_root, workers, gpus))
         return grid_report([])
 
-    runner = types.ModuleType("normtest_lib.runner")
+    runner = types.ModuleType("normtest_lib.grid.runner")
     runner.run_grid = run_grid
-    monkeypatch.setitem(sys.modules, "normtest_lib.runner", runner)
+    monkeypatch.setitem(sys.modules, "normtest_lib.grid.runner", runner)
     monkeypatch.setattr(executors, "cpu_count", lambda: 3)
     book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
     # Smoke runs are CPU runs (gpus=[]), one worker per usable core, whatever GPUs the machine has.
@@ -277,9 +279,9 @@ def test_a_failed_smoke_run_fails_the_build_naming_the_grid_and_the_run(tmp_path
         calls.append(Path(path).name)
         return reports[Path(path).name]
 
-    runner = types.ModuleType("normtest_lib.runner")
+    runner = types.ModuleType("normtest_lib.grid.runner")
     runner.run_grid = run_grid
-    monkeypatch.setitem(sys.modules, "normtest_lib.runner", runner)
+    monkeypatch.setitem(sys.modules, "normtest_lib.grid.runner", runner)
     with pytest.raises(BookBuildError, match="smoke runs failed") as failure:
         book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
     message = str(failure.value)

@@ -10,7 +10,7 @@ from normtest_lib.engine.prepare import prepare_data
 from normtest_lib.engine.seeding import derive_seed, generator
 from normtest_lib.engine.splits import stratified_counts, stratified_select, stratified_split
 from normtest_lib.errors import ConfigError
-from normtest_lib.stats import channel_stats
+from normtest_lib.stats.channel import channel_stats
 
 
 def unbalanced_labels():

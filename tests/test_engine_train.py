@@ -23,7 +23,7 @@ from normtest_lib.engine.loop import resolve_input_size
 from normtest_lib.engine.seeding import capture_rng_state, restore_rng_state
 from normtest_lib.errors import ConfigError, ModelError
 from normtest_lib.models import BuiltModel, create_model
-from normtest_lib.stats import ChannelStats
+from normtest_lib.stats.channel import ChannelStats
 
 TINY = dict(
     epochs=2,
@@ -404,7 +404,7 @@ def test_execution_only_keys_may_change_on_resume(uninterrupted):
 
 def test_default_out_dir_is_the_run_id_under_runs_interactive():
     from normtest_lib.api import resolve_out_dir
-    from normtest_lib.grid import run_id
+    from normtest_lib.grid.spec import run_id
 
     config = tiny()
     assert resolve_out_dir("somewhere", config) == Path("somewhere")

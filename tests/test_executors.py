@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from normtest_lib.errors import ConfigError
-from normtest_lib.executors import LocalExecutor, Slot, make_executor, plan_slots, threads_per_run
-from normtest_lib.runner import run_grid
+from normtest_lib.grid.executors import LocalExecutor, Slot, make_executor, plan_slots, threads_per_run
+from normtest_lib.grid.runner import run_grid
 from test_runner import summaries, write_grid, write_notebook
 
 
@@ -133,7 +133,7 @@ def test_local_pool_reruns_a_run_whose_worker_died(tmp_path):
 def test_detected_gpus_are_the_parents_visible_devices(monkeypatch):
     import torch
 
-    from normtest_lib.executors import detect_gpus
+    from normtest_lib.grid.executors import detect_gpus
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-import normtest_lib.glue as ours
+import normtest_lib.report.glue as ours
 
 
 @pytest.mark.parametrize("value", [0.875, "complete", pd.DataFrame({"a": [1, 2]})])

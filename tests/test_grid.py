@@ -14,7 +14,7 @@ import pytest
 
 from normtest_lib.config import make_config
 from normtest_lib.errors import ConfigError
-from normtest_lib.grid import EXECUTION_ONLY_KEYS, expand, load_grid, resolve_profile, run_id
+from normtest_lib.grid.spec import EXECUTION_ONLY_KEYS, expand, load_grid, resolve_profile, run_id
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_pinned_id_guards_the_hashing_scheme():
 
 def test_id_is_stable_across_processes_and_hash_seeds():
     code = (
-        "from normtest_lib.grid import run_id\n"
+        "from normtest_lib.grid.spec import run_id\n"
         "class P:\n"
         "    def to_dict(self):\n"
         "        return {'seed': 3, 'model': 'small', 'lr': 0.1, 'num_threads': 2, 'device': 'cuda:1', 'milestones': [2, 4]}\n"

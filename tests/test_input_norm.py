@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from normtest_lib.input_norm import SETTINGS, make_normalizer
-from normtest_lib.stats import ChannelStats
+from normtest_lib.stats.channel import ChannelStats
 
 FINETUNE = ChannelStats((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
 PRETRAIN = ChannelStats((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

@@ -10,8 +10,8 @@ from normtest_lib.checkpoint import save_checkpoint
 from normtest_lib.config import make_config
 from normtest_lib.errors import ModelError
 from normtest_lib.models import create_model, model_names
-from normtest_lib.reference_stats import IMAGENET
-from normtest_lib.stats import ChannelStats
+from normtest_lib.stats.reference import IMAGENET
+from normtest_lib.stats.channel import ChannelStats
 
 ALL_MODELS = ["cifar_resnet", "cifar_resnet18", "densenet121", "densenet161", "resnet18", "resnet50", "small"]
 RESNET18_FILE = "resnet18-f37072fd.pth"

@@ -6,11 +6,11 @@ import torch
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from normtest_lib import plots
+from normtest_lib.report import plots
 from normtest_lib.input_norm import SETTINGS, make_normalizer
-from normtest_lib.normalized import normalized_stats
-from normtest_lib.reference_stats import IMAGENET
-from normtest_lib.stats import channel_stats
+from normtest_lib.stats.normalized import normalized_stats
+from normtest_lib.stats.reference import IMAGENET
+from normtest_lib.stats.channel import channel_stats
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from normtest_lib.data import decode, load_dataset
-from normtest_lib.stats import channel_stats
+from normtest_lib.stats.channel import channel_stats
 
 pytestmark = pytest.mark.realdata
 

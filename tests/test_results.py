@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from normtest_lib.results import collect_histories, collect_runs, find_run_folders, param_columns
+from normtest_lib.report.results import collect_histories, collect_runs, find_run_folders, param_columns
 
 HISTORY_HEADER = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,seconds,images_per_second\n"
 
@@ -126,7 +126,7 @@ def test_histories_of_a_chosen_subset_of_runs(roots):
 
 
 def test_fullest_profile_prefers_the_profile_with_most_complete_runs():
-    from normtest_lib.results import fullest_profile
+    from normtest_lib.report.results import fullest_profile
 
     runs = pd.DataFrame({
         "study": ["s"] * 5 + ["t"],

@@ -26,15 +26,11 @@ import pytest
 
 from normtest_lib.config import RunConfig
 from normtest_lib.errors import ConfigError
-from normtest_lib.executors import Slot
-from normtest_lib.runner import (
-    NOTEBOOK_NAME,
-    RunLock,
-    RunTask,
-    execute_run,
-    read_status,
-    run_grid,
-)
+from normtest_lib.grid.executors import Slot
+from normtest_lib.grid.execute import RunTask, execute_run, read_status
+from normtest_lib.grid.lock import RunLock
+from normtest_lib.grid.runner import run_grid
+from normtest_lib.run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
 
 FAKE_ENGINE = '''
 import json, os, pathlib, signal, time
@@ -103,7 +99,7 @@ def notebook(tmp_path: Path) -> Path:
 
 
 def test_a_failing_run_is_recorded_and_the_grid_goes_on_then_a_rerun_skips_finished_runs(tmp_path, notebook, monkeypatch):
-    import normtest_lib.executors as executors
+    import normtest_lib.grid.executors as executors
 
     monkeypatch.setattr(executors, "cpu_count", lambda: 2)  # 2 workers on 2 cores: 1 thread each
     grid_file = write_grid(
@@ -230,7 +226,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, notebook):
     run_dir = tmp_path / "runs" / "abc"
     run_dir.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from normtest_lib.runner import RunLock; import pathlib, time; RunLock(pathlib.Path({str(run_dir)!r})).acquire(); print('held', flush=True); time.sleep(60)"],
+        [sys.executable, "-c", f"from normtest_lib.grid.lock import RunLock; import pathlib, time; RunLock(pathlib.Path({str(run_dir)!r})).acquire(); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -259,7 +255,7 @@ def test_a_grid_killed_mid_run_resumes_to_the_same_results(tmp_path):
     )
     driver = tmp_path / "driver.py"
     driver.write_text(
-        "import sys\nfrom normtest_lib.runner import run_grid\n"
+        "import sys\nfrom normtest_lib.grid.runner import run_grid\n"
         "if __name__ == '__main__':\n"
         "    sys.exit(run_grid(sys.argv[1], 'smoke', runs_root=sys.argv[2], gpus=[], progress=False).exit_code)\n"
     )

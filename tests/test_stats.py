@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from normtest_lib.stats import ChannelStats, channel_stats, transformed_stats
+from normtest_lib.stats.channel import ChannelStats, channel_stats, transformed_stats
 
 
 def _random_images(n=37, h=9, w=11, seed=0):

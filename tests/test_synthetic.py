@@ -2,7 +2,7 @@ import torch
 
 from normtest_lib.data import load_dataset
 from normtest_lib.data.synthetic import CLASSES, DOMAINS, generate_split
-from normtest_lib.stats import channel_stats
+from normtest_lib.stats.channel import channel_stats
 
 
 def test_generation_is_deterministic_and_seed_dependent():

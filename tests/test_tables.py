@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from normtest_lib import tables
+from normtest_lib.report import tables
 from normtest_lib.data.synthetic import load_synthetic
 from normtest_lib.input_norm import SETTINGS
-from normtest_lib.normalized import normalized_stats, sample_images
-from normtest_lib.reference_stats import IMAGENET, PUBLISHED, PUBLISHED_TABLE1
-from normtest_lib.stats import ChannelStats, channel_stats
+from normtest_lib.stats.normalized import normalized_stats, sample_images
+from normtest_lib.stats.reference import IMAGENET, PUBLISHED, PUBLISHED_TABLE1
+from normtest_lib.stats.channel import ChannelStats, channel_stats
 
 
 def bold_cells(styler) -> set[tuple[int, int]]:
@@ -206,7 +206,7 @@ def test_sample_images_is_a_fixed_subset():
 
 
 def test_paired_differences_pair_by_seed_and_flag_effects_within_noise():
-    from normtest_lib.tables import paired_differences, within_noise
+    from normtest_lib.report.tables import paired_differences, within_noise
 
     rows = []
     for seed, base in enumerate([0.80, 0.84, 0.88]):
@@ -229,7 +229,7 @@ def runs_with_params(tmp_path, lrs_by_seed: dict[int, float], copy_to_results: b
 
     import yaml
 
-    from normtest_lib.results import collect_runs
+    from normtest_lib.report.results import collect_runs
 
     for seed, lr in lrs_by_seed.items():
         for root in ("runs", "results") if copy_to_results else ("runs",):

@@ -38,7 +38,7 @@ from ..config import RunConfig
 from ..data import Split
 from ..errors import ConfigError, ModelError
 from ..input_norm import make_normalizer
-from ..stats import ChannelStats
+from ..stats.channel import ChannelStats
 from .environment import Execution, environment_info, execution_context, show_progress
 from .history import best_row, write_history
 from .loader import InputPipeline, TrainBatches, eval_batches, to_device

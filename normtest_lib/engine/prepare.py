@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..config import RunConfig
 from ..data import Split, load_dataset
 from ..errors import ConfigError
-from ..stats import ChannelStats, channel_stats
+from ..stats.channel import ChannelStats, channel_stats
 from .seeding import generator
 from .splits import stratified_select, stratified_split
 

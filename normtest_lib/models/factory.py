@@ -9,7 +9,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..errors import ModelError
-from ..stats import ChannelStats
+from ..stats.channel import ChannelStats
 from .heads import replace_head
 from .imagenet import load_imagenet_state_dict, preprocessing, resolve_weights
 from .registry import ArchOptions, ModelSpec, get_model_spec

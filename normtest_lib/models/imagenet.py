@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import torch
 
 from ..errors import ModelError
-from ..stats import ChannelStats
+from ..stats.channel import ChannelStats
 
 # torchvision's DenseNet files keep the pre-2018 key names "denselayer1.norm.1.weight";
 # today's modules call them "denselayer1.norm1.weight" (torchvision renames them the same way).

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 EXECUTORS = ("local", "dask")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

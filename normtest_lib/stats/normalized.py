@@ -3,15 +3,15 @@
 The earlier work's "Table 1" reported each training set's mean and std after
 standardizing with ImageNet's statistics. :func:`normalized_stats` computes
 that number for any setting of :mod:`normtest_lib.input_norm`, from the pixels,
-with the same float64 accumulation as :func:`normtest_lib.stats.channel_stats`.
+with the same float64 accumulation as :func:`normtest_lib.stats.channel.channel_stats`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .input_norm import make_normalizer
-from .stats import DEFAULT_CHUNK, ChannelStats, channel_stats, transformed_stats
+from ..input_norm import make_normalizer
+from .channel import DEFAULT_CHUNK, ChannelStats, channel_stats, transformed_stats
 
 
 def normalized_stats(

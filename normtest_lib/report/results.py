@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .run_files import HISTORY, PARAMS, RUN_NOTEBOOK, SUMMARY
+from ..run_files import HISTORY, PARAMS, RUN_NOTEBOOK, SUMMARY
 
 # Columns describing where a run lives; params and summary keys follow them.
 LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]

@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .input_norm import make_normalizer
-from .reference_stats import IMAGENET
-from .stats import ChannelStats, channel_stats
+from ..input_norm import make_normalizer
+from ..stats.reference import IMAGENET
+from ..stats.channel import ChannelStats, channel_stats
 
 CHANNEL_COLOURS = {"R": "tab:red", "G": "tab:green", "B": "tab:blue"}
 GALLERY_NOTE = "each image rescaled to [0, 1] on its own for display"
@@ -36,7 +36,7 @@ def training_curves(
 
     Every row sharing a ``hue`` value and an ``x`` value is one observation of
     that point (normally one per seed), so filter ``histories`` (from
-    :func:`normtest_lib.results.collect_histories`) to the runs being compared
+    :func:`normtest_lib.report.results.collect_histories`) to the runs being compared
     first. The band is seaborn's bootstrapped 95 % confidence interval of the mean.
     """
     missing = [c for c in [x, hue, *metrics] if c not in histories.columns]

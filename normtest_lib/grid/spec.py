@@ -61,9 +61,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import EXECUTION_ONLY_KEYS, RunConfig, make_config
-from .errors import ConfigError
-from .io import load_yaml
+from ..config import EXECUTION_ONLY_KEYS, RunConfig, make_config
+from ..errors import ConfigError
+from ..io import load_yaml
 
 TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "profiles")
 PROFILE_KEYS = ("base", "axes", "zip", "exclude")
@@ -72,7 +72,7 @@ DEFAULT_NOTEBOOK = "notebooks/run_experiment.ipynb"
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_id(config: RunConfig) -> str:

@@ -6,7 +6,7 @@ are always computed from the data (see ``stats.channel_stats``).
 
 from __future__ import annotations
 
-from .stats import ChannelStats
+from .channel import ChannelStats
 
 IMAGENET = ChannelStats((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 

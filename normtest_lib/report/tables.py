@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from pandas.io.formats.style import Styler
 
-from .input_norm import SETTINGS
-from .normalized import normalized_stats
-from .reference_stats import IMAGENET, PUBLISHED_TABLE1, published_for
+from ..input_norm import SETTINGS
+from ..stats.normalized import normalized_stats
+from ..stats.reference import IMAGENET, PUBLISHED_TABLE1, published_for
 from .results import drop_duplicate_runs, param_columns
-from .stats import ChannelStats, channel_stats
+from ..stats.channel import ChannelStats, channel_stats
 
 CHANNELS = ("R", "G", "B")
 BOLD = "font-weight: bold"
@@ -107,7 +107,7 @@ def check_only_seeds_vary(runs: pd.DataFrame, keys: Sequence[str], pair_on: str 
 
     Averaging runs with different learning rates as if they were seeds would
     report a number no run measured. The params are those of
-    :func:`normtest_lib.results.param_columns` (none for a frame that does not
+    :func:`normtest_lib.report.results.param_columns` (none for a frame that does not
     say); ``pair_on`` and the execution-only params may vary.
     """
     keys = list(keys)
@@ -253,7 +253,7 @@ def table1_frame(
 
     For each data set (uint8 training images) and each setting: the
     per-channel mean and std of the images after the setting, computed by
-    :func:`normtest_lib.normalized.normalized_stats`. ``finetune`` uses each
+    :func:`normtest_lib.stats.normalized.normalized_stats`. ``finetune`` uses each
     set's own statistics (computed once here), ``pretrain`` ``pretrain_stats``
     (ImageNet's, as published). Rows (dataset, setting), columns (statistic, channel).
     """

@@ -32,9 +32,9 @@ from typing import Any, Callable, Iterable
 import nbformat
 import pandas as pd
 
-from . import __version__
-from .errors import NormtestError
-from .io import write_json, write_text
+from .. import __version__
+from ..errors import NormtestError
+from ..io import write_json, write_text
 from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
 Log = Callable[[str], None]
@@ -111,8 +111,8 @@ def run_smoke_profiles(params_dir: Path, runs_root: Path, log: Log = print) -> N
     if not grids:
         log(f"no grids in {params_dir}: no smoke runs")
         return
-    from .executors import cpu_count
-    from .runner import run_grid
+    from ..grid.executors import cpu_count
+    from ..grid.runner import run_grid
 
     # Smoke runs are small CPU runs (gpus=[]: never pinned to, nor limited by, the GPUs
     # of the machine): one single-threaded worker per usable core is the fastest split.
@@ -143,7 +143,7 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     """Execute ``report`` into its chapter unless its stamp is current; True when it ran."""
     template = project / report.template
     if not template.is_file():
-        raise BookBuildError(f"report template {template} does not exist (listed in normtest_lib.book.REPORTS)")
+        raise BookBuildError(f"report template {template} does not exist (listed in normtest_lib.report.book.REPORTS)")
     chapter = chapters_dir(book_dir) / f"{report.chapter}.ipynb"
     placeholder = chapter.with_suffix(".md")
     stamp = chapter.with_suffix(".stamp.json")
@@ -233,7 +233,7 @@ def report_digest(template: Path, parameters: dict[str, Any], studies: Iterable[
 
 def library_digest() -> str:
     """The package version and a hash of every source file of ``normtest_lib``."""
-    return source_digest(Path(__file__).resolve().parent, __version__)
+    return source_digest(Path(__file__).resolve().parents[1], __version__)
 
 
 def source_digest(folder: Path, salt: str = "") -> str:

@@ -1,0 +1,225 @@
+"""Execute a grid: one papermill run of the experiment notebook per run.
+
+:func:`run_grid` is what ``normtest run PARAMS.yml --profile P`` calls. Each run
+executes the grid's notebook (default ``notebooks/run_experiment.ipynb``) with
+the run's parameters plus ``out_dir`` into ``runs/<study>/<profile>/<run id>/``,
+where the executed notebook lies beside the engine's files.
+
+Bookkeeping, so a grid can be interrupted and rerun at any time:
+
+- A run whose ``summary.json`` says ``complete`` or ``diverged`` is finished and
+  skipped. Anything else (no summary, ``running``, ``failed``) runs again; the
+  engine resumes an interrupted run from its folder's checkpoint.
+- A finished result is never replaced by a half-finished one: the engine
+  writes its files atomically, the executed notebook is written under a
+  temporary name and renamed when papermill returns, and this module touches
+  ``summary.json`` only to mark a run failed that is not finished.
+- A run that fails (papermill raises ``PapermillExecutionError``; the executed
+  notebook shows the error) is recorded in ``summary.json`` as ``failed`` with
+  the error, and the grid goes on. The exit code is nonzero if any run failed.
+- Two grids, or two workers, never execute the same run at once: each run
+  folder has a ``.lock`` file locked with ``flock`` (released by the kernel
+  when its holder dies, so a dead holder's lock is simply taken over) holding
+  the owner's pid and host for messages. The file is removed on a clean
+  finish; a new owner that finds one left behind stops the dead owner's
+  orphaned kernel (found by its ``NORMTEST_RUN_DIR`` environment variable)
+  before resuming the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..io import write_json
+from ..run_files import FINISHED
+from ..run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
+from .execute import RunOutcome, RunTask, execute_run, mark_failed, read_status
+from .executors import check_options, make_executor
+from .spec import Grid, load_grid
+
+GRID_INDEX_NAME = "grid.json"
+
+
+@dataclass
+class RunRecord:
+    """One run's fate in this invocation of the grid."""
+
+    run_id: str
+    status: str  # done, diverged, failed, skipped (finished before), busy (running elsewhere), pending (dry run)
+    run_dir: Path
+    varying: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    summary_status: str | None = None  # summary.json's status afterwards
+
+
+@dataclass
+class GridReport:
+    """The outcome of :func:`run_grid`; ``exit_code`` is nonzero if any run failed."""
+
+    study: str
+    profile: str
+    runs_dir: Path
+    records: list[RunRecord]
+    wall_seconds: float
+    dry_run: bool = False
+
+    def _count(self, *statuses: str) -> int:
+        return sum(record.status in statuses for record in self.records)
+
+    @property
+    def done(self) -> int:
+        return self._count("done")
+
+    @property
+    def skipped(self) -> int:
+        """Runs not executed: finished before, or being executed by another grid."""
+        return self._count("skipped", "busy")
+
+    @property
+    def failed(self) -> int:
+        return self._count("failed")
+
+    @property
+    def diverged(self) -> int:
+        return self._count("diverged")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def summary_line(self) -> str:
+        return (
+            f"done {self.done}, skipped {self.skipped}, failed {self.failed}, "
+            f"diverged {self.diverged}, wall time {self.wall_seconds:.1f}s"
+        )
+
+
+def run_grid(
+    grid_path: str | os.PathLike[str],
+    profile: str,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    runs_root: str | os.PathLike[str] = "runs",
+    dry_run: bool = False,
+    scheduler: str | None = None,
+    retries: int = 1,
+    gpus: list[str] | None = None,
+    runs_per_gpu: int = 1,
+    progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> GridReport:
+    """Execute every unfinished run of a grid file's profile; see the module docstring.
+
+    ``progress``: show a progress bar (None: only when stderr is a terminal).
+    ``log`` receives one line per finished run and the summary line.
+    Raises :class:`ConfigError` for a bad grid file or executor options,
+    before any run starts.
+    """
+    started = time.monotonic()
+    options = dict(workers=workers, scheduler=scheduler, retries=retries, gpus=gpus, runs_per_gpu=runs_per_gpu)
+    check_options(executor, **options)
+    grid = load_grid(grid_path, profile)
+    runs_dir = (Path(runs_root) / grid.study / grid.profile).resolve()
+    records = [
+        RunRecord(run.id, "pending", runs_dir / run.id, run.varying, summary_status=read_status(runs_dir / run.id))
+        for run in grid.runs
+    ]
+    if dry_run:
+        for record in records:
+            log(f"{record.run_id}  {record.summary_status or '-':<9} {_describe(record.varying)}".rstrip())
+        log(f"{len(records)} runs")  # exactly "N runs", even for one: scripts parse this line
+        return GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started, dry_run=True)
+
+    write_json(runs_dir / GRID_INDEX_NAME, grid.index())
+    for record in records:
+        if record.summary_status in FINISHED:
+            record.status = "skipped"
+    todo = [record for record in records if record.status == "pending"]
+    if todo:
+        runner = make_executor(executor, **options)
+        with runner, _ProgressBar(grid, len(records), len(records) - len(todo), progress, log) as bar:
+            configs = {run.id: run.config for run in grid.runs}
+            tasks = [
+                RunTask(record.run_id, str(grid.notebook), str(record.run_dir), configs[record.run_id].to_dict())
+                for record in todo
+            ]
+            by_id = {record.run_id: record for record in todo}
+            for task, result in runner.map_unordered(execute_run, tasks):
+                record = by_id[task.run_id]
+                _apply(record, result)
+                bar.finished(record)
+    report = GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started)
+    log(report.summary_line())
+    return report
+
+
+def _apply(record: RunRecord, result: RunOutcome | BaseException) -> None:
+    if isinstance(result, BaseException):
+        # The task itself raised (after the executor's retries): the kernel
+        # would not start, a worker kept dying, ...
+        record.status, record.error = "failed", f"{type(result).__name__}: {result}"
+        with contextlib.suppress(OSError):
+            mark_failed(record.run_dir, record.error)
+    elif result.status == "busy":
+        record.status, record.error = "busy", result.error
+    elif result.already_finished:
+        record.status = "skipped"
+    else:
+        record.status = {"complete": "done"}.get(result.status, result.status)
+        record.seconds, record.error = result.seconds, result.error
+    record.summary_status = read_status(record.run_dir)
+
+
+def _describe(varying: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in varying.items())
+
+
+class _ProgressBar:
+    """One tqdm bar for the grid, and log lines that do not tear it."""
+
+    def __init__(self, grid: Grid, total: int, skipped: int, enabled: bool | None, log: Callable[[str], None]):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.log = log
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = tqdm(
+            total=total, initial=skipped, desc=f"{grid.study}/{grid.profile}", unit="run",
+            disable=not self.enabled, file=sys.stderr, dynamic_ncols=True,
+        )  # fmt: skip
+        self.failed = 0
+
+    def finished(self, record: RunRecord) -> None:
+        line = f"{record.status:<9} {record.run_id}  {_describe(record.varying)}"
+        if record.seconds:
+            line += f"  ({record.seconds:.1f}s)"
+        if record.status == "failed":
+            self.failed += 1
+            line += f"\n          error: {record.error}\n          see: {record.run_dir / NOTEBOOK_NAME}"
+        elif record.status == "busy":
+            line += f"  skipped: {record.error}"
+        self.write(line)
+        self.bar.update(1)
+        if self.failed:
+            self.bar.set_postfix(failed=self.failed)
+
+    def write(self, line: str) -> None:
+        if self.enabled:
+            with self._tqdm.external_write_mode(file=sys.stderr):
+                self.log(line)
+        else:
+            self.log(line)
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.bar.close()

@@ -1,0 +1,1 @@
+"""Channel statistics (``channel``), statistics after an input setting (``normalized``) and published values (``reference``)."""
