@@ -1,20 +1,26 @@
 # Two entry points for a fresh machine: `make book` and `make test`.
-# Both create (or reuse) .venv and install the project into it first.
+# Both create (or reuse) .venv and install the project into it first, with the exact
+# versions in constraints.txt (those the tests and the book last ran with).
+#   make CONSTRAINTS= install   install without them (newest releases pyproject.toml allows)
+#   make upgrade                move .venv to the newest allowed releases; then make test, make book
+#   make constraints            record .venv's versions into constraints.txt (after both pass)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.normtest-installed
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 PYTEST_ARGS ?=
 
-.PHONY: install test book lab smoke clean-runs
+.PHONY: install test book lab clean-runs constraints upgrade
 
 install: $(STAMP)
 
-# Reinstall when the package metadata changes; the stamp records a finished install.
-$(STAMP): pyproject.toml
+# Reinstall when the package metadata or the constraints change; the stamp records a finished install.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(PIP_CONSTRAINTS) -e ".[test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (normtest .venv)" >/dev/null
 	touch $(STAMP)
 
@@ -26,6 +32,22 @@ book: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# The newest releases pyproject.toml allows, ignoring constraints.txt.
+upgrade:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (normtest .venv)" >/dev/null
+	touch $(STAMP)
+
+# .venv's exact versions (normtest itself left out) become constraints.txt.
+constraints:
+	test -x $(BIN)/python || { echo "no $(VENV): run make install (or make upgrade) first" >&2; exit 1; }
+	{ echo "# Exact versions the tests and the book last ran with (Python $$($(BIN)/python -c 'import platform; print(platform.python_version())'), Linux x86_64)."; \
+	  echo "# Written by \`make constraints\` from $(VENV); \`make\` installs with it (\`make CONSTRAINTS= install\` without)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^normtest[=@ ]'; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 clean-runs:
 	rm -rf runs/

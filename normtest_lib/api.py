@@ -4,11 +4,12 @@
     summary = run_experiment("runs/try", model="small", epochs=3, progress=True)
     run = load_run("runs/try")
     run.history.plot(x="epoch", y=["train_acc", "val_acc"])
+    run.probes  # per-epoch measurements (run parameter ``probes``), long: epoch, probe, name, value
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pandas as pd
 from .config import RunConfig, make_config
 from .engine import train
 from .engine.loop import EpochCallback
-from .engine.rundir import CHECKPOINT, HISTORY, PARAMS, SUMMARY
+from .engine.rundir import CHECKPOINT, HISTORY, PARAMS, PROBES, SUMMARY
 from .errors import ConfigError
 from .io import read_json, read_yaml
 
@@ -33,8 +34,9 @@ def run_experiment(
 
     Rerunning with the same folder and parameters resumes an interrupted run,
     or returns the summary of a finished one without training again.
-    ``progress=True`` shows progress bars in a notebook (by default they appear
-    only in a terminal); ``on_epoch_end(row)`` receives each epoch's history row.
+    ``progress``: by default one live bar per loop inside Jupyter, text bars in a
+    terminal and none elsewhere (papermill batch runs pass False);
+    ``on_epoch_end(row)`` receives each epoch's history row.
     """
     return train(make_config(params), out_dir, progress=progress, on_epoch_end=on_epoch_end)
 
@@ -62,11 +64,12 @@ def pretrain(out_dir: str | Path, *, progress: bool | None = None, **params: Any
     The same engine as :func:`run_experiment`; the checkpoint records the source data
     set, the statistics its inputs were standardized with and its input size, which a
     fine-tuning run with ``input_norm: pretrain`` uses. Only the settings that
-    standardize with statistics (``finetune``, or ``pretrain`` from another start)
-    leave statistics to record, so any other ``input_norm`` is refused up front.
+    standardize with statistics (``finetune``, ``center``, or ``pretrain`` from
+    another start) leave statistics to record, so any other ``input_norm`` is
+    refused up front.
     """
     config = make_config(params)
-    if config.input_norm not in ("finetune", "pretrain"):
+    if config.input_norm not in ("finetune", "center", "pretrain"):
         raise ConfigError(
             f"pretrain with input_norm {config.input_norm!r} records no statistics for a later "
             "input_norm 'pretrain'; use input_norm 'finetune' (the source set's own statistics)"
@@ -77,14 +80,24 @@ def pretrain(out_dir: str | Path, *, progress: bool | None = None, **params: Any
     return Path(out_dir) / CHECKPOINT
 
 
+PROBE_DTYPES = {"epoch": "int64", "probe": object, "name": object, "value": "float64"}  # probes.csv
+
+
+def _no_probes() -> pd.DataFrame:
+    """The probes of a run that took none: no rows, the columns of ``probes.csv``."""
+    return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in PROBE_DTYPES.items()})
+
+
 @dataclass(frozen=True)
 class RunRecord:
-    """A run folder read back: its parameters, per-epoch history and summary."""
+    """A run folder read back: its parameters, per-epoch history, summary and probe measurements."""
 
     path: Path
     params: dict[str, Any]
     history: pd.DataFrame
     summary: dict[str, Any]
+    # One row per number: epoch, probe, name, value; empty (with those columns) without probes.
+    probes: pd.DataFrame = field(default_factory=_no_probes)
 
     @property
     def status(self) -> str:
@@ -92,11 +105,13 @@ class RunRecord:
 
 
 def load_run(out_dir: str | Path) -> RunRecord:
-    """Read ``params.yaml``, ``history.csv`` and ``summary.json`` of a run folder."""
+    """Read ``params.yaml``, ``history.csv``, ``summary.json`` and ``probes.csv`` of a run folder."""
     path = Path(out_dir)
     missing = [name for name in (PARAMS, SUMMARY) if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"{path} is not a run folder: {', '.join(missing)} missing")
     history_path = path / HISTORY
     history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
-    return RunRecord(path, read_yaml(path / PARAMS), history, read_json(path / SUMMARY))
+    probes_path = path / PROBES
+    probes = pd.read_csv(probes_path, dtype={"probe": str, "name": str}) if probes_path.is_file() else _no_probes()
+    return RunRecord(path, read_yaml(path / PARAMS), history, read_json(path / SUMMARY), probes)

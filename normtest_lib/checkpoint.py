@@ -8,12 +8,22 @@ Keys (``FORMAT`` = "normtest-checkpoint/1"):
 - ``model``: {"name", "num_classes", "norm_layer", "conv_layer", "depth_n"}: enough to rebuild the network.
 - ``state_dict``: the model's weights.
 - ``source``: {"dataset", "mean": [3] | None, "std": [3] | None, "input_size": int, "input_norm",
-  "interpolation"}: what the network was trained on. mean/std are the statistics its inputs were
-  standardized with ('finetune': its training set's, 'pretrain': its start's), None for any other
-  input_norm; a fine-tuning run uses them as its ``pretrain`` statistics.
-- ``epoch``: epochs completed.
-- ``train_state``: optimizer, scheduler, RNG and best-so-far state for resuming (may be absent
-  in a checkpoint exported only for fine-tuning).
+  "interpolation", "finetune_stats": {"mean", "std"}}: what the network was trained on. mean/std are the statistics its inputs were
+  standardized with ('finetune': its training set's, 'pretrain': its start's, 'center': its
+  training set's mean with std 1.0, since nothing was divided), None for any other input_norm; a
+  fine-tuning run uses them as its ``pretrain`` statistics. finetune_stats are the run's
+  training-set statistics whatever input_norm did with them (``engine.trained.load_trained``
+  rebuilds the input pipeline from them; absent in older files).
+- ``epoch``: epochs completed (``best.pt``: the best epoch).
+- ``precision``: "bf16" or "fp32", the arithmetic of the run's forward passes (absent in older
+  files); a run is never resumed in another precision.
+- ``train_state``: optimizer, scheduler, RNG and best-so-far state, the history rows and the probe
+  rows (``probes``) for resuming (absent in ``best.pt`` and in a checkpoint exported only for
+  fine-tuning).
+
+A run folder holds two such files: ``checkpoint.pt`` (the last epoch, with ``train_state``) and
+``best.pt`` (the best epoch's weights, plus ``selected_by``: "val_acc" or "last"). Both are
+usable as ``pretrained:`` of another run.
 """
 
 from __future__ import annotations

@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["local", "dask"], default="local")
     run.add_argument("--workers", type=int, default=None)
     run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-    run.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: all visible)")
+    run.add_argument(
+        "--gpus", default=None, help="comma-separated positions among the visible GPUs, in CUDA_VISIBLE_DEVICES order (default: all visible)"
+    )
     run.add_argument("--runs-per-gpu", type=int, default=1)
     run.add_argument("--runs-root", default="runs")
     run.add_argument("--dry-run", action="store_true")

@@ -9,9 +9,9 @@ before any data is loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Collection, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError, NormtestError
 
@@ -19,7 +19,7 @@ from .errors import ConfigError, NormtestError
 # another machine, with its data elsewhere or another thread count, is the same run.
 EXECUTION_ONLY_KEYS = frozenset({"data_root", "download", "device", "num_threads"})
 
-InputNorm = Literal["finetune", "pretrain", "instance", "minmax", "unit", "none"]
+InputNorm = Literal["finetune", "pretrain", "center", "instance", "minmax", "unit", "none"]
 
 
 class RunConfig(BaseModel):
@@ -76,6 +76,12 @@ class RunConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(512, ge=1)
 
+    # Evaluation and measurements
+    test_every_epoch: bool = Field(
+        True, description="evaluate the test split every epoch; false: once, at the end, with the best weights"
+    )
+    probes: list[str] = Field(default_factory=list, description="measurements after each epoch (engine/probes.py)")
+
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
@@ -108,6 +114,17 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return name
 
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, names: list[str]) -> list[str]:
+        from .engine.probes import check_probe_names
+
+        try:
+            check_probe_names(names)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return names
+
     @field_validator("input_size")
     @classmethod
     def _input_size_at_least_8(cls, size: int | str | None) -> int | str | None:
@@ -123,7 +140,7 @@ class RunConfig(BaseModel):
         return device
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RunConfig":
+    def _consistent(self, info: ValidationInfo) -> "RunConfig":
         from .data import check_root
         from .errors import DatasetError
 
@@ -148,7 +165,9 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         if self.input_size == "pretrained" and self.pretrained == "none":
             raise ValueError("input_size 'pretrained' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
-        if self.pretrained not in ("none", "imagenet") and not Path(self.pretrained).is_file():
+        # A grid validates its runs before its pretraining run has written the weights they start from.
+        pending = (info.context or {}).get("pending_checkpoints", ())
+        if self.pretrained not in ("none", "imagenet", *pending) and not Path(self.pretrained).is_file():
             raise ValueError(f"pretrained checkpoint {self.pretrained!r} does not exist")
         return self
 
@@ -157,14 +176,18 @@ class RunConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-def make_config(params: Mapping[str, Any] | None = None, **overrides: Any) -> RunConfig:
+def make_config(
+    params: Mapping[str, Any] | None = None, *, pending_checkpoints: Collection[str] = (), **overrides: Any
+) -> RunConfig:
     """Validate parameters from any source into a :class:`RunConfig`.
 
+    ``pending_checkpoints``: paths accepted as ``pretrained`` before they exist
+    (a grid's pretraining run writes them before the runs that use them start).
     Raises :class:`ConfigError` whose message names each offending key.
     """
     merged = {**(params or {}), **overrides}
     try:
-        return RunConfig(**merged)
+        return RunConfig.model_validate(merged, context={"pending_checkpoints": tuple(pending_checkpoints)})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
     except NormtestError as exc:

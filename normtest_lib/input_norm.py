@@ -1,31 +1,50 @@
 """Input normalization settings as batched, device-agnostic tensor functions.
 
-Every setting maps a uint8 batch (N, 3, H, W) to float32 on the batch's device:
+Every setting is a per-channel affine map ``y = (x - shift) / scale`` of the
+pixels ``x`` on the [0, 1] scale, applied to a uint8 batch (N, 3, H, W) and
+returning float32 on the batch's device:
 
-- ``finetune``: standardize with the fine-tuning set's own channel statistics;
+- ``finetune``: standardize with the fine-tuning set's own channel statistics
+  (shift = its mean, scale = its std);
 - ``pretrain``: standardize with the pretraining source's statistics
   (ImageNet's for torchvision checkpoints);
+- ``center``: subtract the fine-tuning set's channel mean only (scale 1), the
+  "mean subtraction only" of study 2;
 - ``instance``: per image and channel, subtract the mean over H x W and divide
   by sqrt(var + eps);
 - ``minmax``: per image and channel, map [min, max] to [0, 1] (a constant
-  channel maps to 0);
+  channel maps to 0: its shift is its value and its scale 1);
 - ``unit``: pixels / 255 only (what the earlier work called "minmax");
-- ``none``: raw pixel values 0..255 as floats.
+- ``none``: raw pixel values 0..255 as floats (computed as ``float(pixels)``,
+  not as x / (1/255), so the values are exact integers).
+
+``shift`` and ``scale`` are per data set, shaped (1, 3, 1, 1) (finetune,
+pretrain, center), per image, shaped (N, 3, 1, 1) (instance, minmax), or None
+where the setting needs none (unit, none). :meth:`Normalizer.affine` computes
+them from a batch and :meth:`Normalizer.apply` applies them, so a caller can
+take the statistics from one version of the images and apply them to another:
+the training pipeline (:class:`normtest_lib.engine.loader.InputPipeline`) takes
+them from the un-augmented images and applies them to the randomly cropped ones,
+whose zero padding (black) is thereby normalized with the same statistics as
+the image's own pixels. For the per-data-set settings that is exactly
+torchvision's ``RandomCrop(padding=4)`` followed by ``Normalize``; for the
+per-image settings the statistics are the image's alone, never the border's.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 
 from .stats.channel import ChannelStats
 
-SETTINGS = ("finetune", "pretrain", "instance", "minmax", "unit", "none")
+SETTINGS = ("finetune", "pretrain", "center", "instance", "minmax", "unit", "none")
 DEFAULT_EPS = 1e-5
 
-Normalizer = Callable[[torch.Tensor], torch.Tensor]
+# (shift, scale): each a float32 tensor broadcastable to the batch, or None for "not applied".
+Affine = tuple[torch.Tensor | None, torch.Tensor | None]
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -46,20 +65,76 @@ def _stat_tensors(stats: ChannelStats, device: torch.device) -> tuple[torch.Tens
     return stats.as_tensors(device)
 
 
-def instance_standardize(images: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
+def centering_stats(stats: ChannelStats) -> ChannelStats:
+    """The statistics ``center`` standardizes with: ``stats``' mean and a std of 1.0 per channel.
+
+    Dividing by exactly 1.0 changes no float, so standardizing with these is
+    bit for bit the mean subtraction; a checkpoint trained with ``center``
+    records them, and a later run's ``pretrain`` with them reproduces its input.
+    """
+    return ChannelStats(stats.mean, (1.0, 1.0, 1.0), stats.n_images)
+
+
+def instance_affine(images: torch.Tensor, eps: float = DEFAULT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel: (mean, sqrt(biased var + eps)) over H x W, on the [0, 1] scale."""
     x = to_unit(images)
     mean = x.mean(dim=(2, 3), keepdim=True)
-    var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
-    return (x - mean) / torch.sqrt(var + eps)
+    # Two passes, mean((x - mean)^2): ~15x faster on CPU than Tensor.var over H x W, and as accurate in float32.
+    var = (x - mean).square_().mean(dim=(2, 3), keepdim=True)
+    return mean, torch.sqrt(var + eps)
 
 
-def minmax_scale(images: torch.Tensor) -> torch.Tensor:
-    x = to_unit(images)
-    low = x.amin(dim=(2, 3), keepdim=True)
-    high = x.amax(dim=(2, 3), keepdim=True)
-    span = high - low
-    # A constant channel has no range to stretch; map it to 0 rather than divide by 0.
-    return torch.where(span > 0, (x - low) / span.clamp_min(1e-12), torch.zeros_like(x))
+def minmax_affine(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel: (min, max - min) over H x W, on the [0, 1] scale.
+
+    A constant channel has no range to stretch: its scale is 1 instead of 0, so its
+    own pixels map to exactly 0 and nothing is divided by 0 (a crop's black border
+    in that channel becomes -min, black shifted like the image).
+    """
+    # Extremes of the uint8 pixels, then scaled: the same floats as the extremes of the scaled
+    # pixels (k / 255 is monotone in k), without converting the whole batch.
+    low = to_unit(images.amin(dim=(2, 3), keepdim=True))
+    span = to_unit(images.amax(dim=(2, 3), keepdim=True)) - low
+    return low, torch.where(span > 0, span, torch.ones_like(span))
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """One input normalization setting; call it on a uint8 batch to normalize it.
+
+    ``stats`` are the data set's (shift, scale) = (mean, std) for finetune,
+    pretrain and center; ``eps`` is instance's. ``normalizer(images)`` equals
+    ``normalizer.apply(images, *normalizer.affine(images))``.
+    """
+
+    setting: str
+    stats: ChannelStats | None = None
+    eps: float = DEFAULT_EPS
+
+    def affine(self, images: torch.Tensor) -> Affine:
+        """(shift, scale) of ``images`` (uint8, N x 3 x H x W) on the [0, 1] scale."""
+        if self.stats is not None:
+            return _stat_tensors(self.stats, images.device)
+        if self.setting == "instance":
+            return instance_affine(images, self.eps)
+        if self.setting == "minmax":
+            return minmax_affine(images)
+        return None, None
+
+    def apply(self, images: torch.Tensor, shift: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:
+        """``(x - shift) / scale`` of uint8 ``images`` as float32; a None part is skipped.
+
+        The batch dimension of a per-image shift/scale must match ``images``'.
+        """
+        x = images.float() if self.setting == "none" else to_unit(images)
+        if shift is not None:
+            x = x - shift
+        if scale is not None:
+            x = x / scale
+        return x
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.apply(images, *self.affine(images))
 
 
 def make_normalizer(
@@ -69,21 +144,17 @@ def make_normalizer(
     pretrain_stats: ChannelStats | None = None,
     eps: float = DEFAULT_EPS,
 ) -> Normalizer:
-    """Return the batched function for ``setting``; the statistics it needs must be given."""
-    if setting == "finetune":
+    """Return the :class:`Normalizer` for ``setting``; the statistics it needs must be given."""
+    if setting in ("finetune", "center"):
         if finetune_stats is None:
-            raise ValueError("input_norm 'finetune' needs the fine-tuning set's statistics")
-        return lambda images: standardize(images, finetune_stats)
+            raise ValueError(f"input_norm {setting!r} needs the fine-tuning set's statistics")
+        return Normalizer(setting, finetune_stats if setting == "finetune" else centering_stats(finetune_stats))
     if setting == "pretrain":
         if pretrain_stats is None:
             raise ValueError("input_norm 'pretrain' needs the pretraining source's statistics (a pretrained model)")
-        return lambda images: standardize(images, pretrain_stats)
+        return Normalizer(setting, pretrain_stats)
     if setting == "instance":
-        return lambda images: instance_standardize(images, eps)
-    if setting == "minmax":
-        return minmax_scale
-    if setting == "unit":
-        return to_unit
-    if setting == "none":
-        return lambda images: images.float()
+        return Normalizer(setting, eps=eps)
+    if setting in ("minmax", "unit", "none"):
+        return Normalizer(setting)
     raise ValueError(f"unknown input normalization {setting!r}; known: {', '.join(SETTINGS)}")

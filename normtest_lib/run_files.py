@@ -3,7 +3,9 @@
 PARAMS = "params.yaml"
 HISTORY = "history.csv"
 SUMMARY = "summary.json"
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.pt"  # the last epoch, with everything needed to resume
+BEST = "best.pt"  # the best epoch's weights (by validation accuracy; the last epoch without validation)
+PROBES = "probes.csv"  # per-epoch measurements, long format (engine/probes.py)
 ENVIRONMENT = "environment.json"
 RUN_NOTEBOOK = "run_experiment.ipynb"  # the executed notebook that `normtest run` leaves beside the results
 

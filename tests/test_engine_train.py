@@ -1,5 +1,6 @@
 """The training loop end to end on tiny synthetic runs (CPU, deterministic)."""
 
+import hashlib
 import json
 import math
 import signal
@@ -40,11 +41,15 @@ SUMMARY_KEYS = {
     "epochs_completed",
     "num_classes",
     "best_epoch",
+    "best_selected_by",
     "best_val_acc",
     "test_acc_at_best_val",
     "final_test_acc",
     "seconds",
+    "probe_seconds",
+    "precision",
     "model_source",
+    "model_source_sha256",
     "pretrain_stats",
     "finetune_stats",
     "input_size",
@@ -52,7 +57,7 @@ SUMMARY_KEYS = {
     "n_val",
     "n_test",
 }
-TIMING = ("seconds", "images_per_second")
+TIMING = ("seconds", "images_per_second", "probe_seconds")
 _DATASETS: dict = {}
 
 
@@ -101,7 +106,7 @@ def uninterrupted(tmp_path_factory):
 def test_run_folder_contents(uninterrupted):
     out, summary = uninterrupted
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint.pt", "environment.json", "history.csv", "params.yaml", "summary.json"
+        "best.pt", "checkpoint.pt", "environment.json", "history.csv", "params.yaml", "summary.json"
     ]
     assert set(summary) == SUMMARY_KEYS
     assert summary["status"] == "complete" and summary["epochs_completed"] == 3
@@ -118,7 +123,8 @@ def test_run_folder_contents(uninterrupted):
     assert summary["seconds"] == pytest.approx(sum(row["seconds"] for row in rows))
     assert rows[0]["lr"] == 0.05 and rows[1]["lr"] == pytest.approx(0.05 * 0.75)
     assert rows[-1]["train_acc"] > 0.15  # it learns something in three tiny epochs
-    environment = json.loads((out / "environment.json").read_text())
+    (environment,) = json.loads((out / "environment.json").read_text())["starts"]
+    assert environment["kind"] == "start" and environment["precision"] == summary["precision"] == "fp32"
     assert {"python", "torch", "torchvision", "numpy", "device_name", "threads", "hostname", "git_commit"} <= set(environment)
     assert make_config(load_run(out).params) == tiny(epochs=3)
 
@@ -329,8 +335,9 @@ def test_pretrain_then_finetune_chain(tmp_path):
     summary = run_experiment(
         tmp_path / "finetune", **{**TINY, "dataset": "synthetic-dim", "pretrained": str(checkpoint), "input_norm": "pretrain"}
     )
-    assert summary["status"] == "complete"
-    assert summary["model_source"] == f"checkpoint:{checkpoint.resolve()}"
+    assert summary["model_source"] == f"checkpoint:{checkpoint}"
+    assert summary["model_source_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert summary["model_source"] == f"checkpoint:{checkpoint}"
     assert summary["pretrain_stats"]["mean"] == recorded["mean"] and summary["pretrain_stats"]["std"] == recorded["std"]
     # The target domain is dark: its own statistics differ from the source's.
     assert summary["finetune_stats"]["mean"][0] < recorded["mean"][0] - 0.1

@@ -24,7 +24,8 @@ def test_cpu_threads_split_so_workers_never_oversubscribe():
     assert [slot.num_threads for slot in plan_slots(None, gpus=[], cores=8)] == [8]  # default: 1 worker on CPU
 
 
-def test_gpu_slots_spread_runs_over_gpus_first():
+def test_gpu_slots_spread_runs_over_gpus_first(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     slots = plan_slots(None, gpus=["0", "1"], runs_per_gpu=2, cores=16)
     assert [slot.env["CUDA_VISIBLE_DEVICES"] for slot in slots] == ["0", "1", "0", "1"]
     assert [slot.num_threads for slot in slots] == [4, 4, 4, 4]
@@ -149,17 +150,80 @@ def test_detected_gpus_are_the_parents_visible_devices(monkeypatch):
     assert detect_gpus() == []
 
 
-def test_gpu_indices_map_through_the_parents_visible_devices(monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
-    assert [slot.gpu for slot in plan_slots(None, gpus=[1, 0], cores=4)] == ["7", "5"]  # --gpus 1,0
-    assert [slot.gpu for slot in plan_slots(None, gpus=["3"], cores=4)] == ["3"]  # an id string as it is
-    with pytest.raises(ConfigError, match="gpus: index 2 is not among the 2 visible GPU"):
-        plan_slots(None, gpus=[2])
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert [slot.gpu for slot in plan_slots(None, gpus=[0, 1], cores=4)] == ["0", "1"]
-    # An empty list means CPU runs, even where torch sees GPUs.
+def cli_gpus(text: str) -> list[str]:
+    """--gpus as normtest run parses it (normtest_lib/cli.py): the strings, stripped."""
+    return [g.strip() for g in text.split(",")]
+
+
+def test_cli_gpu_positions_select_from_the_parents_visible_devices(monkeypatch):
+    from normtest_lib.grid.executors import gpu_ids
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7")
+    assert gpu_ids(cli_gpus("0,2")) == ["3", "7"]  # positions, not the ids "0" and "2"
+    assert gpu_ids([0, 2]) == ["3", "7"]  # the same from Python
+    assert gpu_ids(cli_gpus("2, 1")) == ["7", "5"]
+    assert [slot.gpu for slot in plan_slots(None, gpus=cli_gpus("1,0"), cores=4)] == ["5", "3"]
+    assert [slot.env["CUDA_VISIBLE_DEVICES"] for slot in plan_slots(None, gpus=["2"], cores=4)] == ["7"]
+
+
+def test_an_out_of_range_gpu_position_names_the_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7")
+    with pytest.raises(ConfigError, match=r"gpus: position 3 is not among the 3 visible GPU\(s\) \[3, 5, 7\] "
+                       r"\(CUDA_VISIBLE_DEVICES=3,5,7\); pass positions 0 to 2"):
+        plan_slots(None, gpus=cli_gpus("0,3"))
+    with pytest.raises(ConfigError, match=r"position 7 is not among"):
+        plan_slots(None, gpus=[7])  # an id of the parent's list is not a position
+    for bad in (["a"], ["GPU-aaaa"], [-1], ["-1"], [1.0], [True]):
+        with pytest.raises(ConfigError, match="gpus: "):
+            plan_slots(None, gpus=bad)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        plan_slots(None, gpus=["0"])
+
+
+def test_gpu_positions_map_to_uuid_entries(monkeypatch):
+    from normtest_lib.grid.executors import gpu_ids
+
+    uuids = ["GPU-8c3f0a2e-1111-2222-3333-444455556666", "MIG-4b1d9e77-aaaa-bbbb-cccc-ddddeeeeffff", "GPU-0f0f"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", " , ".join(uuids))
+    assert gpu_ids(cli_gpus("2,0")) == [uuids[2], uuids[0]]
+    assert [slot.env["CUDA_VISIBLE_DEVICES"] for slot in plan_slots(None, gpus=["1"], cores=2)] == [uuids[1]]
+    with pytest.raises(ConfigError, match=r"\[GPU-8c3f0a2e-1111-2222-3333-444455556666, MIG-"):
+        gpu_ids(["3"])
+
+
+def test_without_a_parent_list_positions_are_torchs_devices(monkeypatch):
     import torch
 
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [slot.gpu for slot in plan_slots(None, gpus=cli_gpus("1,0"), cores=4)] == ["1", "0"]
+    assert [slot.gpu for slot in plan_slots(None, gpus=[0, 1], cores=4)] == ["0", "1"]
+    with pytest.raises(ConfigError, match=r"position 2 is not among the 2 visible GPU\(s\) \[0, 1\] \(torch sees 2"):
+        plan_slots(None, gpus=["2"])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        plan_slots(None, gpus=["0"])
+    # An empty list means CPU runs, even where torch sees GPUs.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     slots = plan_slots(3, gpus=[], cores=6)
     assert [slot.gpu for slot in slots] == [None, None, None] and "CUDA_VISIBLE_DEVICES" not in slots[0].env
+
+
+def test_cli_passes_gpu_positions_to_the_executor(monkeypatch, tmp_path):
+    """normtest run --gpus 0,2 under CUDA_VISIBLE_DEVICES=3,5,7 plans runs on GPUs 3 and 7."""
+    from normtest_lib import cli
+    from normtest_lib.grid import executors
+
+    planned = {}
+
+    def fake_make_executor(name, **options):
+        planned["ids"] = executors.gpu_ids(options["gpus"])
+        raise SystemExit(0)
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7")
+    monkeypatch.setattr("normtest_lib.grid.runner.make_executor", fake_make_executor, raising=False)
+    grid = Path(__file__).resolve().parents[1] / "params" / "quickstart.yml"
+    with pytest.raises(SystemExit):
+        cli.main(["run", str(grid), "--profile", "smoke", "--gpus", "0,2", "--runs-root", str(tmp_path)])
+    assert planned["ids"] == ["3", "7"]

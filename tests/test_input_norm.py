@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from normtest_lib.input_norm import SETTINGS, make_normalizer
-from normtest_lib.stats.channel import ChannelStats
+from normtest_lib.engine.loop import _trained_stats
+from normtest_lib.stats.channel import ChannelStats, channel_stats
+from normtest_lib.stats.normalized import normalized_stats
 
 FINETUNE = ChannelStats((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
 PRETRAIN = ChannelStats((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -25,6 +27,40 @@ def _apply(setting, images, **kwargs):
     out = make_normalizer(setting, **kwargs)(images)
     assert out.dtype == torch.float32 and out.shape == images.shape
     return out.numpy().astype(np.float64)
+
+
+def test_center_subtracts_the_training_mean_only(images):
+    """By hand: x - mean, so over the training set the mean is 0 per channel and the std unchanged."""
+    own = channel_stats(images)
+    x = _unit(images)
+    expected = x - x.mean(axis=(0, 2, 3), keepdims=True)
+    out = _apply("center", images, finetune_stats=own)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), x.std(axis=(0, 2, 3)), rtol=1e-5)
+    after = normalized_stats(images, "center")
+    np.testing.assert_allclose(after.mean, 0, atol=1e-6)
+    np.testing.assert_allclose(after.std, own.std, rtol=1e-6)
+
+
+def test_center_checkpoint_statistics_reproduce_its_input_through_pretrain(images):
+    """A checkpoint trained with center records (mean, 1.0): 'pretrain' with them is bit for bit center."""
+    recorded = _trained_stats("center", FINETUNE, PRETRAIN)
+    assert recorded == {"mean": list(FINETUNE.mean), "std": [1.0, 1.0, 1.0]}
+    as_pretrain = ChannelStats(tuple(recorded["mean"]), tuple(recorded["std"]))
+    center = make_normalizer("center", finetune_stats=FINETUNE)(images)
+    assert torch.equal(make_normalizer("pretrain", pretrain_stats=as_pretrain)(images), center)
+    assert _trained_stats("instance", FINETUNE, PRETRAIN) == {"mean": None, "std": None}
+
+
+def test_per_image_affine_parts_have_one_row_per_image(images):
+    for setting in ("instance", "minmax"):
+        shift, scale = make_normalizer(setting).affine(images)
+        assert shift.shape == scale.shape == (len(images), 3, 1, 1)
+    for setting in ("finetune", "pretrain", "center"):
+        shift, scale = make_normalizer(setting, finetune_stats=FINETUNE, pretrain_stats=PRETRAIN).affine(images)
+        assert shift.shape == scale.shape == (1, 3, 1, 1)
+    assert make_normalizer("unit").affine(images) == (None, None)
 
 
 @pytest.mark.parametrize("setting,stats", [("finetune", FINETUNE), ("pretrain", PRETRAIN)])
@@ -79,6 +115,8 @@ def test_every_setting_is_batched_and_device_agnostic(images):
 def test_missing_statistics_and_unknown_setting_are_errors(images):
     with pytest.raises(ValueError, match="fine-tuning set's statistics"):
         make_normalizer("finetune")
+    with pytest.raises(ValueError, match="'center' needs the fine-tuning set's statistics"):
+        make_normalizer("center")
     with pytest.raises(ValueError, match="pretraining source"):
         make_normalizer("pretrain")
     with pytest.raises(ValueError, match="unknown input normalization 'zscore'"):

@@ -1,3 +1,4 @@
+import hashlib
 import re
 from pathlib import Path
 
@@ -289,7 +290,9 @@ def test_checkpoint_round_trip_with_a_new_head(tmp_path):
     assert built.module.fc.out_features == 4
     assert built.pretrain_stats == ChannelStats((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
     assert built.input_size == 32 and built.trained_input_norm == "finetune"
-    assert built.source == f"checkpoint:{path.resolve()}"
+    # The path as given (relative stays relative) and the file's hash: which weights, from where.
+    assert built.source == f"checkpoint:{path}"
+    assert built.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
     same_classes = create_model("cifar_resnet", 10, pretrained=str(path), depth_n=1)
     _assert_same_tensors(same_classes.module.state_dict(), saved)

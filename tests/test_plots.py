@@ -100,7 +100,7 @@ def test_gallery_has_one_row_per_setting_and_a_column_per_image():
     np.testing.assert_allclose(np.asarray(fig.axes[none_row * 5].get_images()[0].get_array()), expected)
 
 
-@pytest.mark.parametrize("setting", ["unit", "pretrain", "finetune", "instance", "minmax"])
+@pytest.mark.parametrize("setting", ["unit", "pretrain", "finetune", "center", "instance", "minmax"])
 def test_channel_densities_integrate_to_one_with_the_right_mean(setting):
     images = random_images(50, 2, 20, 200)
     normalize = make_normalizer(setting, finetune_stats=channel_stats(images), pretrain_stats=IMAGENET)

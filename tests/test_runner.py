@@ -67,7 +67,11 @@ write("summary.json", {
     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     "device": device,
     "kernel_pid": os.getpid(),
+    "pretrained": pretrained,
+    "finished_at": time.time(),
 })
+if lr < 2:
+    (out / "best.pt").write_text(f"weights of seed {seed}")
 '''
 
 
@@ -192,8 +196,10 @@ def test_a_bad_grid_fails_before_any_run(tmp_path, notebook):
     assert not (tmp_path / "runs").exists()
 
 
-def test_gpu_slots_pin_one_device_per_run(tmp_path, notebook):
+def test_gpu_slots_pin_one_device_per_run(tmp_path, notebook, monkeypatch):
     # No GPU is needed: the kernel only sees the environment and parameters a GPU run gets.
+    # --gpus takes positions in the parent's CUDA_VISIBLE_DEVICES: positions 1 and 2 are GPUs 3 and 5.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,3,5")
     grid_file = write_grid(
         tmp_path / "grid.yml",
         notebook,
@@ -203,7 +209,7 @@ def test_gpu_slots_pin_one_device_per_run(tmp_path, notebook):
         profiles: {smoke: {}, paper: {}}
         """,
     )
-    report = run_grid(grid_file, "smoke", runs_root=tmp_path / "runs", gpus=["3", "5"], log=lambda line: None)
+    report = run_grid(grid_file, "smoke", runs_root=tmp_path / "runs", gpus=["1", "2"], log=lambda line: None)
     assert report.done == 2
     results = summaries(tmp_path / "runs" / "demo" / "smoke").values()
     assert sorted(s["cuda_visible_devices"] for s in results) == ["3", "5"]
@@ -296,3 +302,57 @@ def _epoch(checkpoint: Path) -> int:
         return json.loads(checkpoint.read_text())["epoch"]
     except (FileNotFoundError, ValueError):
         return 0
+
+
+PRETRAIN_GRID = """
+pretrain: {model: small, epochs: 1, seed: 7}
+base: {model: small, epochs: 1, pretrained: "@pretrain", input_norm: pretrain}
+axes: {seed: [0, 1]}
+profiles: {smoke: {}, paper: {}}
+"""
+
+
+def test_a_declared_pretraining_run_runs_first_and_the_others_start_from_its_weights(tmp_path, notebook, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "grid.yml", notebook, PRETRAIN_GRID)
+    lines: list[str] = []
+    dry = run_grid(grid_file, "smoke", dry_run=True, log=lines.append)
+    pretrain_id = dry.records[0].run_id
+    assert lines[-1] == "3 runs" and "pretraining" in lines[0]
+
+    report = run_grid(grid_file, "smoke", workers=2, gpus=[], progress=False, log=lines.append)
+    assert report.done == 3 and report.exit_code == 0
+    finished = summaries(Path("runs/demo/smoke"))
+    weights = f"runs/demo/smoke/{pretrain_id}/best.pt"  # relative: committed results name no folder of this machine
+    dependents = [record.run_id for record in report.records[1:]]
+    assert [finished[run]["pretrained"] for run in dependents] == [weights, weights]
+    assert all(finished[run]["finished_at"] > finished[pretrain_id]["finished_at"] for run in dependents)
+    assert json.loads(Path("runs/demo/smoke/grid.json").read_text())["pretrain"]["id"] == pretrain_id
+
+    # A fresh clone has the committed results but no weights: the pretraining run is rebuilt
+    # only when an unfinished run needs it, and its earlier record is kept.
+    Path(weights).unlink()
+    rerun = run_grid(grid_file, "smoke", progress=False, log=lines.append)
+    assert rerun.skipped == 3 and not Path(weights).exists()
+    (Path("runs/demo/smoke") / dependents[0] / "summary.json").unlink()
+    rerun = run_grid(grid_file, "smoke", progress=False, log=lines.append)
+    assert [record.status for record in rerun.records] == ["done", "done", "skipped"]
+    assert Path(weights).is_file()
+    previous = json.loads(Path(f"runs/demo/smoke/{pretrain_id}/previous/summary.json").read_text())
+    assert previous["kernel_pid"] == finished[pretrain_id]["kernel_pid"]
+
+
+def test_runs_are_not_started_when_their_pretraining_run_fails(tmp_path, notebook, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "grid.yml", notebook, PRETRAIN_GRID.replace("seed: 7}", "seed: 7, label_smoothing: 0.5}"))
+    report = run_grid(grid_file, "smoke", progress=False, log=lambda line: None)
+    assert [record.status for record in report.records] == ["failed", "failed", "failed"]
+    assert all("not run: the pretraining run" in record.error for record in report.records[1:])
+    assert not any(record.run_dir.exists() for record in report.records[1:])
+    assert report.exit_code == 1
+
+
+def test_starting_from_pretrain_without_declaring_it_is_an_error(tmp_path, notebook):
+    grid_file = write_grid(tmp_path / "grid.yml", notebook, PRETRAIN_GRID.replace("pretrain: {model: small, epochs: 1, seed: 7}", ""))
+    with pytest.raises(ConfigError, match="declares no pretrain run"):
+        run_grid(grid_file, "smoke", runs_root=tmp_path / "runs", dry_run=True, log=lambda line: None)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from normtest_lib.report import tables
+from normtest_lib.report import paired, stats_tables, tables
 from normtest_lib.data.synthetic import load_synthetic
 from normtest_lib.input_norm import SETTINGS
 from normtest_lib.stats.normalized import normalized_stats, sample_images
@@ -109,6 +109,8 @@ def numpy_after(x: np.ndarray, setting: str, own: tuple[np.ndarray, np.ndarray])
         return (unit - own[0].reshape(shape)) / own[1].reshape(shape)
     if setting == "pretrain":
         return (unit - np.array(IMAGENET.mean).reshape(shape)) / np.array(IMAGENET.std).reshape(shape)
+    if setting == "center":
+        return unit - own[0].reshape(shape)
     if setting == "instance":
         return (unit - unit.mean(axis=(2, 3), keepdims=True)) / np.sqrt(unit.var(axis=(2, 3), keepdims=True) + 1e-5)
     if setting == "minmax":
@@ -125,7 +127,7 @@ def test_table1_matches_numpy_for_every_setting():
         "bright": torch.randint(60, 256, (40, 3, 9, 7), dtype=torch.uint8, generator=generator),
         "dark": torch.randint(0, 120, (30, 3, 9, 7), dtype=torch.uint8, generator=generator),
     }
-    table = tables.table1_frame(images)
+    table = stats_tables.table1_frame(images)
     assert list(table.index) == [(name, s) for name in images for s in SETTINGS]
     for name, tensor in images.items():
         x = tensor.numpy().astype(np.float64)
@@ -152,35 +154,35 @@ def test_normalized_stats_uses_the_images_own_statistics_for_finetune():
 
 def test_table1_comparison_sets_published_rows_beside_computed_ones():
     images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
-    comparison = tables.table1_comparison(tables.table1_frame({"cifar10": images, "mine": images}))
+    comparison = stats_tables.table1_comparison(stats_tables.table1_frame({"cifar10": images, "mine": images}))
     published = comparison["published"]
     assert tuple(published.loc[("cifar10", "pretrain"), "mean"]) == PUBLISHED_TABLE1["cifar10"].mean
     assert published.loc[("cifar10", "finetune")].isna().all()
     assert published.loc["mine"].isna().all().all()
-    only_unpublished = tables.table1_comparison(tables.table1_frame({"mine": images}))
+    only_unpublished = stats_tables.table1_comparison(stats_tables.table1_frame({"mine": images}))
     assert list(only_unpublished.columns.get_level_values("source").unique()) == ["computed"]
 
 
 def test_distance_from_standard():
     images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
-    table = tables.table1_frame({"a": images})
-    assert tables.distance_from_standard(table, "finetune")["a"] == pytest.approx(0, abs=1e-5)
+    table = stats_tables.table1_frame({"a": images})
+    assert stats_tables.distance_from_standard(table, "finetune")["a"] == pytest.approx(0, abs=1e-5)
     row = table.loc[("a", "none")]
     expected = np.sqrt((np.sum(row["mean"] ** 2) + np.sum((row["std"] - 1) ** 2)) / 6)
-    assert tables.distance_from_standard(table, "none")["a"] == pytest.approx(expected)
+    assert stats_tables.distance_from_standard(table, "none")["a"] == pytest.approx(expected)
 
 
 def test_channel_stats_frame_and_references():
     synthetic = load_synthetic("dim", n_train=20, n_test=10)
-    label, target = tables.reference_for(synthetic)
+    label, target = stats_tables.reference_for(synthetic)
     assert label == "design target" and target.mean == tuple(synthetic.extra["design_mean"])
 
     class Named:
         name, extra = "cifar10", {}
 
-    assert tables.reference_for(Named()) == ("published", PUBLISHED["cifar10"])
+    assert stats_tables.reference_for(Named()) == ("published", PUBLISHED["cifar10"])
     computed = {"synthetic-dim": channel_stats(synthetic.train.images)}
-    frame = tables.channel_stats_frame(computed, {"synthetic-dim": (label, target)})
+    frame = stats_tables.channel_stats_frame(computed, {"synthetic-dim": (label, target)})
     assert list(frame.index) == [("synthetic-dim", "computed"), ("synthetic-dim", "design target")]
     assert frame.loc[("synthetic-dim", "computed"), ("images", "")] == 20
     assert frame.loc[("synthetic-dim", "design target"), ("std", "G")] == target.std[1]
@@ -205,22 +207,65 @@ def test_sample_images_is_a_fixed_subset():
         sample_images(images, 0)
 
 
-def test_paired_differences_pair_by_seed_and_flag_effects_within_noise():
-    from normtest_lib.report.tables import paired_differences, within_noise
+T_975_2 = 4.302652729911275  # t_{0.975, 2}: the two-sided 95 % t value for n = 3 pairs, from a t table
 
+
+def paired_rows(unit_offsets, instance_offset=-0.20, bases=(0.80, 0.84, 0.88)) -> pd.DataFrame:
     rows = []
-    for seed, base in enumerate([0.80, 0.84, 0.88]):
+    for seed, (base, offset) in enumerate(zip(bases, unit_offsets)):
         rows.append({"dataset": "a", "input_norm": "finetune", "seed": seed, "acc": base, "status": "complete"})
-        rows.append({"dataset": "a", "input_norm": "unit", "seed": seed, "acc": base + 0.01, "status": "complete"})
-        rows.append({"dataset": "a", "input_norm": "instance", "seed": seed, "acc": base - 0.20, "status": "complete"})
+        rows.append({"dataset": "a", "input_norm": "unit", "seed": seed, "acc": base + offset, "status": "complete"})
+        rows.append({"dataset": "a", "input_norm": "instance", "seed": seed, "acc": base + instance_offset, "status": "complete"})
     rows.append({"dataset": "a", "input_norm": "unit", "seed": 9, "acc": 0.0, "status": "failed"})
-    diffs = paired_differences(pd.DataFrame(rows), "acc", "input_norm", "finetune", ["dataset"])
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_pair_by_seed_with_a_t_interval_computed_by_hand():
+    # unit - finetune per seed, in points: +1, +3, +2 -> mean 2, s = 1, n = 3.
+    diffs = paired.paired_differences(paired_rows([0.01, 0.03, 0.02]), "acc", "input_norm", "finetune", ["dataset"])
     unit, instance = diffs.loc[("a", "unit")], diffs.loc[("a", "instance")]
-    assert unit["mean"] == pytest.approx(1.0) and unit["std"] == pytest.approx(0.0, abs=1e-9) and unit["n"] == 3
+    assert unit["n"] == 3  # the failed run is left out
+    assert unit["mean"] == pytest.approx(2.0) and unit["std"] == pytest.approx(1.0)
+    half_width = T_975_2 * 1.0 / np.sqrt(3)  # t_{0.975, n-1} * s / sqrt(n) = 2.484...
+    assert unit["ci_low"] == pytest.approx(2.0 - half_width, rel=1e-9)
+    assert unit["ci_high"] == pytest.approx(2.0 + half_width, rel=1e-9)
     assert instance["mean"] == pytest.approx(-20.0)
-    assert unit["seed_std"] == pytest.approx(4.0)
-    flags = within_noise(diffs)
-    assert bool(flags.loc[("a", "unit")]) and not bool(flags.loc[("a", "instance")])
+    assert instance["ci_low"] == pytest.approx(-20.0, abs=1e-6) and instance["ci_high"] == pytest.approx(-20.0, abs=1e-6)
+    # The interval of unit, [-0.48, 4.48], contains 0: within noise, though the mean (2 points)
+    # is smaller than the baseline's unpaired seed-to-seed std (4 points) either way.
+    assert paired.within_noise(diffs).to_dict() == {("a", "instance"): False, ("a", "unit"): True}
+    assert paired.significant(diffs).to_dict() == {("a", "instance"): True, ("a", "unit"): False}
+
+
+def test_a_consistent_paired_effect_is_significant_although_seeds_spread_more():
+    # +1 point every seed, while the baseline itself spreads 4 points over seeds: the pairing
+    # cancels that spread, so the effect is real (the old unpaired rule called it noise).
+    diffs = paired.paired_differences(paired_rows([0.010, 0.011, 0.009]), "acc", "input_norm", "finetune", ["dataset"])
+    unit = diffs.loc[("a", "unit")]
+    assert 0 < unit["ci_low"] < 1.0 < unit["ci_high"]
+    assert bool(paired.significant(diffs).loc[("a", "unit")]) and not bool(paired.within_noise(diffs).loc[("a", "unit")])
+
+
+def test_one_pair_has_no_interval_and_is_neither_within_noise_nor_significant():
+    diffs = paired.paired_differences(paired_rows([0.01], bases=(0.80,)), "acc", "input_norm", "finetune", ["dataset"])
+    unit = diffs.loc[("a", "unit")]
+    assert unit["n"] == 1 and unit["mean"] == pytest.approx(1.0)
+    assert np.isnan(unit["ci_low"]) and np.isnan(unit["ci_high"])
+    assert not paired.within_noise(diffs).any() and not paired.significant(diffs).any()
+    assert np.isnan(paired.confidence_interval([0.5])).all() and np.isnan(paired.confidence_interval([])).all()
+
+
+def test_paired_difference_table_shows_the_interval_and_colours_only_significant_cells():
+    diffs = paired.paired_differences(paired_rows([0.01, 0.03, 0.02]), "acc", "input_norm", "finetune", ["dataset"])
+    styler = paired.paired_difference_table(diffs, "input_norm")
+    assert list(styler.data.columns) == ["instance", "unit"]
+    assert styler.data.loc["a", "unit"] == "+2.00 [-0.48, +4.48] (n=3)"
+    assert styler.data.loc["a", "instance"] == "-20.00 [-20.00, -20.00] (n=3)"
+    assert styled_cells(styler, tables.WORSE) == {(0, 0)} and styled_cells(styler, tables.BETTER) == set()
+    flipped = paired.paired_difference_table(diffs, "input_norm", higher_is_better=False)
+    assert styled_cells(flipped, tables.BETTER) == {(0, 0)}
+    assert "+2.00 [-0.48, +4.48] (n=3)" in styler.to_html()
+    assert paired.format_difference(1.0, float("nan"), float("nan"), 1) == "+1.00 (n=1, no CI)"
 
 
 def runs_with_params(tmp_path, lrs_by_seed: dict[int, float], copy_to_results: bool = False) -> pd.DataFrame:
@@ -246,7 +291,7 @@ def test_runs_differing_in_more_than_the_seed_are_not_pooled(tmp_path):
     with pytest.raises(ValueError, match=r"differ in \['lr'\].*dataset=a, input_norm=finetune"):
         tables.aggregate_seeds(runs, "acc", ["dataset", "input_norm"])
     with pytest.raises(ValueError, match=r"differ in \['lr'\]"):
-        tables.paired_differences(runs, "acc", "input_norm", "finetune", ["dataset"])
+        paired.paired_differences(runs, "acc", "input_norm", "finetune", ["dataset"])
     # lr as a key: each group holds one lr, so seeds are all that vary.
     assert list(tables.aggregate_seeds(runs, "acc", ["dataset", "lr"])["n"]) == [1, 2]
 

@@ -54,6 +54,11 @@ class Execution:
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
+    @property
+    def precision(self) -> str:
+        """The arithmetic of the forward passes: ``bf16`` (autocast) or ``fp32``; a run keeps one."""
+        return "bf16" if self.amp else "fp32"
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
@@ -170,19 +175,39 @@ def environment_info(execution: Execution, config: RunConfig) -> dict[str, Any]:
         "flush_denormal": execution.flush_denormal,
         "deterministic": config.deterministic,
         "amp_bf16": execution.amp,
+        "precision": execution.precision,
         "channels_last": execution.channels_last,
         "compile": config.compile,
     }
 
 
-def show_progress(progress: bool | None) -> bool:
-    """``None`` means: show bars only when a person is watching a terminal (stderr is a TTY).
+def in_jupyter_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, or papermill's kernel), False in a terminal or a script.
 
-    Notebooks and batch runs (papermill, Dask workers, redirected output) stay
-    quiet unless asked with ``progress=True``; that keeps executed notebooks
-    and logs free of hundreds of progress lines.
+    The same test ``tqdm.auto`` makes to choose its notebook bar (an ipywidgets
+    widget that updates in place) over text lines on stderr.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Whether to show progress bars; ``None`` means: where a person is watching.
+
+    - ``True``/``False``: as given. Batch runs pass ``False``: ``normtest run``
+      gives every papermill-executed run notebook ``progress=False``, so executed
+      notebooks and logs hold no bars.
+    - ``None`` inside a Jupyter kernel: shown, as one live notebook bar per
+      loop (``tqdm.auto`` with ipywidgets; without ipywidgets tqdm warns and
+      falls back to text bars).
+    - ``None`` elsewhere: shown only when stderr is a terminal, so Dask
+      workers and redirected output stay quiet.
     """
     if progress is not None:
         return progress
+    if in_jupyter_kernel():
+        return True
     stream = sys.stderr
     return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())

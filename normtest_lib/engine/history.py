@@ -24,8 +24,9 @@ COLUMNS = (
     "test_loss",
     "test_acc",
     "lr",
-    "seconds",
-    "images_per_second",
+    "seconds",  # the whole epoch: training, evaluation and probes
+    "images_per_second",  # training only
+    "probe_seconds",  # the probes' share of seconds (0 without probes)
 )
 
 Row = dict[str, Any]
@@ -57,7 +58,8 @@ def read_history(path: str | Path) -> list[Row]:
 
 
 def best_row(rows: Sequence[Row]) -> Row | None:
-    """The row with the highest finite validation accuracy (earliest on ties); the last row without any."""
+    """The row with the highest finite validation accuracy (earliest on ties: a later epoch must be
+    strictly better); without any, the last row with a finite training loss (never chosen on test)."""
     best = None
     for row in rows:
         value = row.get("val_acc")
@@ -66,6 +68,6 @@ def best_row(rows: Sequence[Row]) -> Row | None:
         if best is None or value > best["val_acc"]:
             best = row
     if best is None:
-        finite = [row for row in rows if row.get("test_acc") is not None]
+        finite = [row for row in rows if row.get("train_loss") is not None and math.isfinite(row["train_loss"])]
         return finite[-1] if finite else None
     return best

@@ -5,15 +5,31 @@ Sequence of :func:`train`:
 1. decide from the folder: new, resume, or finished (then return its summary);
 2. build everything that can fail on bad input (data, statistics, model,
    optimizer, checkpoint) before writing a single file;
-3. write ``params.yaml``, ``environment.json``, ``history.csv`` (cut back to
-   the checkpoint's epoch) and a ``running`` summary;
-4. per epoch: train, evaluate on validation and test, then write the
-   checkpoint, ``history.csv`` and ``summary.json`` (each atomically, the
-   checkpoint first: it carries the history rows, so a kill between two
-   writes loses nothing);
-5. end with status ``complete``; a non-finite training loss ends with
+3. write ``params.yaml``, add this start to ``environment.json``, write
+   ``history.csv`` and ``probes.csv`` (cut back to the checkpoint's epoch) and a
+   ``running`` summary;
+4. per epoch: train, evaluate on validation (and test, unless
+   ``test_every_epoch`` is false), take the probes, then write the checkpoint,
+   ``best.pt`` when the epoch is the best so far, ``probes.csv``, ``history.csv``
+   and ``summary.json`` (each atomically, the checkpoint first: it carries the
+   history and probe rows, and its weights are the epoch's, so a kill between
+   two writes loses nothing; a resume rewrites a ``best.pt`` the kill missed);
+5. with ``test_every_epoch`` false, evaluate ``best.pt`` on the test split once;
+   end with status ``complete``; a non-finite training loss ends with
    ``diverged`` (the epoch is recorded, its evaluation skipped, its weights not
    saved); an exception ends with ``failed`` and the error, then propagates.
+
+The best epoch is the one with the highest validation accuracy (the first to
+reach it: a later epoch must be strictly better); without a validation split it
+is the last epoch (``best_selected_by: "last"``), never one chosen on test
+accuracy. ``best.pt`` holds its weights. With ``test_every_epoch`` false the
+test split is evaluated once, with those weights: ``test_acc_at_best_val`` is
+that figure, and ``final_test_acc`` is the same number when the best epoch is the
+last one, else None (the last weights are never evaluated on test).
+
+A run keeps one precision (``bf16`` autocast on CUDA, ``fp32`` elsewhere,
+recorded in the summary and the checkpoint): resuming on a device with the
+other one is refused.
 
 Metrics: ``train_loss``/``train_acc`` are averaged over the epoch's augmented
 batches in training mode (the loss includes label smoothing);
@@ -24,14 +40,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import RunConfig
@@ -41,11 +57,13 @@ from ..input_norm import make_normalizer
 from ..stats.channel import ChannelStats
 from .environment import Execution, environment_info, execution_context, show_progress
 from .history import best_row, write_history
-from .loader import InputPipeline, TrainBatches, eval_batches, to_device
-from .optim import build_optimizer, run_step_hooks, set_epoch_lr, step_hooks
+from .loader import InputPipeline, TrainBatches, to_device
+from .optim import bind_step_hooks, build_optimizer, run_step_hooks, set_epoch_lr
 from .prepare import PreparedData, prepare_data
+from .probes import ProbeContext, check_probes, run_probes, write_probes
 from .rundir import RunFolder
 from .seeding import capture_rng_state, derive_seed, restore_rng_state, seed_globals
+from .trained import evaluate_split
 
 if TYPE_CHECKING:
     from ..models import BuiltModel
@@ -102,21 +120,40 @@ class Session:
     input_size: int
     rows: list[dict[str, Any]]
     start_epoch: int
+    train: Split | None = None  # the training split on the device, for probes
+    probe_rows: list[dict[str, Any]] = field(default_factory=list)
+    # test_every_epoch false: (loss, accuracy) of best.pt on the test split, once training is over.
+    final_test: tuple[float, float] | None = None
+
+    @property
+    def best_selected_by(self) -> str:
+        """How the best epoch is chosen: validation accuracy, or the last epoch without a validation split."""
+        return "val_acc" if self.val is not None else "last"
 
     def summary(self, status: str, **extra: Any) -> dict[str, Any]:
         good = [row for row in self.rows if _finite(row["train_loss"])]
         best = best_row(good)
         pretrain_stats = self.built.pretrain_stats
+        if self.config.test_every_epoch:
+            test_at_best = best["test_acc"] if best else None
+            final_test = good[-1]["test_acc"] if good else None
+        else:  # only best.pt was evaluated on test; it is the final weights only when the best epoch is the last
+            test_at_best = self.final_test[1] if self.final_test is not None else None
+            final_test = test_at_best if best is not None and best is good[-1] else None
         summary = {
             "status": status,
             "epochs_completed": len(good),
             "num_classes": self.data.num_classes,
             "best_epoch": best["epoch"] if best else None,
+            "best_selected_by": self.best_selected_by,
             "best_val_acc": best["val_acc"] if best else None,
-            "test_acc_at_best_val": best["test_acc"] if best else None,
-            "final_test_acc": good[-1]["test_acc"] if good else None,
+            "test_acc_at_best_val": test_at_best,
+            "final_test_acc": final_test,
             "seconds": sum(row["seconds"] for row in self.rows),
+            "probe_seconds": sum(row.get("probe_seconds") or 0.0 for row in self.rows),
+            "precision": self.execution.precision,
             "model_source": self.built.source,
+            "model_source_sha256": self.built.source_sha256,
             "pretrain_stats": pretrain_stats.to_dict() if pretrain_stats is not None else None,
             "finetune_stats": self.data.finetune_stats.to_dict(),
             "input_size": self.input_size,
@@ -127,9 +164,9 @@ class Session:
         summary.update(extra)
         return summary
 
-    def checkpoint_payload(self, epochs_done: int) -> dict[str, Any]:
+    def weights_payload(self, epochs_done: int) -> dict[str, Any]:
+        """The current weights and what rebuilding and feeding the network needs (no train_state)."""
         config = self.config
-        best = best_row(self.rows)
         return {
             "model": {
                 "name": config.model,
@@ -147,16 +184,47 @@ class Session:
                 "input_norm": config.input_norm,
                 # How inputs were resized to input_size; None when they kept their native size.
                 "interpolation": self.pipeline.interpolation if self.pipeline.resize_to is not None else None,
+                # This run's training-set statistics, whatever input_norm used, to rebuild its input pipeline.
+                "finetune_stats": {
+                    "mean": list(self.data.finetune_stats.mean),
+                    "std": list(self.data.finetune_stats.std),
+                },
             },
             "epoch": epochs_done,
+            "precision": self.execution.precision,
+        }
+
+    def best_payload(self, epochs_done: int) -> dict[str, Any]:
+        """``best.pt``: the weights of epoch ``epochs_done``, chosen as :attr:`best_selected_by` says."""
+        return {**self.weights_payload(epochs_done), "selected_by": self.best_selected_by}
+
+    def checkpoint_payload(self, epochs_done: int) -> dict[str, Any]:
+        config = self.config
+        best = best_row(self.rows)
+        return {
+            **self.weights_payload(epochs_done),
             "train_state": {
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": {"schedule": config.schedule, "next_epoch": epochs_done},
                 "rng": capture_rng_state(),
                 "best": {key: best[key] for key in ("epoch", "val_acc", "test_acc")} if best else None,
                 "history": [dict(row) for row in self.rows],
+                "probes": [dict(row) for row in self.probe_rows],
             },
         }
+
+    def probe_context(self, epochs_done: int) -> ProbeContext:
+        return ProbeContext(
+            model=self.model,
+            train=self.train,
+            train_labels_original=None,  # label noise is not implemented yet: the labels are the originals
+            val=self.val,
+            test=self.test,
+            pipeline=self.pipeline,
+            device=self.execution.device,
+            epoch=epochs_done,
+            eval_batch_size=self.config.eval_batch_size,
+        )
 
 
 def train(
@@ -168,7 +236,7 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir`` and return its summary.
 
-    ``progress``: show tqdm bars (None: only when stderr is a terminal).
+    ``progress``: show tqdm bars (None: notebook bars inside a Jupyter kernel, text bars when stderr is a terminal, none otherwise).
     ``on_epoch_end(row)`` is called with each new history row after the
     epoch's files are written (e.g. to plot live in a notebook).
     """
@@ -181,8 +249,11 @@ def train(
         session = build_session(config, execution, folder if state == "resume" else None)
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.write_params(config)
-        folder.write_environment(environment_info(execution, config))
+        folder.add_environment(environment_info(execution, config), from_epoch=session.start_epoch)
         write_history(folder.history, session.rows)
+        if config.probes:
+            write_probes(folder.probes, session.probe_rows)
+        _sync_best(session, folder)
         folder.write_summary(session.summary("running"))
         try:
             return _run_epochs(session, folder, show_progress(progress), on_epoch_end)
@@ -201,6 +272,7 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
     if execution.channels_last:
         model = model.to(memory_format=torch.channels_last)
     _check_pretrain_stats(config, built)
+    check_probes(config.probes, model)
     try:
         normalizer = make_normalizer(
             config.input_norm, finetune_stats=data.finetune_stats, pretrain_stats=built.pretrain_stats
@@ -212,13 +284,16 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
     optimizer = build_optimizer(model, config)
 
     rows: list[dict[str, Any]] = []
+    probe_rows: list[dict[str, Any]] = []
     start_epoch = 0
     if resume_from is not None:
         checkpoint = load_checkpoint(resume_from.checkpoint)
         _check_resumable(checkpoint, config, data.num_classes, resume_from.checkpoint)
+        _check_precision(checkpoint, execution, resume_from)
         model.load_state_dict(checkpoint["state_dict"])
         optimizer.load_state_dict(checkpoint["train_state"]["optimizer"])
         rows = [dict(row) for row in checkpoint["train_state"]["history"]]
+        probe_rows = [dict(row) for row in checkpoint["train_state"].get("probes", [])]
         start_epoch = int(checkpoint["epoch"])
         restore_rng_state(checkpoint["train_state"]["rng"])
     else:
@@ -242,6 +317,8 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
         input_size=resize_to if resize_to is not None else int(data.native_size[0]),
         rows=rows,
         start_epoch=start_epoch,
+        train=train_split,
+        probe_rows=probe_rows,
     )
 
 
@@ -251,10 +328,20 @@ def _trained_stats(
     """The checkpoint's mean/std: the statistics its inputs were standardized with, or None.
 
     'finetune' used this run's training-set statistics, 'pretrain' the starting
-    weights' statistics; every other setting (instance, minmax, unit, none) used
-    none, so a later run cannot take any as its 'pretrain' statistics.
+    weights' statistics; 'center' subtracted this run's training-set mean and
+    divided by nothing, so it records that mean with std 1.0 per channel: a later
+    run's 'pretrain' with them computes (x - mean) / 1.0, bit for bit what this
+    network saw (its training-set std would rescale the input it never had).
+    Every other setting (instance, minmax, unit, none) used none, so a later run
+    cannot take any as its 'pretrain' statistics.
     """
-    used = {"finetune": finetune_stats, "pretrain": pretrain_stats}.get(input_norm)
+    from ..input_norm import centering_stats  # the very statistics center's normalizer uses
+
+    used = {
+        "finetune": finetune_stats,
+        "pretrain": pretrain_stats,
+        "center": centering_stats(finetune_stats),
+    }.get(input_norm)
     if used is None:
         return {"mean": None, "std": None}
     return {"mean": list(used.mean), "std": list(used.std)}
@@ -289,6 +376,40 @@ def _check_resumable(checkpoint: dict, config: RunConfig, num_classes: int, path
         raise ModelError(f"{path} records {checkpoint['epoch']} epochs, but the run has {config.epochs}")
 
 
+def _check_precision(checkpoint: dict, execution: Execution, folder: RunFolder) -> None:
+    """A run computed in bf16 cannot continue in fp32 (or back): its numbers would mix two precisions."""
+    recorded = checkpoint.get("precision")
+    if recorded is None or recorded == execution.precision:
+        return  # None: a checkpoint from before precisions were recorded
+    raise ConfigError(
+        f"run folder {folder.path} was trained in {recorded} so far, but device {str(execution.device)!r} "
+        f"computes in {execution.precision} (bf16 autocast is used on CUDA with amp: true, fp32 elsewhere); "
+        f"a run keeps one precision. Resume it on a device that computes in {recorded}, "
+        "or delete the folder to start it over here"
+    )
+
+
+def _sync_best(session: Session, folder: RunFolder) -> None:
+    """Make ``best.pt`` hold the best epoch so far before training goes on.
+
+    A fresh start removes a stale one. On a resume, a kill between the checkpoint
+    and ``best.pt`` can only have missed the checkpoint's own epoch, whose weights
+    the model now holds, so that one is written again.
+    """
+    if session.start_epoch == 0:
+        folder.best.unlink(missing_ok=True)
+        return
+    best = best_row(session.rows)
+    if best is None or best["epoch"] != session.start_epoch:
+        return
+    try:
+        saved_epoch = load_checkpoint(folder.best).get("epoch")
+    except ModelError:  # absent
+        saved_epoch = None
+    if saved_epoch != session.start_epoch:
+        save_checkpoint(folder.best, session.best_payload(session.start_epoch))
+
+
 def _run_epochs(session: Session, folder: RunFolder, show: bool, on_epoch_end: EpochCallback | None) -> dict[str, Any]:
     config = session.config
     with tqdm(total=config.epochs, initial=session.start_epoch, desc="epochs", disable=not show) as bar:
@@ -297,17 +418,28 @@ def _run_epochs(session: Session, folder: RunFolder, show: bool, on_epoch_end: E
             session.rows.append(row)
             if not _finite(row["train_loss"]):
                 write_history(folder.history, session.rows)
-                summary = session.summary("diverged", diverged_epoch=row["epoch"])
-                folder.write_summary(summary)
-                return summary
+                return _finish(session, folder, "diverged", diverged_epoch=row["epoch"])
             save_checkpoint(folder.checkpoint, session.checkpoint_payload(epoch + 1))
+            best = best_row(session.rows)
+            if best is not None and best["epoch"] == epoch + 1:  # strictly better than every earlier epoch
+                save_checkpoint(folder.best, session.best_payload(epoch + 1))
+            if config.probes:
+                write_probes(folder.probes, session.probe_rows)
             write_history(folder.history, session.rows)
             folder.write_summary(session.summary("running"))
             bar.update(1)
             bar.set_postfix(_postfix(row))
             if on_epoch_end is not None:
                 on_epoch_end(dict(row))
-    summary = session.summary("complete")
+    return _finish(session, folder, "complete")
+
+
+def _finish(session: Session, folder: RunFolder, status: str, **extra: Any) -> dict[str, Any]:
+    """Evaluate best.pt on test when that was not done per epoch; write and return the final summary."""
+    if not session.config.test_every_epoch and folder.best.is_file():
+        session.model.load_state_dict(load_checkpoint(folder.best)["state_dict"])
+        session.final_test = _evaluate(session, session.test)
+    summary = session.summary(status, **extra)
     folder.write_summary(summary)
     return summary
 
@@ -317,11 +449,18 @@ def _run_epoch(session: Session, epoch: int, show: bool) -> dict[str, Any]:
     start = time.perf_counter()
     train_loss, train_acc, seen = train_one_epoch(session, epoch, show)
     train_seconds = time.perf_counter() - start
+    val_loss = val_acc = test_loss = test_acc = None
+    probe_seconds = 0.0
+    # Non-finite weights are not evaluated or probed: they would only report chance.
     if _finite(train_loss):
-        val_loss, val_acc = _evaluate(session, session.val) if session.val is not None else (None, None)
-        test_loss, test_acc = _evaluate(session, session.test)
-    else:  # the weights are no longer numbers; evaluating them would only report chance
-        val_loss = val_acc = test_loss = test_acc = None
+        if session.val is not None:
+            val_loss, val_acc = _evaluate(session, session.val)
+        if session.config.test_every_epoch:
+            test_loss, test_acc = _evaluate(session, session.test)
+        if session.config.probes:
+            probe_start = time.perf_counter()
+            session.probe_rows.extend(run_probes(session.config.probes, session.probe_context(epoch + 1)))
+            probe_seconds = time.perf_counter() - probe_start
     return {
         "epoch": epoch + 1,
         "train_loss": train_loss,
@@ -333,6 +472,7 @@ def _run_epoch(session: Session, epoch: int, show: bool) -> dict[str, Any]:
         "lr": lr,
         "seconds": time.perf_counter() - start,
         "images_per_second": seen / train_seconds if train_seconds > 0 else None,
+        "probe_seconds": probe_seconds,
     }
 
 
@@ -340,7 +480,8 @@ def train_one_epoch(session: Session, epoch: int, show: bool = False) -> tuple[f
     """One pass over the training batches of 0-based ``epoch``; returns (mean loss, accuracy, images)."""
     model, optimizer, pipeline = session.step_model, session.optimizer, session.pipeline
     device = session.execution.device
-    hooks = step_hooks(session.model)
+    hooks = bind_step_hooks(session.model)
+    step = epoch * len(session.batches)  # optimizer steps before this epoch, also after a resume
     smoothing = session.config.label_smoothing
     loss_sum = torch.zeros((), dtype=torch.float32, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -353,15 +494,16 @@ def train_one_epoch(session: Session, epoch: int, show: bool = False) -> tuple[f
         leave=False,
         disable=not show,
     )
-    for images, labels in batches:
-        inputs = pipeline(images)
+    for images, labels, augment in batches:
+        inputs = pipeline(images, augment)
         with session.execution.autocast():
             logits = model(inputs)
             loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        run_step_hooks(hooks)
+        step += 1
+        run_step_hooks(hooks, step)
         loss_sum += loss.detach().float() * labels.shape[0]
         correct += (logits.detach().argmax(dim=1) == labels).sum()
         seen += labels.shape[0]
@@ -370,19 +512,11 @@ def train_one_epoch(session: Session, epoch: int, show: bool = False) -> tuple[f
 
 
 def _evaluate(session: Session, split: Split) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``split`` in evaluation mode."""
-    model, pipeline = session.step_model, session.pipeline
-    device = session.execution.device
-    loss_sum = torch.zeros((), dtype=torch.float32, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    session.model.eval()
-    with torch.no_grad():
-        for images, labels in eval_batches(split, session.config.eval_batch_size):
-            with session.execution.autocast():
-                logits = model(pipeline(images))
-            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
-            correct += (logits.argmax(dim=1) == labels).sum()
-    return loss_sum.item() / len(split), correct.item() / len(split)
+    """Mean cross-entropy and accuracy over ``split`` in evaluation mode, in the run's precision."""
+    session.model.eval()  # step_model may be a compiled wrapper; the mode lives on the module
+    return evaluate_split(
+        session.step_model, session.pipeline, split, session.config.eval_batch_size, session.execution.autocast
+    )
 
 
 def _interpolation_name(built: BuiltModel) -> str:

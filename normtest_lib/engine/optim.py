@@ -20,8 +20,9 @@ epochs and ``W`` warm-up epochs the rate is ``lr * warmup(e) * main(e)``:
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -91,12 +92,52 @@ def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
+StepHook = Callable[[int], None]
+
+
 def step_hooks(model: nn.Module) -> list[nn.Module]:
-    """The modules that define ``after_optimizer_step()`` (e.g. BIN clipping its gate)."""
+    """The modules that define ``after_optimizer_step`` (a layer that clips a parameter after each step, or one that counts steps)."""
     return [module for module in model.modules() if callable(getattr(module, "after_optimizer_step", None))]
 
 
-def run_step_hooks(modules: Iterable[nn.Module]) -> None:
+def bind_step_hooks(model: nn.Module) -> list[StepHook]:
+    """Each module's ``after_optimizer_step`` as a function of the global step count.
+
+    A hook that takes an argument, ``after_optimizer_step(step)``, receives the number of
+    optimizer steps done so far in the run (1 after the first step, counting across epochs
+    and resumes): ConvNorm's running preconditioner decays with it. A hook without one,
+    ``after_optimizer_step()``, is called as before. Signatures are read here, once, not per step.
+    """
+    hooks = []
+    for module in step_hooks(model):
+        method = module.after_optimizer_step
+        hooks.append(method if _takes_step(method, module) else _ignoring_step(method))
+    return hooks
+
+
+def _takes_step(method: Callable[..., Any], module: nn.Module) -> bool:
+    try:
+        parameters = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: call it as before
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) > 1 or any(p.kind == p.KEYWORD_ONLY and p.default is p.empty for p in parameters):
+        raise ModelError(
+            f"{type(module).__name__}.after_optimizer_step must take no argument or one (the global step count)"
+        )
+    return bool(positional) or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
+def _ignoring_step(method: Callable[[], Any]) -> StepHook:
+    def hook(step: int) -> None:
+        method()
+
+    return hook
+
+
+def run_step_hooks(hooks: Iterable[StepHook], step: int) -> None:
+    """Call every hook with the global step count ``step`` (1 after the first optimizer step)."""
     with torch.no_grad():
-        for module in modules:
-            module.after_optimizer_step()
+        for hook in hooks:
+            hook(step)

@@ -11,10 +11,15 @@ Rules (ARCHITECTURE.md, "A run"):
 - ``summary.json`` saying ``complete`` or ``diverged`` means the run is finished:
   rerunning returns that summary and changes nothing;
 - otherwise an existing ``checkpoint.pt`` is resumed from, else training starts afresh.
+
+``environment.json`` is ``{"starts": [...]}``: one entry per start or resume of the
+run (``kind`` "start" or "resume", ``time`` in UTC, ``from_epoch``, then the
+environment), so a run resumed on another machine keeps the record of both.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,9 +28,18 @@ import yaml
 from ..config import EXECUTION_ONLY_KEYS, RunConfig
 from ..errors import ConfigError
 from ..io import read_json, read_yaml, write_json, write_yaml
-from ..run_files import CHECKPOINT, ENVIRONMENT, FINISHED, HISTORY, PARAMS, SUMMARY  # noqa: F401 - re-exported
+from ..run_files import (  # noqa: F401 - re-exported
+    BEST,
+    CHECKPOINT,
+    ENVIRONMENT,
+    FINISHED,
+    HISTORY,
+    PARAMS,
+    PROBES,
+    SUMMARY,
+)
 
-RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT)
+RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT, BEST, PROBES)
 
 State = Literal["new", "resume", "finished"]
 
@@ -51,6 +65,14 @@ class RunFolder:
     @property
     def checkpoint(self) -> Path:
         return self.path / CHECKPOINT
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def probes(self) -> Path:
+        return self.path / PROBES
 
     @property
     def environment(self) -> Path:
@@ -110,5 +132,24 @@ class RunFolder:
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary, summary)
 
-    def write_environment(self, info: dict[str, Any]) -> None:
-        write_json(self.environment, info)
+    def read_environment(self) -> list[dict[str, Any]]:
+        """The recorded starts of the run, oldest first; [] when none (or unreadable)."""
+        try:
+            recorded = read_json(self.environment)
+        except (OSError, ValueError):
+            return []
+        if isinstance(recorded, dict) and isinstance(recorded.get("starts"), list):
+            return list(recorded["starts"])
+        if isinstance(recorded, dict):  # written before starts were kept: one entry of unknown kind
+            return [{"kind": None, "time": None, **recorded}]
+        return []
+
+    def add_environment(self, info: dict[str, Any], *, from_epoch: int) -> None:
+        """Append this start (``from_epoch`` 0) or resume to ``environment.json``."""
+        entry = {
+            "kind": "start" if from_epoch == 0 else "resume",
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "from_epoch": from_epoch,
+            **info,
+        }
+        write_json(self.environment, {"starts": [*self.read_environment(), entry]})

@@ -9,9 +9,10 @@ fail the same way).
 
 ``local``
     A ``ProcessPoolExecutor`` (spawn context) with one worker process per
-    slot. A slot is what one run may use: with GPUs, one GPU (``gpus`` list,
-    else every visible one: the entries of the parent's own
-    ``CUDA_VISIBLE_DEVICES`` where set, else ``0..device_count()-1``) shared
+    slot. A slot is what one run may use: with GPUs, one GPU (``gpus``:
+    positions among the visible GPUs, see :func:`gpu_ids`; else every visible
+    one: the entries of the parent's own ``CUDA_VISIBLE_DEVICES`` where set,
+    else ``0..device_count()-1``) shared
     by ``runs_per_gpu`` runs, pinned through ``CUDA_VISIBLE_DEVICES``;
     ``gpus=[]`` means CPU runs; on the CPU, ``cores // workers``
     threads (at least 1) through the run's ``num_threads`` and
@@ -44,7 +45,7 @@ a long-lived Python session on the login node, then point the grid at it::
     cluster.scale(jobs=4)            # four Slurm jobs, one Dask worker (and one GPU) each
     print(cluster.scheduler_address) # e.g. tcp://10.0.0.5:8786; keep this session open
 
-    $ normtest run params/input_norm.yml --profile paper --executor dask --scheduler tcp://10.0.0.5:8786
+    $ normtest run params/<study>.yml --profile paper --executor dask --scheduler tcp://10.0.0.5:8786
 
 A job that hits its wall time kills its worker; the scheduler resubmits the
 run to another worker and it resumes from its last complete epoch.
@@ -96,7 +97,7 @@ def cpu_count() -> int:
 
 
 def _parent_visible_devices() -> list[str] | None:
-    """This process's own ``CUDA_VISIBLE_DEVICES`` entries; None when it is not set."""
+    """This process's own ``CUDA_VISIBLE_DEVICES`` entries (indices, ``GPU-...`` or ``MIG-...`` UUIDs); None when unset."""
     value = os.environ.get("CUDA_VISIBLE_DEVICES")
     if value is None:
         return None
@@ -120,29 +121,53 @@ def detect_gpus() -> list[str]:
     return parent[:count]
 
 
+def _position(gpu: str | int) -> int:
+    """A GPU position as given: an int (Python) or a string of digits (``--gpus 0,1``)."""
+    if isinstance(gpu, bool) or not isinstance(gpu, (int, str)):
+        raise ConfigError(f"gpus: expected GPU positions such as 0 or '0', got {gpu!r}")
+    text = str(gpu).strip()
+    if not text.isdigit():
+        raise ConfigError(
+            f"gpus: {gpu!r} is not a GPU position; pass positions among the visible GPUs such as 0,1 "
+            "(to choose GPUs by id or UUID, set CUDA_VISIBLE_DEVICES and pass their positions in it)"
+        )
+    return int(text)
+
+
 def gpu_ids(gpus: Sequence[str | int] | None) -> list[str]:
     """The GPU ids to pin runs to, as strings for CUDA_VISIBLE_DEVICES (the one place they are normalised).
 
     ``None``: every visible GPU (:func:`detect_gpus`); ``[]``: none, CPU runs.
-    An int (``--gpus 0,1``) is an index among the visible GPUs, so under a
-    parent ``CUDA_VISIBLE_DEVICES`` it maps to that entry; a string is an id
-    taken as it is.
+    Otherwise each entry is a *position* among the visible GPUs, the same
+    whether it comes from the command line as a string (``--gpus 0,2`` gives
+    ``["0", "2"]``) or from Python as an int: under a parent
+    ``CUDA_VISIBLE_DEVICES="3,5,7"`` positions 0 and 2 are GPUs "3" and "7"
+    (and UUID entries such as ``GPU-...`` are passed on as they are); without
+    it, position i is CUDA device i. A position outside the visible GPUs is a
+    ConfigError naming them.
     """
     if gpus is None:
         return detect_gpus()
+    positions = [_position(gpu) for gpu in gpus]
+    if not positions:
+        return []
     parent = _parent_visible_devices()
-    ids = []
-    for gpu in gpus:
-        if isinstance(gpu, int) and parent is not None:
-            if not 0 <= gpu < len(parent):
-                raise ConfigError(
-                    f"gpus: index {gpu} is not among the {len(parent)} visible GPU(s) "
-                    f"(CUDA_VISIBLE_DEVICES={','.join(parent)}); pass indices 0 to {len(parent) - 1}"
-                )
-            ids.append(parent[gpu])
-        else:
-            ids.append(str(gpu))
-    return ids
+    if parent is None:
+        import torch  # imported here: only explicit positions without CUDA_VISIBLE_DEVICES need it
+
+        visible = [str(index) for index in range(torch.cuda.device_count())]
+        described = f"torch sees {len(visible)} CUDA device(s) and CUDA_VISIBLE_DEVICES is not set"
+    else:
+        visible = parent
+        described = f"CUDA_VISIBLE_DEVICES={','.join(parent)}" if parent else "CUDA_VISIBLE_DEVICES is empty"
+    for position in positions:
+        if position >= len(visible):
+            allowed = f"pass positions 0 to {len(visible) - 1}" if visible else "no GPU is visible; leave out --gpus"
+            raise ConfigError(
+                f"gpus: position {position} is not among the {len(visible)} visible GPU(s) "
+                f"[{', '.join(visible)}] ({described}); {allowed}"
+            )
+    return [visible[position] for position in positions]
 
 
 def threads_per_run(workers: int, cores: int | None = None) -> int:

@@ -41,7 +41,7 @@ from ..run_files import FINISHED
 from ..run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
 from .execute import RunOutcome, RunTask, execute_run, mark_failed, read_status
 from .executors import check_options, make_executor
-from .spec import Grid, load_grid
+from .spec import PRETRAIN_WEIGHTS, Grid, load_grid
 
 GRID_INDEX_NAME = "grid.json"
 
@@ -126,12 +126,16 @@ def run_grid(
     started = time.monotonic()
     options = dict(workers=workers, scheduler=scheduler, retries=retries, gpus=gpus, runs_per_gpu=runs_per_gpu)
     check_options(executor, **options)
-    grid = load_grid(grid_path, profile)
-    runs_dir = (Path(runs_root) / grid.study / grid.profile).resolve()
+    grid = load_grid(grid_path, profile, runs_root)
+    # Relative when runs_root is: run folders, the parameters papermill writes into each executed
+    # notebook and a pretrained path then name no folder of this machine (results are committed).
+    runs_dir = Path(runs_root) / grid.study / grid.profile
     records = [
         RunRecord(run.id, "pending", runs_dir / run.id, run.varying, summary_status=read_status(runs_dir / run.id))
-        for run in grid.runs
+        for run in grid.all_runs
     ]
+    if grid.pretrain is not None:
+        records[0].varying = {"pretraining": "the runs below start from it"}
     if dry_run:
         for record in records:
             log(f"{record.run_id}  {record.summary_status or '-':<9} {_describe(record.varying)}".rstrip())
@@ -142,23 +146,60 @@ def run_grid(
     for record in records:
         if record.summary_status in FINISHED:
             record.status = "skipped"
+    if grid.pretrain is not None:
+        _rebuild_missing_weights(records[0], records[1:], log)
     todo = [record for record in records if record.status == "pending"]
     if todo:
         runner = make_executor(executor, **options)
         with runner, _ProgressBar(grid, len(records), len(records) - len(todo), progress, log) as bar:
-            configs = {run.id: run.config for run in grid.runs}
-            tasks = [
-                RunTask(record.run_id, str(grid.notebook), str(record.run_dir), configs[record.run_id].to_dict())
-                for record in todo
-            ]
-            by_id = {record.run_id: record for record in todo}
-            for task, result in runner.map_unordered(execute_run, tasks):
-                record = by_id[task.run_id]
-                _apply(record, result)
-                bar.finished(record)
+            configs = {run.id: run.config for run in grid.all_runs}
+
+            def execute(batch: list[RunRecord]) -> None:
+                tasks = [
+                    RunTask(record.run_id, str(grid.notebook), str(record.run_dir), configs[record.run_id].to_dict())
+                    for record in batch
+                ]
+                by_id = {record.run_id: record for record in batch}
+                for task, result in runner.map_unordered(execute_run, tasks):
+                    record = by_id[task.run_id]
+                    _apply(record, result)
+                    bar.finished(record)
+
+            if grid.pretrain is not None and records[0] in todo:
+                # The others start from its weights: it runs alone, first.
+                execute([records[0]])
+                todo = todo[1:]
+                if records[0].summary_status != "complete":
+                    for record in todo:
+                        record.status = "failed"
+                        record.error = f"not run: the pretraining run {records[0].run_id} ended {records[0].summary_status!r}"
+                        bar.finished(record)
+                    todo = []
+            execute(todo)
     report = GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started)
     log(report.summary_line())
     return report
+
+
+def _rebuild_missing_weights(pretrain: RunRecord, dependents: list[RunRecord], log: Callable[[str], None]) -> None:
+    """Run a finished pretraining run again when its weights are gone and unfinished runs need them.
+
+    Weights are never committed, so a fresh clone has the pretraining run's
+    results but not its ``best.pt``. Its record files move to ``previous/`` in
+    its folder (kept, not destroyed; ``previous/`` of an earlier rebuild is replaced) and the run starts over; a deterministic
+    run rebuilds the same weights, and each dependent run records the hash of
+    the file it started from.
+    """
+    weights = pretrain.run_dir / PRETRAIN_WEIGHTS
+    if pretrain.status != "skipped" or weights.is_file() or all(r.status == "skipped" for r in dependents):
+        return
+    previous = pretrain.run_dir / "previous"
+    previous.mkdir(exist_ok=True)
+    for path in pretrain.run_dir.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            os.replace(path, previous / path.name)
+    log(f"{pretrain.run_id}  rebuilding the pretraining run: {weights} is missing (weights are not kept in results)")
+    pretrain.status, pretrain.summary_status = "pending", None
 
 
 def _apply(record: RunRecord, result: RunOutcome | BaseException) -> None:

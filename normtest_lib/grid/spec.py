@@ -44,6 +44,18 @@ list, zip lists of unequal length, a run that fails validation) raises one
 :class:`~normtest_lib.errors.ConfigError` naming the file, the profile and the
 key, before any run starts.
 
+Pretraining (``pretrain``): a mapping of run parameters for one run that the
+grid's other runs start from. A run whose ``pretrained`` is ``"@pretrain"``
+starts from that run's best-validation weights,
+``<runs root>/<study>/<profile>/<pretraining run id>/best.pt`` (a path relative
+to the working directory when the runs root is), so the runner executes the
+pretraining run first (once: a finished one is skipped like any run) and the
+others only once it has finished. A profile's ``pretrain`` merges into the
+file's key by key. ``@pretrain`` without a ``pretrain`` section is an error::
+
+    pretrain: {dataset: tiny_imagenet_200, model: cifar_resnet, epochs: 10}
+    base: {dataset: cifar10-jpeg, model: cifar_resnet, pretrained: "@pretrain"}
+
 Run identity: :func:`run_id` hashes a run's resolved parameters, so the same
 run always lands in the same folder, whichever grid or profile asks for it.
 """
@@ -65,8 +77,11 @@ from ..config import EXECUTION_ONLY_KEYS, RunConfig, make_config
 from ..errors import ConfigError
 from ..io import load_yaml
 
-TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "profiles")
-PROFILE_KEYS = ("base", "axes", "zip", "exclude")
+TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "pretrain", "profiles")
+PROFILE_KEYS = ("base", "axes", "zip", "exclude", "pretrain")
+# `pretrained: "@pretrain"` in a run starts it from the best weights of the grid's pretraining run.
+PRETRAIN_PLACEHOLDER = "@pretrain"
+PRETRAIN_WEIGHTS = "best.pt"
 REQUIRED_PROFILES = ("smoke", "paper")
 DEFAULT_NOTEBOOK = "notebooks/run_experiment.ipynb"
 
@@ -115,6 +130,13 @@ class Grid:
     notebook: Path
     runs: tuple[Run, ...]
     varying_keys: tuple[str, ...]
+    # The run the others start from (``pretrained: "@pretrain"``); it is not among ``runs``.
+    pretrain: Run | None = None
+
+    @property
+    def all_runs(self) -> tuple[Run, ...]:
+        """Every run in execution order: the pretraining run (if any) first."""
+        return ((self.pretrain,) if self.pretrain is not None else ()) + self.runs
 
     def index(self) -> dict[str, Any]:
         """The content of ``runs/<study>/<profile>/grid.json`` (read by the book)."""
@@ -124,13 +146,18 @@ class Grid:
             "grid_file": str(self.path),
             "notebook": str(self.notebook),
             "varying": list(self.varying_keys),
+            "pretrain": (
+                {"id": self.pretrain.id, "params": self.pretrain.config.to_dict()} if self.pretrain is not None else None
+            ),
             "runs": [{"id": run.id, "varying": run.varying, "params": run.config.to_dict()} for run in self.runs],
         }
 
 
-def load_grid(path: str | Path, profile: str) -> Grid:
+def load_grid(path: str | Path, profile: str, runs_root: str | Path = "runs") -> Grid:
     """Read, resolve, expand and validate a grid file for one profile.
 
+    ``runs_root`` is where the runner puts run folders; it locates the
+    pretraining run's weights for runs that start from them.
     Raises :class:`ConfigError` naming the file, profile and key on any problem.
     """
     path = Path(path)
@@ -145,12 +172,38 @@ def load_grid(path: str | Path, profile: str) -> Grid:
     params_list = expand(resolved)
     if not params_list:
         raise where.error("exclude", "every run is excluded; the grid has no runs")
-    runs = _validate(params_list, resolved, where)
+    pretrain = _pretrain_run(resolved, params_list, where)
+    pending: frozenset[str] = frozenset()
+    if pretrain is not None:
+        weights = str(Path(runs_root) / study / profile / pretrain.id / PRETRAIN_WEIGHTS)
+        params_list = [
+            {**params, "pretrained": weights} if params.get("pretrained") == PRETRAIN_PLACEHOLDER else params
+            for params in params_list
+        ]
+        pending = frozenset({weights})
+    runs = _validate(params_list, resolved, where, pending)
     varying_keys = _varying_keys(runs, resolved)
     runs = tuple(
         Run(run.id, run.config, {key: run.config.to_dict()[key] for key in varying_keys}) for run in runs
     )
-    return Grid(path, study, profile, notebook, runs, varying_keys)
+    return Grid(path, study, profile, notebook, runs, varying_keys, pretrain)
+
+
+def _pretrain_run(grid: ResolvedGrid, params_list: list[dict[str, Any]], where: "_Where") -> Run | None:
+    """The validated pretraining run, when some run starts from it; None when none does."""
+    if not any(params.get("pretrained") == PRETRAIN_PLACEHOLDER for params in params_list):
+        return None
+    if not grid.pretrain:
+        raise where.error(
+            "pretrain", f'runs start from pretrained: "{PRETRAIN_PLACEHOLDER}", but the grid declares no pretrain run'
+        )
+    if grid.pretrain.get("pretrained") == PRETRAIN_PLACEHOLDER:
+        raise where.error("pretrain.pretrained", "the pretraining run cannot start from itself")
+    try:
+        config = make_config(grid.pretrain)
+    except ConfigError as exc:
+        raise ConfigError(f"{where.prefix()}: pretrain: {exc}") from None
+    return Run(run_id(config), config)
 
 
 def read_grid_file(path: Path) -> dict[str, Any]:
@@ -181,6 +234,7 @@ class ResolvedGrid:
     axes: dict[str, list[Any]]
     zip: list[dict[str, list[Any]]]
     exclude: list[dict[str, Any]]
+    pretrain: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_profile(spec: Mapping[str, Any], profile: str, where: "_Where | None" = None) -> ResolvedGrid:
@@ -220,7 +274,8 @@ def resolve_profile(spec: Mapping[str, Any], profile: str, where: "_Where | None
         zip_groups = [group for group in zip_groups if group]
 
     exclude = overrides.get("exclude") if overrides.get("exclude") is not None else spec.get("exclude") or []
-    return ResolvedGrid(base, axes, zip_groups, [dict(entry) for entry in exclude])
+    pretrain = {**(spec.get("pretrain") or {}), **(overrides.get("pretrain") or {})}
+    return ResolvedGrid(base, axes, zip_groups, [dict(entry) for entry in exclude], pretrain)
 
 
 def expand(grid: ResolvedGrid) -> list[dict[str, Any]]:
@@ -247,15 +302,20 @@ def _default(key: str) -> Any:
     return RunConfig.model_fields[key].get_default(call_default_factory=True)
 
 
-def _validate(params_list: list[dict[str, Any]], grid: ResolvedGrid, where: "_Where") -> list[Run]:
-    """make_config every run; one error for all failures; duplicates dropped, id clashes refused."""
+def _validate(
+    params_list: list[dict[str, Any]], grid: ResolvedGrid, where: "_Where", pending: frozenset[str] = frozenset()
+) -> list[Run]:
+    """make_config every run; one error for all failures; duplicates dropped, id clashes refused.
+
+    ``pending``: checkpoint paths that the grid's pretraining run will write, valid before they exist.
+    """
     grid_keys = list(grid.axes) + [key for group in grid.zip for key in group]
     runs: list[Run] = []
     seen: dict[str, dict[str, Any]] = {}
     failures: list[tuple[dict[str, Any], str]] = []
     for params in params_list:
         try:
-            config = make_config(params)
+            config = make_config(params, pending_checkpoints=pending)
         except ConfigError as exc:
             failures.append(({key: params[key] for key in grid_keys if key in params}, str(exc)))
             continue
@@ -352,11 +412,13 @@ def _check_keys(mapping: Mapping[str, Any], allowed: tuple[str, ...], prefix: st
 
 def _check_sections(spec: Mapping[str, Any], prefix: str, where: _Where) -> None:
     """Types of base/axes/zip/exclude, parameter names, zip lengths, and one place per key."""
+    for section in ("base", "pretrain"):
+        mapping = spec.get(section)
+        if mapping is not None and not isinstance(mapping, dict):
+            raise where.error(f"{prefix}{section}", f"expected a mapping of run parameters, got {mapping!r}")
+        for key in mapping or {}:
+            _check_param(key, f"{prefix}{section}.{key}", where)
     base = spec.get("base")
-    if base is not None and not isinstance(base, dict):
-        raise where.error(f"{prefix}base", f"expected a mapping of run parameters, got {base!r}")
-    for key in base or {}:
-        _check_param(key, f"{prefix}base.{key}", where)
 
     axes = spec.get("axes")
     if axes is not None and not isinstance(axes, dict):

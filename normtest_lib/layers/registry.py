@@ -102,9 +102,38 @@ def create_norm(name: str, num_channels: int) -> nn.Module:
     """Build the normalization layer ``name`` (e.g. ``torch_bn``, ``torch_gn:c/4``) for ``num_channels``."""
     builder, parsed = NORMS.lookup(name)
     try:
-        return builder(num_channels, parsed.arg)
+        module = builder(num_channels, parsed.arg)
     except ModelError as exc:
         raise ModelError(f"norm_layer {name!r} with {num_channels} channels: {exc}") from None
+    # Mark what the factory built, so probes find every normalization layer of a model whatever
+    # its class (a from-scratch layer, a Sequential); "none" builds no layer of its own.
+    if not isinstance(module, nn.Identity) and not hasattr(type(module), "is_norm_layer"):
+        module.is_norm_layer = True
+    return module
+
+
+# torch's own normalization classes, found in models that do not build them through create_norm
+# (torchvision's DenseNets, a checkpoint's network built elsewhere).
+TORCH_NORM_CLASSES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def is_norm_layer(module: nn.Module) -> bool:
+    """Whether ``module`` is a normalization layer (what the ``layer_stats`` probe measures).
+
+    The marker is the attribute ``is_norm_layer``: a from-scratch layer class may set
+    ``is_norm_layer = True`` (or False to opt out), and :func:`create_norm` sets it on
+    every module it builds except ``nn.Identity``. Unmarked modules count when they are
+    one of torch's normalization classes (BatchNorm, GroupNorm, LayerNorm, InstanceNorm).
+    """
+    marker = getattr(module, "is_norm_layer", None)
+    if isinstance(marker, bool):
+        return marker
+    return isinstance(module, TORCH_NORM_CLASSES)
 
 
 def create_conv(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,14 @@ class BuiltModel:
     input_size: int | None
     # The resize interpolation of the weights' preprocessing ("bilinear"), where recorded.
     interpolation: str | None
-    # "scratch", "imagenet:ResNet18_Weights.IMAGENET1K_V1" or "checkpoint:/abs/path.pt".
+    # "scratch", "imagenet:ResNet18_Weights.IMAGENET1K_V1" or "checkpoint:<path as given>" (a relative
+    # path stays relative, so a committed run names no folder of the machine that made it).
     source: str
     # The input_norm a normtest checkpoint was trained with (None elsewhere); it explains a
     # checkpoint without statistics (one trained with 'instance', 'unit', ...).
     trained_input_norm: str | None = None
+    # SHA-256 of the checkpoint file started from (None elsewhere): which weights, not just which path.
+    source_sha256: str | None = None
 
 
 def create_model(
@@ -107,9 +111,19 @@ def _from_checkpoint(spec: ModelSpec, num_classes: int, options: ArchOptions, pa
         _recorded_stats(source, path),
         int(input_size) if input_size is not None else None,
         source.get("interpolation"),
-        f"checkpoint:{path.resolve()}",
+        f"checkpoint:{path}",
         source.get("input_norm"),
+        file_sha256(path),
     )
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _recorded_stats(source: dict, path: Path) -> ChannelStats | None:

@@ -2,7 +2,8 @@
 
 Builders take ``(num_classes, options)`` and return an ``nn.Module`` whose classifier is
 an ``nn.Linear`` attribute named ``fc`` or ``classifier`` (so a head can be replaced
-uniformly, see ``heads.py``). Registration is by decorator, as for data sets and layers.
+uniformly, see ``heads.py``), and which has ``forward_features(x)``: the globally pooled
+features that classifier receives (the ``features`` probe measures them). Registration is by decorator, as for data sets and layers.
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ the weights ``pretrained=True`` gave, which the reference work used) and loaded 
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import ModelError
 from ..layers import create_norm
@@ -41,7 +43,35 @@ def build_torchvision(name: str, num_classes: int, options: ArchOptions) -> nn.M
         kwargs["norm_layer"] = partial(create_norm, options.norm_layer)
     elif options.norm_layer != "torch_bn":
         raise ModelError(f"norm_layer {options.norm_layer!r} is not supported by {name}; use norm_layer 'torch_bn'")
-    return getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **kwargs)
+    module = getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **kwargs)
+    # Same parameters and state-dict keys; only forward_features is added.
+    module.__class__ = _with_features(type(module))
+    return module
+
+
+def _resnet_features(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision ResNet.forward up to the head: the globally pooled features (N, fc.in_features)."""
+    x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+    x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    return torch.flatten(self.avgpool(x), 1)
+
+
+def _densenet_features(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision DenseNet.forward up to the head: the globally pooled features (N, classifier.in_features)."""
+    x = F.relu(self.features(x))
+    return torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
+
+
+@cache
+def _with_features(base: type) -> type:
+    """A subclass of torchvision's ``base`` (ResNet or DenseNet) with ``forward_features``.
+
+    Every model exposes ``forward_features`` (the probes use it); torchvision's classes do not.
+    """
+    import torchvision.models
+
+    features = _resnet_features if issubclass(base, torchvision.models.ResNet) else _densenet_features
+    return type(base.__name__, (base,), {"forward_features": features, "__module__": __name__})
 
 
 def _register(name: str, weights: str) -> None:

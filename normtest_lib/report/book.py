@@ -225,7 +225,7 @@ def report_digest(template: Path, parameters: dict[str, Any], studies: Iterable[
     for root in roots:
         for study in sorted(studies):
             for path in sorted((root / study).glob("*/*/*")):
-                if path.name in ("summary.json", "history.csv"):
+                if path.name in ("summary.json", "history.csv", "probes.csv"):
                     digest.update(str(path.relative_to(root)).encode())
                     digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -102,9 +102,9 @@ def normalization_gallery(
 
     ``images_by_dataset`` maps a name to the few uint8 images (N x 3 x H x W) to
     show; ``finetune_stats`` maps it to the statistics of its whole training
-    split (what ``finetune`` standardizes with). For display every output is
-    mapped to [0, 1] per image (:func:`display_range`); the figure's title says
-    so, and so should any caption.
+    split (what ``finetune`` standardizes with and ``center`` subtracts). For
+    display every output is mapped to [0, 1] per image (:func:`display_range`);
+    the figure's title says so, and so should any caption.
     """
     columns = [(name, i) for name, images in images_by_dataset.items() for i in range(images.shape[0])]
     fig, axes = plt.subplots(
@@ -129,7 +129,7 @@ def normalization_gallery(
 # Settings that send every pixel through one function of its value per channel
 # (input_norm.py). Their histograms are drawn level by level: binning the 256
 # quantized levels into equal bins of another width would draw a comb (aliasing).
-POINTWISE_SETTINGS = ("finetune", "pretrain", "unit", "none")
+POINTWISE_SETTINGS = ("finetune", "pretrain", "center", "unit", "none")
 
 
 def channel_densities(images: torch.Tensor, setting: str, normalize, bins: int, value_range: tuple[float, float]) -> pd.DataFrame:
@@ -168,13 +168,14 @@ def pixel_histograms(
     """Per-channel pixel histograms, one panel per data set, after ``setting``.
 
     ``images_by_dataset`` maps a name to uint8 images (a sample is plenty).
-    ``finetune`` uses ``finetune_stats[name]``, by default the statistics of
-    the images given. Panels share their x axis, so the sets compare at a glance.
+    ``finetune`` and ``center`` use ``finetune_stats[name]``, by default the
+    statistics of the images given. Panels share their x axis, so the sets
+    compare at a glance.
     """
     normalizers = {}
     for name, images in images_by_dataset.items():
         own = None
-        if setting == "finetune":
+        if setting in ("finetune", "center"):
             own = finetune_stats[name] if finetune_stats is not None else channel_stats(images)
         normalizers[name] = make_normalizer(setting, finetune_stats=own, pretrain_stats=pretrain_stats)
     value_range = (0.0, 1.0)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..run_files import HISTORY, PARAMS, RUN_NOTEBOOK, SUMMARY
+from ..run_files import HISTORY, PARAMS, PROBES, RUN_NOTEBOOK, SUMMARY
 
 # Columns describing where a run lives; params and summary keys follow them.
 LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]
@@ -174,6 +174,36 @@ def collect_histories(*roots: str | Path, runs: pd.DataFrame | None = None) -> p
     return long[leading + [c for c in long.columns if c not in leading]]
 
 
+PROBE_COLUMNS = ["epoch", "probe", "name", "value"]
+
+
+def collect_probes(*roots: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every run's ``probes.csv`` stacked into one long frame.
+
+    Each row is one number of one probe at one epoch of one run (columns epoch,
+    probe, name, value), after the run's location and params columns (from
+    ``runs``, or :func:`collect_runs` of ``roots``). Runs without probes, or
+    without a readable ``probes.csv``, contribute no rows.
+    """
+    if runs is None:
+        runs = collect_runs(*roots)
+    params = param_columns(runs)
+    frames = []
+    for row in runs.to_dict("records"):
+        probes = _read_csv_rows(Path(row["path"]) / PROBES, required="probe")
+        if probes is None:
+            continue
+        for key in [*LOCATION_COLUMNS, *params]:
+            if key not in probes.columns:
+                probes[key] = [row[key]] * len(probes)
+        frames.append(probes)
+    if not frames:
+        return pd.DataFrame(columns=[*LOCATION_COLUMNS, *PROBE_COLUMNS])
+    long = pd.concat(frames, ignore_index=True)
+    leading = [c for c in LOCATION_COLUMNS if c in long.columns]
+    return long[leading + [c for c in long.columns if c not in leading]]
+
+
 def param_columns(runs: pd.DataFrame) -> list[str]:
     """The columns of a :func:`collect_runs` frame that came from ``params.yaml``.
 
@@ -191,6 +221,11 @@ def param_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def _read_history(path: Path) -> pd.DataFrame | None:
+    return _read_csv_rows(path, required="epoch")
+
+
+def _read_csv_rows(path: Path, required: str) -> pd.DataFrame | None:
+    """A run's CSV file (history, probes) without a half-written last line; None if absent or empty."""
     if not path.is_file():
         return None
     try:
@@ -200,12 +235,12 @@ def _read_history(path: Path) -> pd.DataFrame | None:
     # A line without its newline is one being written (or cut off by a crash): leave it out.
     text = text[: text.rfind("\n") + 1]
     try:
-        history = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
+        frame = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
     except (pd.errors.EmptyDataError, pd.errors.ParserError):
         return None
-    if history.empty or "epoch" not in history.columns:
+    if frame.empty or required not in frame.columns:
         return None
-    return history
+    return frame
 
 
 def fullest_profile(runs: pd.DataFrame, study: str) -> str:

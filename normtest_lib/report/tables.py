@@ -1,4 +1,4 @@
-"""The book's tables: pandas frames and Stylers built from computed numbers only.
+"""The book's tables: emphasis, number formatting, and results over seeds.
 
 Conventions shared by every table:
 
@@ -7,24 +7,21 @@ Conventions shared by every table:
   it is worse, as the earlier work's tables did;
 - a result over seeds reads "mean ± std (n=k)", std being the sample standard
   deviation over the k seeds, so a reader sees how many runs a number rests on.
+
+Channel-statistics tables (Table 1) are in :mod:`normtest_lib.report.stats_tables`,
+paired comparisons with their confidence intervals in :mod:`normtest_lib.report.paired`.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from pandas.io.formats.style import Styler
 
-from ..input_norm import SETTINGS
-from ..stats.normalized import normalized_stats
-from ..stats.reference import IMAGENET, PUBLISHED_TABLE1, published_for
 from .results import drop_duplicate_runs, param_columns
-from ..stats.channel import ChannelStats, channel_stats
 
-CHANNELS = ("R", "G", "B")
 BOLD = "font-weight: bold"
 BETTER = "background-color: #d8f3dc; color: #1b5e20"
 WORSE = "background-color: #fde2e1; color: #b71c1c"
@@ -191,118 +188,7 @@ def mean_std_table(
     return bold_best(text.fillna(MISSING_TEXT).style, means, best_axis, higher_is_better)
 
 
-# --- data set statistics ("Table 1") --------------------------------------
-
-
-def stats_columns() -> pd.MultiIndex:
-    return pd.MultiIndex.from_product([("mean", "std"), CHANNELS], names=["statistic", "channel"])
-
-
-def stats_row(stats: ChannelStats) -> list[float]:
-    return [*stats.mean, *stats.std]
-
-
-def reference_for(dataset) -> tuple[str, ChannelStats] | None:
-    """What to set a data set's computed statistics beside.
-
-    The published statistics where the earlier works gave some; for the
-    built-in synthetic sets the design targets their generator aims at (the
-    data set's ``extra``); otherwise None.
-    """
-    published = published_for(dataset.name)
-    if published is not None:
-        return "published", published
-    extra = getattr(dataset, "extra", {}) or {}
-    if "design_mean" in extra and "design_std" in extra:
-        return "design target", ChannelStats(tuple(extra["design_mean"]), tuple(extra["design_std"]))
-    return None
-
-
-def channel_stats_frame(
-    computed: Mapping[str, ChannelStats],
-    references: Mapping[str, tuple[str, ChannelStats] | None] | None = None,
-) -> pd.DataFrame:
-    """Computed channel statistics, each followed by its reference row where one exists.
-
-    Rows are (dataset, source) with source ``computed`` or the reference's
-    label; columns (statistic, channel) plus ``images``, the number of images
-    the computed row rests on.
-    """
-    rows, labels, counts = [], [], []
-    for name, stats in computed.items():
-        rows.append(stats_row(stats))
-        labels.append((name, "computed"))
-        counts.append(stats.n_images)
-        reference = (references or {}).get(name)
-        if reference is not None:
-            label, ref_stats = reference
-            rows.append(stats_row(ref_stats))
-            labels.append((name, label))
-            counts.append(np.nan)
-    frame = pd.DataFrame(rows, index=_pairs_index(labels, ["dataset", "source"]), columns=stats_columns(), dtype=float)
-    frame[("images", "")] = pd.array(counts, dtype="Int64")
-    return frame
-
-
-def table1_frame(
-    images_by_dataset: Mapping[str, torch.Tensor],
-    pretrain_stats: ChannelStats = IMAGENET,
-    settings: Sequence[str] = SETTINGS,
-) -> pd.DataFrame:
-    """The earlier work's "Table 1" for every input normalization setting.
-
-    For each data set (uint8 training images) and each setting: the
-    per-channel mean and std of the images after the setting, computed by
-    :func:`normtest_lib.stats.normalized.normalized_stats`. ``finetune`` uses each
-    set's own statistics (computed once here), ``pretrain`` ``pretrain_stats``
-    (ImageNet's, as published). Rows (dataset, setting), columns (statistic, channel).
-    """
-    rows, labels = [], []
-    for name, images in images_by_dataset.items():
-        own = channel_stats(images)
-        for setting in settings:
-            stats = normalized_stats(images, setting, finetune_stats=own, pretrain_stats=pretrain_stats)
-            rows.append(stats_row(stats))
-            labels.append((name, setting))
-    return pd.DataFrame(rows, index=_pairs_index(labels, ["dataset", "setting"]), columns=stats_columns(), dtype=float)
-
-
-def published_table1_frame(datasets: Sequence[str]) -> pd.DataFrame:
-    """The published Table 1 rows (setting ``pretrain``) of those ``datasets`` that have one."""
-    labels = [(name, "pretrain") for name in datasets if name in PUBLISHED_TABLE1]
-    rows = [stats_row(PUBLISHED_TABLE1[name]) for name, _ in labels]
-    return pd.DataFrame(rows, index=_pairs_index(labels, ["dataset", "setting"]), columns=stats_columns(), dtype=float)
-
-
-def _pairs_index(labels: Sequence[tuple[str, str]], names: list[str]) -> pd.MultiIndex:
-    # from_arrays, unlike from_tuples, also builds an empty two-level index.
-    return pd.MultiIndex.from_arrays([[a for a, _ in labels], [b for _, b in labels]], names=names)
-
-
-def table1_comparison(computed: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``computed`` Table 1 beside the published values (NaN where nothing was published).
-
-    When none of the data sets has a published row, the published block is
-    left out rather than shown as a block of dashes.
-    """
-    if published is None:
-        published = published_table1_frame(list(computed.index.get_level_values("dataset").unique()))
-    published = published.reindex(computed.index)
-    blocks = {"computed": computed}
-    if published.notna().any().any():
-        blocks["published"] = published
-    return pd.concat(blocks, axis=1, names=["source"])
-
-
-def distance_from_standard(table1: pd.DataFrame, setting: str) -> pd.Series:
-    """Per data set: how far ``setting`` leaves the channels from zero mean and unit std.
-
-    The root mean square over the three channels of mean and (std - 1), from a
-    :func:`table1_frame`; 0 means exactly standardized.
-    """
-    rows = table1.xs(setting, level="setting")
-    squared = rows["mean"].pow(2).sum(axis=1) + (rows["std"] - 1).pow(2).sum(axis=1)
-    return (squared / (2 * len(CHANNELS))).pow(0.5).rename(f"distance from standard after {setting}")
+# --- number formatting ---------------------------------------------------
 
 
 def style_numbers(frame: pd.DataFrame, digits: int = 3) -> Styler:
@@ -314,45 +200,3 @@ def style_numbers(frame: pd.DataFrame, digits: int = 3) -> Styler:
 
     formats = {column: ("{:d}" if pd.api.types.is_integer_dtype(frame[column]) else decimal) for column in frame.columns}
     return frame.style.format(formats, na_rep=MISSING_TEXT)
-
-
-# --- paired comparisons -----------------------------------------------------
-
-
-def paired_differences(
-    runs: pd.DataFrame,
-    value: str,
-    compare: str,
-    baseline: str,
-    index: Sequence[str],
-    pair_on: str = "seed",
-    *,
-    scale: float = 100.0,
-) -> pd.DataFrame:
-    """Per group of ``index`` and each setting of ``compare``: the paired difference to ``baseline``.
-
-    Runs are paired by ``pair_on`` (the seed: same initialisation and data
-    order), so seed-to-seed variation common to both settings cancels. Returns
-    one row per (index..., setting) with columns mean, std and n of the paired
-    differences (scaled), and ``seed_std``: the baseline's own seed-to-seed
-    std, against which a difference can be judged.
-    """
-    index = list(index)
-    runs = drop_duplicate_runs(runs)
-    complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
-    check_only_seeds_vary(complete, [*index, compare], pair_on)
-    values = complete.assign(_value=pd.to_numeric(complete[value], errors="coerce") * scale)
-    wide = values.pivot_table(index=[*index, pair_on], columns=compare, values="_value", aggfunc="mean")
-    if baseline not in wide.columns:
-        raise KeyError(f"baseline {baseline!r} has no complete runs; settings present: {list(wide.columns)}")
-    differences = wide.sub(wide[baseline], axis=0).drop(columns=baseline)
-    grouped = differences.groupby(level=index)
-    stacked = {name: frame.stack() for name, frame in (("mean", grouped.mean()), ("std", grouped.std(ddof=1)), ("n", grouped.count()))}
-    out = pd.DataFrame(stacked)
-    out["seed_std"] = wide[baseline].groupby(level=index).std(ddof=1).reindex(out.index.droplevel(-1)).to_numpy()
-    return out
-
-
-def within_noise(differences: pd.DataFrame) -> pd.Series:
-    """True where a mean paired difference is smaller than the baseline's seed-to-seed std."""
-    return differences["mean"].abs() < differences["seed_std"]

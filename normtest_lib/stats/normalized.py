@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..input_norm import make_normalizer
+from ..input_norm import Normalizer, make_normalizer
 from .channel import DEFAULT_CHUNK, ChannelStats, channel_stats, transformed_stats
 
 
@@ -26,7 +26,8 @@ def normalized_stats(
     """Per-channel mean and std of ``images`` (uint8, N x 3 x H x W) after ``setting``.
 
     ``finetune_stats`` defaults to the statistics of ``images`` themselves (the
-    fine-tuning set's own statistics, which is what ``finetune`` means);
+    fine-tuning set's own statistics, which is what ``finetune`` and ``center``
+    mean);
     ``pretrain_stats`` must be given for ``pretrain`` (ImageNet's for the
     published Table 1). ``raw_stats``, the images' own statistics when the caller
     has them already, saves a pass over the data. Unknown settings raise
@@ -35,7 +36,7 @@ def normalized_stats(
     raw = raw_stats
     if raw is None and (setting in PER_PIXEL_AFFINE or finetune_stats is None):
         raw = channel_stats(images, chunk_size)
-    if setting == "finetune" and finetune_stats is None:
+    if setting in ("finetune", "center") and finetune_stats is None:
         finetune_stats = raw
     normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
     if setting in PER_PIXEL_AFFINE:
@@ -45,10 +46,10 @@ def normalized_stats(
 
 # Settings that map every pixel by the same per-channel affine function: their statistics
 # follow exactly from the raw ones, with no second pass over the data.
-PER_PIXEL_AFFINE = frozenset({"finetune", "pretrain", "unit", "none"})
+PER_PIXEL_AFFINE = frozenset({"finetune", "pretrain", "center", "unit", "none"})
 
 
-def _through_affine(raw: ChannelStats, normalize) -> ChannelStats:
+def _through_affine(raw: ChannelStats, normalize: Normalizer) -> ChannelStats:
     """Push raw statistics through ``normalize``, read off as f(v) = offset + slope * v per channel.
 
     The slope and offset come from the normalizer itself (applied to pixel values 0
