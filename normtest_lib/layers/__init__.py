@@ -4,6 +4,11 @@
 are the only way models obtain these layers, so a run's ``norm_layer`` / ``conv_layer``
 parameter selects them everywhere at once.
 
+Families: torch's own layers (``torch_bn``, ``torch_gn[:<groups>]``, ``none``; torch_norms.py) and
+the from-scratch ones, plain tensor arithmetic with torch's semantics: ``bn`` (batchnorm.py),
+``in`` (instancenorm.py), ``ln`` (layernorm.py), ``gn[:<groups>]`` (groupnorm.py; plain ``gn`` is
+C/4 groups) and ``bin`` (batchinstancenorm.py, Batch-Instance Norm with its gate ``rho``).
+
 To add a family: write one module with a builder decorated by ``@register_norm("name")``
 (or ``@register_conv("name")``) and add it to the import list below.
 """
@@ -25,7 +30,15 @@ from .registry import (
 )
 
 # Importing a family's module registers it.
-from . import conv, torch_norms  # noqa: E402,F401  (isort: keep after the registry)
+from . import (  # noqa: E402,F401  (isort: keep after the registry)
+    batchinstancenorm,
+    batchnorm,
+    conv,
+    groupnorm,
+    instancenorm,
+    layernorm,
+    torch_norms,
+)
 
 
 def has_learned_shift(norm: nn.Module) -> bool:

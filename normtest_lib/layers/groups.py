@@ -6,8 +6,9 @@
 ``<name>:<int>`` -> exactly that many groups (C must be divisible by it);
 ``<name>:c/<k>`` -> C/k groups, i.e. k channels per group (``c/4`` is study 2's setting).
 
-Shared by every group-norm family (``torch_gn`` now, the from-scratch ``gn`` later), so
-they read their argument identically.
+Shared by every group-norm family (``torch_gn`` and the from-scratch ``gn``), so they read
+their argument identically; only the default differs: plain ``gn`` is C/4 groups, the
+earlier work's setting (see ``groupnorm.py``).
 """
 
 from __future__ import annotations
