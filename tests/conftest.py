@@ -10,7 +10,6 @@ are skipped, saying which file is missing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from normtest_lib.data import ImageDataset, load_dataset
 from normtest_lib.data.cache import CACHE_ENV
+from normtest_lib.models.factory import file_sha256
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -53,17 +53,10 @@ def isolated_dataset_cache(
 # --- real data ----------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def extract_once(archive: Path) -> Path:
     """Extract ``archive`` into ``.cache/test-data/<sha256[:16]>/`` unless a complete extraction is there."""
-    destination = EXTRACT_ROOT / _sha256(archive)[:16]
+    destination = EXTRACT_ROOT / file_sha256(archive)[:16]
     if (destination / COMPLETE_MARKER).is_file():
         return destination
     EXTRACT_ROOT.mkdir(parents=True, exist_ok=True)

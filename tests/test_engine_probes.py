@@ -5,7 +5,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -168,23 +167,8 @@ def test_collect_probes_across_runs(probed, tmp_path):
     assert collect_probes(runs=collect_runs(tmp_path / "runs")).equals(frame)
 
 
-KILLED_CHILD = textwrap.dedent(
-    """
-    import json, os, signal, sys
-    from normtest_lib.config import make_config
-    from normtest_lib.data.synthetic import load_synthetic
-    from normtest_lib.engine import prepare, train
-
-    data = load_synthetic(n_train=200, n_test=80)
-    prepare.load_dataset = lambda name, root=None, download=False: data
-
-    def kill_after_second_epoch(row):
-        if row["epoch"] == 2:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    train(make_config(json.loads(sys.argv[1])), sys.argv[2], on_epoch_end=kill_after_second_epoch)
-    """
-)
+# The child that SIGKILLs itself after epoch 2, shared with the engine's resume test.
+from test_engine_train import KILLED_CHILD  # noqa: E402
 
 
 def test_killed_run_resumes_to_the_same_probes(tmp_path, probed):
