@@ -54,11 +54,6 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
-def standardize(images: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
-    mean, std = _stat_tensors(stats, images.device)
-    return (to_unit(images) - mean) / std
-
-
 @functools.lru_cache(maxsize=32)
 def _stat_tensors(stats: ChannelStats, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Once per device: building them per batch is a blocking host-to-GPU copy at every step.

@@ -53,7 +53,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import RunConfig
 from ..data import Split
 from ..errors import ConfigError, ModelError
-from ..input_norm import make_normalizer
+from ..input_norm import centering_stats, make_normalizer
 from ..stats.channel import ChannelStats
 from .environment import Execution, environment_info, execution_context, show_progress
 from .history import best_row, write_history
@@ -335,8 +335,6 @@ def _trained_stats(
     Every other setting (instance, minmax, unit, none) used none, so a later run
     cannot take any as its 'pretrain' statistics.
     """
-    from ..input_norm import centering_stats  # the very statistics center's normalizer uses
-
     used = {
         "finetune": finetune_stats,
         "pretrain": pretrain_stats,

@@ -155,23 +155,7 @@ def collect_histories(*roots: str | Path, runs: pd.DataFrame | None = None) -> p
     columns (from ``runs``, or :func:`collect_runs` of ``roots``) before the
     history columns. Runs without a readable history contribute no rows.
     """
-    if runs is None:
-        runs = collect_runs(*roots)
-    params = param_columns(runs)
-    frames = []
-    for row in runs.to_dict("records"):
-        history = _read_history(Path(row["path"]) / HISTORY)
-        if history is None:
-            continue
-        for key in [*LOCATION_COLUMNS, *params]:
-            if key not in history.columns:
-                history[key] = [row[key]] * len(history)
-        frames.append(history)
-    if not frames:
-        return pd.DataFrame(columns=[*LOCATION_COLUMNS, "epoch"])
-    long = pd.concat(frames, ignore_index=True)
-    leading = [c for c in LOCATION_COLUMNS if c in long.columns]
-    return long[leading + [c for c in long.columns if c not in leading]]
+    return _stack_run_files(runs if runs is not None else collect_runs(*roots), HISTORY, ["epoch"])
 
 
 PROBE_COLUMNS = ["epoch", "probe", "name", "value"]
@@ -185,20 +169,27 @@ def collect_probes(*roots: str | Path, runs: pd.DataFrame | None = None) -> pd.D
     ``runs``, or :func:`collect_runs` of ``roots``). Runs without probes, or
     without a readable ``probes.csv``, contribute no rows.
     """
-    if runs is None:
-        runs = collect_runs(*roots)
+    return _stack_run_files(runs if runs is not None else collect_runs(*roots), PROBES, PROBE_COLUMNS)
+
+
+def _stack_run_files(runs: pd.DataFrame, name: str, columns: list[str]) -> pd.DataFrame:
+    """Each run's CSV file ``name`` with the run's location and params columns first, stacked.
+
+    A file counts when it has ``columns[0]``; with none, an empty frame with the
+    location columns and ``columns``.
+    """
     params = param_columns(runs)
     frames = []
     for row in runs.to_dict("records"):
-        probes = _read_csv_rows(Path(row["path"]) / PROBES, required="probe")
-        if probes is None:
+        frame = _read_csv_rows(Path(row["path"]) / name, required=columns[0])
+        if frame is None:
             continue
         for key in [*LOCATION_COLUMNS, *params]:
-            if key not in probes.columns:
-                probes[key] = [row[key]] * len(probes)
-        frames.append(probes)
+            if key not in frame.columns:
+                frame[key] = [row[key]] * len(frame)
+        frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=[*LOCATION_COLUMNS, *PROBE_COLUMNS])
+        return pd.DataFrame(columns=[*LOCATION_COLUMNS, *columns])
     long = pd.concat(frames, ignore_index=True)
     leading = [c for c in LOCATION_COLUMNS if c in long.columns]
     return long[leading + [c for c in long.columns if c not in leading]]
@@ -218,10 +209,6 @@ def param_columns(runs: pd.DataFrame) -> list[str]:
             params, _ = _read_mapping(Path(folder) / PARAMS, yaml.safe_load)
             recorded.update(dict.fromkeys(params))
     return [c for c in recorded if c in runs.columns and c not in LOCATION_COLUMNS]
-
-
-def _read_history(path: Path) -> pd.DataFrame | None:
-    return _read_csv_rows(path, required="epoch")
 
 
 def _read_csv_rows(path: Path, required: str) -> pd.DataFrame | None:
