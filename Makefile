@@ -12,7 +12,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 PYTEST_ARGS ?=
 
-.PHONY: install test book lab clean-runs constraints upgrade
+.PHONY: install test book lab data clean-runs constraints upgrade
 
 install: $(STAMP)
 
@@ -32,6 +32,17 @@ book: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# The real data of the local profiles: ../shared/data's archives extracted into data/ (git-ignored):
+# data/cifar10-jpeg/{train,test}/<class>/*.jpg and data/tiny-imagenet-200/ in its official layout.
+SHARED_DATA ?= ../shared/data
+data: data/.cifar10-jpeg.extracted data/.tiny-imagenet-200.extracted
+
+data/.%.extracted: $(SHARED_DATA)/%.tar.gz
+	@mkdir -p data
+	rm -rf data/$*
+	tar -xzf $< -C data
+	touch $@
 
 # The newest releases pyproject.toml allows, ignoring constraints.txt.
 upgrade:

@@ -69,6 +69,17 @@ def die_on_first_attempt(marker: str, slot: Slot) -> int:
     return os.getpid()
 
 
+def slot_threads(item: str, slot: Slot) -> tuple[int | None, str | None]:
+    return slot.num_threads, slot.env.get("OMP_NUM_THREADS")
+
+
+def test_a_run_alone_on_the_cpu_gets_every_slots_threads():
+    # The pretraining run goes first and alone: one thread of two would leave a core idle.
+    with LocalExecutor(plan_slots(2, gpus=[], cores=2)) as executor:
+        assert dict(executor.map_unordered(slot_threads, ["pretrain"])) == {"pretrain": (2, "2")}
+        assert sorted(dict(executor.map_unordered(slot_threads, ["a", "b", "c"])).values()) == [(1, "1")] * 3
+
+
 def test_local_executor_retries_a_raising_task_then_reports_the_error(tmp_path):
     flaky, hopeless = str(tmp_path / "flaky"), str(tmp_path / "hopeless")
     with LocalExecutor([Slot(), Slot()], retries=2) as executor:

@@ -160,11 +160,27 @@ def test_execution_only_keys_keep_the_id_and_result_keys_change_it(tmp_path):
     assert EXECUTION_ONLY_KEYS == {"data_root", "download", "device", "num_threads"}
 
 
-def test_id_is_the_sha256_of_the_canonical_parameters():
-    config = make_config(epochs=2, lr=0.1)
-    identity = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY_KEYS}
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+def test_id_is_the_sha256_of_the_parameters_that_differ_from_the_defaults():
+    # Defaults stay out, so a field added to RunConfig later leaves committed results' ids alone.
+    config = make_config(epochs=2, lr=0.1, model="small", data_root="somewhere")
+    canonical = json.dumps({"epochs": 2, "lr": 0.1}, sort_keys=True, separators=(",", ":"))
     assert run_id(config) == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert run_id(make_config()) == hashlib.sha256(b"{}").hexdigest()[:12]
+
+
+def test_runs_from_the_pretraining_run_keep_their_ids_in_any_runs_root(tmp_path, notebook):
+    text = """
+    study: demo
+    pretrain: {model: small, epochs: 1}
+    base: {model: small, epochs: 1, pretrained: "@pretrain"}
+    axes: {seed: [0, 1]}
+    profiles: {smoke: {}, paper: {}}
+    """
+    grid_file = write_grid(tmp_path, text, notebook)
+    in_runs, in_results = load_grid(grid_file, "smoke"), load_grid(grid_file, "smoke", runs_root="results")
+    assert [run.id for run in in_runs.runs] == [run.id for run in in_results.runs]
+    assert in_results.runs[0].config.pretrained == f"results/demo/smoke/{in_results.pretrain.id}/best.pt"
+    assert len({run.id for run in in_runs.runs}) == 2
 
 
 class _FixedParams:
@@ -175,8 +191,8 @@ class _FixedParams:
 
 
 def test_pinned_id_guards_the_hashing_scheme():
-    # Computed once; if this changes, every existing run folder is orphaned.
-    assert run_id(_FixedParams()) == "060866c68ae3"
+    # Computed once (defaults left out: "model": "small" is not hashed); if this changes, every existing run folder is orphaned.
+    assert run_id(_FixedParams()) == "de851ee453d7"
 
 
 def test_id_is_stable_across_processes_and_hash_seeds():
@@ -190,7 +206,7 @@ def test_id_is_stable_across_processes_and_hash_seeds():
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert result.stdout.strip() == run_id(_FixedParams()) == "060866c68ae3"
+        assert result.stdout.strip() == run_id(_FixedParams()) == "de851ee453d7"
 
 
 # --- errors, all before any run -------------------------------------------------------------

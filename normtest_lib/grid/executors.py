@@ -253,6 +253,14 @@ def make_executor(
     return DaskExecutor(workers=workers or 1, scheduler=scheduler, retries=retries)
 
 
+def _share_cores(slots: Sequence[Slot], runs: int) -> list[Slot]:
+    """Fewer CPU runs than slots (a pretraining run that the others wait for) share all the slots' threads."""
+    if runs >= len(slots) or runs == 0 or any(slot.gpu or slot.num_threads is None for slot in slots):
+        return list(slots)
+    threads = threads_per_run(runs, sum(slot.num_threads or 0 for slot in slots))
+    return [Slot(env=_thread_env(threads), num_threads=threads) for _ in range(runs)]
+
+
 class LocalExecutor:
     """A spawn-context process pool with one worker, and one slot, per concurrent run."""
 
@@ -274,7 +282,7 @@ class LocalExecutor:
         # Submit only as many runs as there are free slots, so that each run
         # knows its slot (its GPU) when it starts.
         pending: deque[tuple[Item, int]] = deque((item, 0) for item in items)
-        free = list(self.slots)
+        free = _share_cores(self.slots, len(items))
         in_flight: dict[Future, tuple[Item, int, Slot]] = {}
         self._pool = self._pool or self._new_pool()
         while pending or in_flight:

@@ -93,17 +93,27 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def run_id(config: RunConfig) -> str:
     """A run's id: 12 hex digits of the SHA-256 of its canonical parameters.
 
-    Canonical means ``config.to_dict()`` (every field, defaults included)
-    without :data:`EXECUTION_ONLY_KEYS`, as JSON with sorted keys and no
-    whitespace. It does not depend on the process, Python's hash seed or the
-    order keys were given in. Adding a field to RunConfig changes every id
-    (a new default might change results, so old folders must not be reused).
+    Canonical means the values of ``config.to_dict()`` that differ from
+    RunConfig's defaults, without :data:`EXECUTION_ONLY_KEYS`, as JSON with
+    sorted keys and no whitespace. It does not depend on the process, Python's
+    hash seed or the order keys were given in. Leaving defaults out keeps
+    committed results' folders valid when RunConfig gains a field; a new field's
+    default must therefore reproduce the behaviour from before it existed.
     """
     return _hash(_identity(config))
 
 
 def _identity(config: RunConfig) -> dict[str, Any]:
-    return {key: value for key, value in config.to_dict().items() if key not in EXECUTION_ONLY_KEYS}
+    defaults = _defaults()
+    return {
+        key: value
+        for key, value in config.to_dict().items()
+        if key not in EXECUTION_ONLY_KEYS and (key not in defaults or value != defaults[key])
+    }
+
+
+def _defaults() -> dict[str, Any]:
+    return RunConfig.model_construct().to_dict()
 
 
 def _hash(identity: Mapping[str, Any]) -> str:
@@ -181,7 +191,7 @@ def load_grid(path: str | Path, profile: str, runs_root: str | Path = "runs") ->
             for params in params_list
         ]
         pending = frozenset({weights})
-    runs = _validate(params_list, resolved, where, pending)
+    runs = _validate(params_list, resolved, where, pending, pretrain_token(pretrain.id) if pretrain else None)
     varying_keys = _varying_keys(runs, resolved)
     runs = tuple(
         Run(run.id, run.config, {key: run.config.to_dict()[key] for key in varying_keys}) for run in runs
@@ -302,12 +312,26 @@ def _default(key: str) -> Any:
     return RunConfig.model_fields[key].get_default(call_default_factory=True)
 
 
+def pretrain_token(pretrain_id: str) -> str:
+    """What a run started from the grid's pretraining run hashes in place of the weights' path.
+
+    The path depends on the runs root (``runs/`` or ``results/``); the pretraining
+    run's id does not, so a run keeps its id whichever root it is run into.
+    """
+    return f"{PRETRAIN_PLACEHOLDER}:{pretrain_id}"
+
+
 def _validate(
-    params_list: list[dict[str, Any]], grid: ResolvedGrid, where: "_Where", pending: frozenset[str] = frozenset()
+    params_list: list[dict[str, Any]],
+    grid: ResolvedGrid,
+    where: "_Where",
+    pending: frozenset[str] = frozenset(),
+    pretrained_as: str | None = None,
 ) -> list[Run]:
     """make_config every run; one error for all failures; duplicates dropped, id clashes refused.
 
-    ``pending``: checkpoint paths that the grid's pretraining run will write, valid before they exist.
+    ``pending``: checkpoint paths that the grid's pretraining run will write, valid before they exist;
+    ``pretrained_as``: what runs starting from them hash instead of that path.
     """
     grid_keys = list(grid.axes) + [key for group in grid.zip for key in group]
     runs: list[Run] = []
@@ -320,6 +344,8 @@ def _validate(
             failures.append(({key: params[key] for key in grid_keys if key in params}, str(exc)))
             continue
         identity = _identity(config)
+        if pretrained_as is not None and config.pretrained in pending:
+            identity["pretrained"] = pretrained_as
         rid = _hash(identity)
         if rid in seen:
             if seen[rid] != config.to_dict():
