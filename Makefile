@@ -11,6 +11,7 @@ STAMP := $(VENV)/.normtest-installed
 CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 PYTEST_ARGS ?=
+SHARED_DATA ?= ../shared/data
 
 .PHONY: install test book lab data clean-runs constraints upgrade
 
@@ -27,7 +28,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-book: $(STAMP)
+# The study chapters compute their statistics from the real data when ../shared/data is beside the checkout.
+book: $(STAMP) $(if $(wildcard $(SHARED_DATA)/*.tar.gz),data)
 	$(BIN)/normtest book --run-smoke
 
 lab: $(STAMP)
@@ -35,7 +37,6 @@ lab: $(STAMP)
 
 # The real data of the local profiles: ../shared/data's archives extracted into data/ (git-ignored):
 # data/cifar10-jpeg/{train,test}/<class>/*.jpg and data/tiny-imagenet-200/ in its official layout.
-SHARED_DATA ?= ../shared/data
 data: data/.cifar10-jpeg.extracted data/.tiny-imagenet-200.extracted
 
 data/.%.extracted: $(SHARED_DATA)/%.tar.gz

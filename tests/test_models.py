@@ -335,3 +335,14 @@ def test_checkpoint_whose_weights_do_not_match_its_record_is_refused(tmp_path):
 def test_bad_options_are_reported_before_looking_for_weights(torch_home):
     with pytest.raises(ModelError, match="conv_layer 'other' is not supported by resnet50"):
         create_model("resnet50", 10, pretrained="imagenet", conv_layer="other")
+
+
+def test_each_pinned_checkpoint_records_its_own_preprocessing():
+    from normtest_lib.models.torchvision_models import TORCHVISION_MODELS, recorded_preprocessing
+
+    rows = {row["model"]: row for row in recorded_preprocessing()}
+    assert set(rows) == set(TORCHVISION_MODELS)
+    # torchvision's V1 ImageNet recipe: resize 256, centre crop 224, bilinear, ImageNet statistics.
+    assert {(row["resize"], row["crop"], row["interpolation"]) for row in rows.values()} == {(256, 224, "bilinear")}
+    assert rows["resnet18"]["mean"] == pytest.approx((0.485, 0.456, 0.406))
+    assert rows["densenet161"]["weights"] == "DenseNet161_Weights.IMAGENET1K_V1"

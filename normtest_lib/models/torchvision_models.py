@@ -82,3 +82,30 @@ def _register(name: str, weights: str) -> None:
 
 for _name, (_weights, _) in TORCHVISION_MODELS.items():
     _register(_name, _weights)
+
+
+def recorded_preprocessing() -> list[dict[str, object]]:
+    """Each pinned ImageNet checkpoint's own preprocessing, as its torchvision weights record it.
+
+    Read from the weights' metadata (no download): the resize and crop sizes,
+    the interpolation and the normalization statistics that the checkpoint was
+    evaluated with. Study 1's earlier work ignored all of them and fed 32 and
+    64 px images.
+    """
+    import torchvision.models  # imported here: it takes over a second
+
+    rows = []
+    for model, (weights_name, _) in TORCHVISION_MODELS.items():
+        transforms = torchvision.models.get_weight(weights_name).transforms()
+        rows.append(
+            {
+                "model": model,
+                "weights": weights_name,
+                "resize": int(transforms.resize_size[0]),
+                "crop": int(transforms.crop_size[0]),
+                "interpolation": transforms.interpolation.value,
+                "mean": tuple(transforms.mean),
+                "std": tuple(transforms.std),
+            }
+        )
+    return rows

@@ -64,6 +64,7 @@ class Report:
 REPORTS: tuple[Report, ...] = (
     Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),
     Report(template="notebooks/grid_report.ipynb", chapter="quickstart", parameters={"study": "quickstart"}, studies=("quickstart",)),
+    Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
 )
 
 RUN_INDEX = "runs.md"

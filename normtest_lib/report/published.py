@@ -32,3 +32,12 @@ def published_results(study: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks the columns {sorted(missing)}")
     return frame
+
+
+def published_values(study: str, metric: str = "test_acc") -> pd.Series:
+    """One published metric as a Series indexed by (model, dataset, setting), in the CSV's units."""
+    frame = published_results(study)
+    frame = frame[frame["metric"] == metric]
+    if frame.empty:
+        raise KeyError(f"no published {metric!r} for study {study!r}")
+    return frame.set_index(["model", "dataset", "setting"])["value"].rename(metric)

@@ -2,7 +2,8 @@
 
 Conventions shared by every table:
 
-- the best value per row or column is set in bold;
+- the best value per row or column is set in bold (and, where a table says so,
+  the second best underlined, as the earlier work's tables did);
 - a difference against a baseline is green where it is better and red where
   it is worse, as the earlier work's tables did;
 - a result over seeds reads "mean ± std (n=k)", std being the sample standard
@@ -23,6 +24,7 @@ from pandas.io.formats.style import Styler
 from .results import drop_duplicate_runs, param_columns
 
 BOLD = "font-weight: bold"
+UNDERLINE = "text-decoration: underline"
 BETTER = "background-color: #d8f3dc; color: #1b5e20"
 WORSE = "background-color: #fde2e1; color: #b71c1c"
 MISSING_TEXT = "–"
@@ -62,6 +64,41 @@ def bold_best(
     mask = best_mask(styler.data if values is None else values, axis, higher_is_better)
     mask = mask.reindex(index=styler.data.index, columns=styler.data.columns, fill_value=False)
     css = pd.DataFrame(np.where(mask.to_numpy(), BOLD, ""), index=mask.index, columns=mask.columns)
+    return styler.apply(lambda _: css, axis=None)
+
+
+def second_mask(values: pd.DataFrame, axis: int = 1, higher_is_better: bool = True) -> pd.DataFrame:
+    """True where a value is the second best distinct value of its row (axis=1) or column (axis=0).
+
+    Values tied for best are all best (see :func:`best_mask`), so the second is the next distinct value.
+    """
+    numeric = values.apply(pd.to_numeric, errors="coerce").astype(float)
+    if not higher_is_better:
+        numeric = -numeric
+    best = best_mask(numeric, axis)
+    below_best = numeric.mask(best)
+    second = below_best.max(axis=axis)
+    return below_best.eq(second, axis=1 - axis)
+
+
+def best_two_css(values: pd.DataFrame, axis: int = 1, higher_is_better: bool = True) -> pd.DataFrame:
+    """CSS per cell: bold for the best, underline for the second best of each row (axis=1) or column (axis=0)."""
+    best = best_mask(values, axis, higher_is_better).to_numpy()
+    second = second_mask(values, axis, higher_is_better).to_numpy()
+    return pd.DataFrame(np.where(best, BOLD, np.where(second, UNDERLINE, "")), index=values.index, columns=values.columns)
+
+
+def emphasize_best_two(
+    styler: Styler, values: pd.DataFrame, axis: int = 1, higher_is_better: bool = True
+) -> Styler:
+    """Bold the best and underline the second best value of each row (axis=1) or column (axis=0).
+
+    ``values`` decide and are aligned with the styler's data (NaN is never best
+    or second), so a text table of "mean ± std" cells is emphasized by its means.
+    """
+    css = best_two_css(values, axis, higher_is_better).reindex(
+        index=styler.data.index, columns=styler.data.columns, fill_value=""
+    )
     return styler.apply(lambda _: css, axis=None)
 
 

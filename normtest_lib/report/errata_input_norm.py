@@ -1,0 +1,238 @@
+"""Evidence for the errata of study 1 (input normalization when fine-tuning), computed from data.
+
+The earlier work's known defects (../shared/STUDIES.md, study 1) are stated in
+the book together with numbers that show them: Table 1's Tiny ImageNet row
+as BGR loading produces it, how far plain /255 scaling (their "minmax") is
+from per-image min-max, images where per-image standardization without eps
+divides by zero, what zero padding does to per-image statistics, what picking
+the best test epoch adds, and how the published single-seed differences
+compare with the seed-to-seed spread. Every function returns a DataFrame
+ready to display; images are uint8 tensors (N, 3, H, W) in RGB order.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..input_norm import make_normalizer
+from ..stats.channel import ChannelStats
+from ..stats.normalized import normalized_stats
+from ..stats.reference import IMAGENET, PUBLISHED_TABLE1
+from .stats_tables import stats_columns, stats_row
+from .tables import aggregate_seeds
+
+CHUNK = 2048
+# Per-image float64 copies of 64 px images: 512 images is about 50 MB.
+FLOAT_CHUNK = 512
+PP = 100.0  # fractions to percentage points
+
+
+def bgr_table1_rows(
+    images: torch.Tensor,
+    pretrain_stats: ChannelStats = IMAGENET,
+    published: ChannelStats | None = PUBLISHED_TABLE1.get("tiny_imagenet_200"),
+) -> pd.DataFrame:
+    """Table 1's ``pretrain`` row of ``images`` loaded in RGB and in BGR, beside the published row.
+
+    Each row holds the per-channel mean and std of the images standardized with
+    ``pretrain_stats``. The BGR row reverses the channel order before
+    standardizing, as OpenCV's loading did in the earlier work: its "R" column
+    holds the blue channel standardized with red's statistics. The column
+    ``max |diff| to published`` is the largest absolute difference of a row's
+    six numbers to the published ones; if the BGR row is the one close to the
+    published row, the published row was computed on BGR images.
+    """
+    rows = {
+        "RGB (correct)": normalized_stats(images, "pretrain", pretrain_stats=pretrain_stats),
+        "BGR (the earlier work's loading)": normalized_stats(images.flip(1), "pretrain", pretrain_stats=pretrain_stats),
+    }
+    if published is not None:
+        rows["published"] = published
+    frame = pd.DataFrame([stats_row(s) for s in rows.values()], index=list(rows), columns=stats_columns(), dtype=float)
+    frame.index.name = "images loaded as"
+    diff = np.nan
+    if published is not None:
+        diff = (frame.iloc[:, :6] - stats_row(published)).abs().max(axis=1)
+        diff["published"] = np.nan
+    frame[("max |diff| to published", "")] = diff
+    return frame
+
+
+def unit_vs_minmax(images: torch.Tensor, name: str = "images", chunk_size: int = CHUNK) -> pd.DataFrame:
+    """How far plain /255 scaling (the earlier work's "minmax", our ``unit``) is from per-image min-max.
+
+    One row labelled ``name`` (concatenate rows of several data sets for a table):
+
+    - ``share spanning 0..255``: images whose every channel already has min 0
+      and max 255; only for them do the two settings give the same input;
+    - ``mean channel range``: mean over images and channels of (max - min) / 255;
+      per-image min-max stretches each channel by 1 / this range;
+    - ``mean |unit - minmax| per pixel``: mean absolute difference between the
+      two settings' outputs, over all pixel values ([0, 1] units).
+    """
+    unit, minmax = make_normalizer("unit"), make_normalizer("minmax")
+    spanning, range_sum, abs_diff_sum, n_values = 0, 0.0, 0.0, 0
+    for start in range(0, images.shape[0], chunk_size):
+        chunk = images[start : start + chunk_size]
+        low, high = chunk.amin(dim=(2, 3)), chunk.amax(dim=(2, 3))
+        spanning += int(((low == 0) & (high == 255)).all(dim=1).sum())
+        range_sum += float((high.double() - low.double()).sum()) / 255.0
+        abs_diff_sum += float((unit(chunk) - minmax(chunk)).abs().double().sum())
+        n_values += chunk.numel()
+    n = images.shape[0]
+    row = {
+        "images": n,
+        "share spanning 0..255": spanning / n,
+        "mean channel range": range_sum / (3 * n),
+        "mean |unit - minmax| per pixel": abs_diff_sum / n_values,
+    }
+    return pd.DataFrame([row], index=pd.Index([name], name="dataset"))
+
+
+def constant_channel_images(images: torch.Tensor, name: str = "images", chunk_size: int = CHUNK) -> pd.DataFrame:
+    """Images with a constant channel, where per-image standardization without eps divides 0 by 0.
+
+    One row labelled ``name``: how many images have at least one channel
+    whose spatial std is zero (min == max), their share, and whether our
+    ``instance`` setting (with its eps) and the same setting with eps = 0 give
+    finite outputs on them. When the images have no such image, both checks
+    run on a synthetic constant image (every pixel 128) made here, so the
+    columns always say something; ``checked on`` says which it was.
+    """
+    constant = []
+    for start in range(0, images.shape[0], chunk_size):
+        chunk = images[start : start + chunk_size]
+        flat = chunk.flatten(2)
+        constant.append((flat.amin(dim=2) == flat.amax(dim=2)).any(dim=1))
+    is_constant = torch.cat(constant) if constant else torch.zeros(0, dtype=torch.bool)
+    found = images[is_constant]
+    checked_on = f"the {found.shape[0]} image(s) found"
+    if found.shape[0] == 0:
+        found = torch.full((1, 3, *images.shape[2:]), 128, dtype=torch.uint8)
+        checked_on = "a synthetic constant image"
+    row = {
+        "images": images.shape[0],
+        "with a constant channel": int(is_constant.sum()),
+        "share": float(is_constant.double().mean()) if images.shape[0] else np.nan,
+        "instance output finite": _all_finite(make_normalizer("instance"), found, chunk_size),
+        "finite without eps": _all_finite(make_normalizer("instance", eps=0.0), found, chunk_size),
+        "checked on": checked_on,
+    }
+    return pd.DataFrame([row], index=pd.Index([name], name="dataset"))
+
+
+def _all_finite(normalize, images: torch.Tensor, chunk_size: int) -> bool:
+    return all(bool(torch.isfinite(normalize(images[s : s + chunk_size])).all()) for s in range(0, len(images), chunk_size))
+
+
+def padding_bias(images: torch.Tensor, pad: int = 4, chunk_size: int = FLOAT_CHUNK) -> pd.DataFrame:
+    """Per-image channel statistics over the image itself vs over the image zero-padded by ``pad``.
+
+    The earlier work padded before its per-image settings saw the image, so
+    their statistics included the black border of a pad-4 random crop; our
+    engine takes them from the un-padded image. Rows: the mean over images of
+    the per-image channel mean and (population) std, taken both ways ([0, 1]
+    scale), and the mean relative change padded / own - 1 of each per-image
+    value, over the image-channels whose own value is positive (a relative
+    change of a zero mean or std is undefined). Zeros add nothing to the sums
+    and only to the count of values, so the padded statistics are computed
+    from the image's own sums, without building the padded image.
+    """
+    height, width = images.shape[2:]
+    own_count, padded_count = height * width, (height + 2 * pad) * (width + 2 * pad)
+    own_mean, own_std, padded_mean, padded_std = [], [], [], []
+    for start in range(0, images.shape[0], chunk_size):
+        x = images[start : start + chunk_size].to(torch.float64).div_(255.0).flatten(2)
+        mean = x.mean(dim=2)
+        own_mean.append(mean)
+        own_std.append((x - mean[..., None]).square().mean(dim=2).sqrt())
+        p_mean = x.sum(dim=2) / padded_count
+        p_var = x.square().sum(dim=2) / padded_count - p_mean.square()
+        padded_mean.append(p_mean)
+        padded_std.append(p_var.clamp_min(0.0).sqrt())
+    own_mean, own_std, padded_mean, padded_std = map(torch.cat, (own_mean, own_std, padded_mean, padded_std))
+    rows = {
+        "over the image": [*own_mean.mean(dim=0).tolist(), *own_std.mean(dim=0).tolist()],
+        f"over the image zero-padded by {pad}": [*padded_mean.mean(dim=0).tolist(), *padded_std.mean(dim=0).tolist()],
+        "mean relative change (padded / own - 1)": [
+            *_mean_relative_change(own_mean, padded_mean),
+            *_mean_relative_change(own_std, padded_std),
+        ],
+    }
+    frame = pd.DataFrame(list(rows.values()), index=list(rows), columns=stats_columns(), dtype=float)
+    frame.index.name = "per-image statistics taken"
+    return frame
+
+
+def _mean_relative_change(own: torch.Tensor, changed: torch.Tensor) -> list[float]:
+    """Per channel: the mean of changed / own - 1 over the images where own > 0 (NaN if none)."""
+    positive = own > 0
+    ratio = torch.where(positive, changed / own.where(positive, torch.ones_like(own)) - 1.0, torch.zeros_like(own))
+    counts = positive.sum(dim=0).double()
+    return (ratio.sum(dim=0) / counts).tolist()  # 0 / 0 is NaN where no image qualifies
+
+
+def selection_bias(runs: pd.DataFrame, histories: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """What choosing the epoch on the test set adds, per group of ``keys``, in percentage points.
+
+    For each complete run: the best test accuracy over its epochs (the
+    earlier work's reported number) minus the test accuracy at the epoch of
+    best validation accuracy (an honest selection). Runs whose history has no
+    per-epoch test accuracy are skipped. Columns: the mean over runs, its
+    sample std and the number of runs. A positive mean is optimism that
+    test-set selection builds into every published number.
+    """
+    keys = list(keys)
+    complete = runs[runs["status"] == "complete"]
+    best_test = histories.groupby("run_id")["test_acc"].max()  # max skips NaN epochs; all NaN gives NaN
+    gap = (complete["run_id"].map(best_test) - complete["test_acc_at_best_val"]) * PP
+    measured = complete.assign(gap=gap).dropna(subset=["gap"])
+    grouped = measured["gap"].groupby([measured[k] for k in keys])
+    frame = pd.DataFrame({"mean (pp)": grouped.mean(), "std (pp)": grouped.std(ddof=1), "n": grouped.count()})
+    frame.columns.name = "best test acc over epochs - test acc at best val"
+    return frame
+
+
+def seed_spread_vs_published(
+    runs: pd.DataFrame,
+    metric: str,
+    setting_column: str,
+    index: Sequence[str],
+    published: pd.DataFrame,
+    baseline: str = "finetune",
+) -> pd.DataFrame:
+    """The published single-seed differences between settings set against our seed-to-seed spread.
+
+    Row ``published |difference to finetune| (pp)``: per (model, dataset) cell
+    of ``published`` (:func:`published_results` ``("input_normalization")``,
+    metric ``test_acc`` as fractions), every other setting's value minus the
+    ``baseline``'s, absolute, in percentage points. Row ``our seed-to-seed std
+    (pp)``: the sample std of ``metric`` (fractions) over the seeds of each
+    group of ``index`` + ``setting_column`` among complete ``runs`` (groups of
+    one run have none). Columns: median, max and n of each; ``share below our
+    median seed std`` is the share of published differences smaller than our
+    median std, i.e. differences one seed cannot tell from noise.
+    """
+    accuracy = published[published["metric"] == "test_acc"]
+    table = accuracy.pivot_table(index=["model", "dataset"], columns="setting", values="value")
+    differences = table.drop(columns=baseline).sub(table[baseline], axis=0).abs().stack().dropna() * PP
+    spread = aggregate_seeds(runs, metric, [*index, setting_column])["std"].dropna() * PP
+    median_std = spread.median() if len(spread) else np.nan
+    share = float((differences < median_std).mean()) if len(differences) and len(spread) else np.nan
+    rows = {
+        f"published |difference to {baseline}| (pp)": _summary(differences) + [share],
+        "our seed-to-seed std (pp)": _summary(spread) + [np.nan],
+    }
+    frame = pd.DataFrame(list(rows.values()), index=list(rows), columns=["median", "max", "n", "share below our median seed std"])
+    frame["n"] = frame["n"].astype(int)
+    return frame
+
+
+def _summary(values: pd.Series) -> list[float]:
+    if len(values) == 0:
+        return [np.nan, np.nan, 0]
+    return [float(values.median()), float(values.max()), len(values)]

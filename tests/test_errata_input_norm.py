@@ -1,0 +1,145 @@
+"""Errata evidence of study 1, on tiny hand-made images and run tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from normtest_lib.report.errata_input_norm import (
+    bgr_table1_rows,
+    constant_channel_images,
+    padding_bias,
+    selection_bias,
+    seed_spread_vs_published,
+    unit_vs_minmax,
+)
+from normtest_lib.stats.channel import ChannelStats
+from normtest_lib.stats.reference import IMAGENET
+
+
+def _images(red, green, blue) -> torch.Tensor:
+    """One 2x2 image per entry; each channel given as its four pixel values."""
+    return torch.tensor([[r, g, b] for r, g, b in zip(red, green, blue)], dtype=torch.uint8).view(-1, 3, 2, 2)
+
+
+# Channels that differ: red all 255, green all 0, blue half 0 half 255 (mean 0.5, std 0.5).
+DISTINCT = _images([[255] * 4], [[0] * 4], [[0, 255, 0, 255]])
+
+
+def test_bgr_row_is_rgb_reversed_under_channel_symmetric_stats():
+    symmetric = ChannelStats((0.5,) * 3, (0.25,) * 3)
+    frame = bgr_table1_rows(DISTINCT, pretrain_stats=symmetric, published=None)
+    rgb, bgr = frame.loc["RGB (correct)"], frame.loc["BGR (the earlier work's loading)"]
+    assert rgb["mean"].tolist() == pytest.approx([2.0, -2.0, 0.0])
+    assert bgr["mean"].tolist() == pytest.approx(rgb["mean"].tolist()[::-1])
+    assert bgr["std"].tolist() == pytest.approx(rgb["std"].tolist()[::-1])
+    assert "published" not in frame.index
+
+
+def test_bgr_row_standardizes_blue_with_red_statistics_and_is_compared_to_published():
+    bgr_values = ((0.5 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (1.0 - 0.406) / 0.225)
+    published = ChannelStats(bgr_values, (0.5 / 0.229, 0.0, 0.0))
+    frame = bgr_table1_rows(DISTINCT, pretrain_stats=IMAGENET, published=published)
+    assert frame.loc["RGB (correct)", ("mean", "R")] == pytest.approx((1.0 - 0.485) / 0.229)
+    assert frame.loc["BGR (the earlier work's loading)", "mean"].tolist() == pytest.approx(bgr_values)
+    diff = frame[("max |diff| to published", "")]
+    assert diff["BGR (the earlier work's loading)"] == pytest.approx(0.0, abs=1e-6)  # float32 normalizer
+    # RGB's blue mean (0.5 - 0.406) / 0.225 and std 0.5 / 0.225 both miss the published by 0.5 / 0.225.
+    assert diff["RGB (correct)"] == pytest.approx(0.5 / 0.225)
+    assert math.isnan(diff["published"])
+
+
+def test_unit_and_minmax_agree_on_images_spanning_the_full_range():
+    full = [[0, 255, 0, 255], [255, 0, 10, 0]]
+    frame = unit_vs_minmax(_images(full, full, full), name="full", chunk_size=1)
+    row = frame.loc["full"]
+    assert row["images"] == 2
+    assert row["share spanning 0..255"] == 1.0
+    assert row["mean channel range"] == pytest.approx(1.0)
+    assert row["mean |unit - minmax| per pixel"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_unit_and_minmax_differ_on_a_narrow_range():
+    narrow = [[51, 102, 51, 102]]  # 0.2 and 0.4: min-max maps them to 0 and 1
+    row = unit_vs_minmax(_images(narrow, narrow, narrow)).iloc[0]
+    assert row["share spanning 0..255"] == 0.0
+    assert row["mean channel range"] == pytest.approx(0.2)
+    assert row["mean |unit - minmax| per pixel"] == pytest.approx((0.2 + 0.6) / 2)
+
+
+def test_constant_channel_is_counted_and_instance_stays_finite():
+    varied = [[0, 1, 2, 3]] * 3
+    green = [[0, 1, 2, 3], [7, 7, 7, 7], [0, 1, 2, 3]]
+    row = constant_channel_images(_images(varied, green, varied), chunk_size=2).iloc[0]
+    assert row["with a constant channel"] == 1
+    assert row["share"] == pytest.approx(1 / 3)
+    assert row["instance output finite"]
+    assert not row["finite without eps"]  # 0 / 0 without eps
+    assert row["checked on"] == "the 1 image(s) found"
+
+
+def test_constant_channel_without_such_images_checks_a_synthetic_one():
+    varied = [[0, 1, 2, 3]]
+    row = constant_channel_images(_images(varied, varied, varied)).iloc[0]
+    assert row["with a constant channel"] == 0 and row["share"] == 0.0
+    assert row["instance output finite"] and not row["finite without eps"]
+    assert row["checked on"] == "a synthetic constant image"
+
+
+def test_padding_a_white_image_dilutes_its_mean_by_the_border_share():
+    frame = padding_bias(torch.full((2, 3, 32, 32), 255, dtype=torch.uint8), pad=4, chunk_size=1)
+    share = 32 * 32 / (40 * 40)  # 0.64
+    assert frame.loc["over the image", "mean"].tolist() == [1.0] * 3
+    assert frame.loc["over the image", "std"].tolist() == [0.0] * 3
+    padded = frame.loc["over the image zero-padded by 4"]
+    assert padded["mean"].tolist() == pytest.approx([255 * 32 * 32 / (40 * 40) / 255] * 3, abs=1e-12)
+    assert padded["std"].tolist() == pytest.approx([math.sqrt(share - share**2)] * 3)
+    change = frame.loc["mean relative change (padded / own - 1)"]
+    assert change["mean"].tolist() == pytest.approx([share - 1] * 3)
+    assert change["std"].isna().all()  # no image has a positive own std
+
+
+def test_selection_bias_is_best_test_minus_test_at_best_val():
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c", "d"],
+        "status": ["complete", "complete", "failed", "complete"],
+        "test_acc_at_best_val": [0.80, 0.70, 0.10, 0.50],
+        "model": ["x", "x", "x", "y"],
+    })
+    histories = pd.DataFrame({
+        "run_id": ["a", "a", "b", "b", "c", "d", "d"],
+        "epoch": [1, 2, 1, 2, 1, 1, 2],
+        "test_acc": [0.83, 0.80, 0.71, np.nan, 0.99, np.nan, np.nan],
+    })
+    frame = selection_bias(runs, histories, ["model"])
+    assert list(frame.index) == ["x"]  # c failed, d never tested per epoch
+    assert frame.loc["x", "mean (pp)"] == pytest.approx(2.0)  # gaps 3 and 1
+    assert frame.loc["x", "std (pp)"] == pytest.approx(math.sqrt(2))
+    assert frame.loc["x", "n"] == 2
+
+
+def test_seed_spread_vs_published():
+    published = pd.DataFrame({
+        "model": ["m"] * 5, "dataset": ["d"] * 5,
+        "setting": ["finetune", "pretrain", "unit", "instance", "finetune"],
+        "metric": ["test_acc"] * 4 + ["other"],
+        "value": [0.90, 0.91, 0.895, 0.88, 0.5],
+    })
+    runs = pd.DataFrame({
+        "run_id": list("abcdef"), "model": ["m"] * 6, "seed": [1, 2, 1, 2, 3, 1],
+        "input_norm": ["finetune", "finetune", "pretrain", "pretrain", "pretrain", "instance"],
+        "status": ["complete"] * 4 + ["failed", "complete"],
+        "test_acc": [0.90, 0.92, 0.91, 0.91, 0.10, 0.88],
+    })
+    frame = seed_spread_vs_published(runs, "test_acc", "input_norm", ["model"], published)
+    differences = frame.loc["published |difference to finetune| (pp)"]
+    assert differences[["median", "max"]].tolist() == pytest.approx([1.0, 2.0])  # of 1, 0.5, 2
+    assert differences["n"] == 3
+    spread = frame.loc["our seed-to-seed std (pp)"]  # stds sqrt(2) and 0; instance has one seed
+    assert spread[["median", "max"]].tolist() == pytest.approx([math.sqrt(2) / 2, math.sqrt(2)])
+    assert spread["n"] == 2
+    assert differences["share below our median seed std"] == pytest.approx(1 / 3)  # only 0.5 < 0.707

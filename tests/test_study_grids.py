@@ -1,0 +1,71 @@
+"""The study grid files under params/: each profile expands into the runs its comment promises."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from normtest_lib.grid.spec import load_grid
+
+PARAMS = Path(__file__).resolve().parents[1] / "params"
+INPUT_NORMALIZATION = PARAMS / "input_normalization.yml"
+
+
+def configs(profile: str, **kwargs):
+    return [run.config for run in load_grid(INPUT_NORMALIZATION, profile, **kwargs).runs]
+
+
+def test_study_1_paper_grid_is_the_published_protocol_with_three_seeds():
+    runs = configs("paper")
+    assert len(runs) == 240
+    assert Counter(c.model for c in runs) == {m: 60 for m in ("resnet18", "resnet50", "densenet121", "densenet161")}
+    assert {c.input_norm for c in runs} == {"finetune", "pretrain", "instance", "unit", "minmax"}
+    assert {(c.dataset, str(c.data_root)) for c in runs} >= {("svhn", "data/svhn"), ("cifar100", "data/cifar100")}
+    recipe = {(c.pretrained, c.optimizer, c.lr, c.weight_decay, c.schedule, c.epochs, c.batch_size, c.input_size,
+               c.pad, c.flip) for c in runs}
+    assert recipe == {("imagenet", "adam", 1e-3, 0.0, "cosine", 100, 256, None, 4, True)}
+    assert {c.seed for c in runs} == {0, 1, 2}
+
+
+def test_study_1_extended_adds_resolution_recipe_and_scratch_controls():
+    runs = configs("extended")
+    scratch = [c for c in runs if c.pretrained == "none"]
+    assert len(runs) == 240 * 2 * 2 + len(scratch) and len(scratch) == 48
+    assert {(c.input_norm, c.input_size, c.optimizer) for c in scratch} == {("finetune", None, "adam")}
+    assert {c.input_size for c in runs} == {None, "pretrained"}
+    assert {(c.optimizer, c.lr, c.warmup_epochs) for c in runs} == {("adam", 1e-3, 0), ("adamw", 1e-4, 5)}
+
+
+def test_study_1_small_data_sweeps_set_size_and_statistics_size():
+    runs = configs("small_data")
+    assert len(runs) == 2 * (3 * 5 - 1) * 3
+    cells = {(c.train_subset, c.input_norm, c.stats_subset) for c in runs}
+    assert (450, "finetune", 10) in cells and (450, "finetune", 1000) not in cells
+    assert (None, "pretrain", None) in cells and (4500, "finetune", 1000) in cells
+
+
+def test_study_1_local_profile_pretrains_on_tiny_imagenet_and_fine_tunes_on_cifar10(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data roots are relative to where the grid runs; they need only exist here
+    for folder in ("data/cifar10-jpeg", "data/tiny-imagenet-200"):
+        (tmp_path / folder).mkdir(parents=True)
+    grid = load_grid(INPUT_NORMALIZATION, "local", runs_root="results")
+    assert (grid.pretrain.config.dataset, grid.pretrain.config.input_size) == ("tiny_imagenet_200", 32)
+    runs = [run.config for run in grid.runs]
+    assert len(runs) == 45 and {c.dataset for c in runs} == {"imagefolder"}
+    weights = f"results/input_normalization/local/{grid.pretrain.id}/best.pt"
+    assert Counter(c.pretrained for c in runs) == {weights: 42, "none": 3}
+    full = [c for c in runs if c.train_subset is None]
+    assert Counter(c.input_norm for c in full) == {"finetune": 6, "pretrain": 3, "instance": 3, "unit": 3, "minmax": 3}
+    assert {c.test_every_epoch for c in full} == {True}
+    small = Counter((c.train_subset, c.input_norm, c.stats_subset) for c in runs if c.train_subset is not None)
+    assert small[(450, "finetune", 10)] == 3 and (450, "finetune", 1000) not in small and small[(4500, "pretrain", None)] == 3
+    # The same runs whichever root they are run into: committed results stay found.
+    assert [run.id for run in load_grid(INPUT_NORMALIZATION, "local").runs] == [run.id for run in grid.runs]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_every_study_grid_has_the_profiles_the_book_needs(profile):
+    for grid_file in sorted(PARAMS.glob("*.yml")):
+        assert load_grid(grid_file, profile).runs, grid_file.name
