@@ -89,7 +89,7 @@ def paired_differences(
         limit = grouped.agg(lambda column: confidence_interval(column.to_numpy(), confidence)[bound])
         out[name] = limit.stack().reindex(out.index)
     out["n"] = out["n"].astype(int)
-    return out
+    return out[out["n"] > 0]  # a setting with no run at a baseline's seed is no comparison at all
 
 
 def within_noise(differences: pd.DataFrame) -> pd.Series:
