@@ -1,3 +1,5 @@
+"""Study chapters' figures: the history grid and accuracy against set size."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,17 +13,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from normtest_lib.report import study_plots  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
-
-
-def drawn_lines(ax):
-    """Lines with data (the axes' own, not legend handles)."""
-    return [line for line in ax.get_lines() if len(line.get_xdata())]
+from test_plots import close_figures, drawn_lines  # noqa: E402, F401 (close_figures: autouse fixture)
 
 
 def legend_colours(fig):
