@@ -74,3 +74,18 @@ def load_yaml(text: str) -> Any:
 
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     return load_yaml(Path(path).read_text())
+
+
+def relative_to_cwd(path: str | Path) -> Path:
+    """``path`` relative to the working directory when it lies inside it; otherwise unchanged.
+
+    Files that are committed (results, their executed notebooks and grid
+    indexes) record paths this way, so they name no folder of the machine.
+    """
+    path = Path(path)
+    if not path.is_absolute():
+        return path
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path

@@ -327,7 +327,10 @@ def test_a_declared_pretraining_run_runs_first_and_the_others_start_from_its_wei
     dependents = [record.run_id for record in report.records[1:]]
     assert [finished[run]["pretrained"] for run in dependents] == [weights, weights]
     assert all(finished[run]["finished_at"] > finished[pretrain_id]["finished_at"] for run in dependents)
-    assert json.loads(Path("runs/demo/smoke/grid.json").read_text())["pretrain"]["id"] == pretrain_id
+    index = json.loads(Path("runs/demo/smoke/grid.json").read_text())
+    assert index["pretrain"]["id"] == pretrain_id and index["notebook"] == "fake_experiment.ipynb"
+    executed = json.loads(Path(f"runs/demo/smoke/{pretrain_id}/run_experiment.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["input_path"] == "fake_experiment.ipynb"  # no folder of this machine
 
     # A fresh clone has the committed results but no weights: the pretraining run is rebuilt
     # only when an unfinished run needs it, and its earlier record is kept.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..io import read_json, write_json
+from ..io import read_json, relative_to_cwd, write_json
 from ..run_files import FINISHED
 from ..run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
 from ..run_files import SUMMARY as SUMMARY_NAME
@@ -128,7 +128,7 @@ def _execute_notebook(template: Path, run_dir: Path, parameters: dict[str, Any])
     error = None
     try:
         papermill.execute_notebook(
-            str(template),
+            str(_as_given_for(template, run_dir)),
             str(partial),
             parameters=parameters,
             kernel_name="python3",
@@ -147,6 +147,16 @@ def _execute_notebook(template: Path, run_dir: Path, parameters: dict[str, Any])
         if partial.exists():
             os.replace(partial, run_dir / NOTEBOOK_NAME)
     return error
+
+
+def _as_given_for(template: Path, run_dir: Path) -> Path:
+    """The template's path relative to the working directory when the run folder's is relative.
+
+    papermill records the path it was given in the executed notebook; a run
+    folder under a relative root (``results/``) is committed, and must name no
+    folder of this machine.
+    """
+    return template if run_dir.is_absolute() else relative_to_cwd(template)
 
 
 class _DropUnknownParameterWarnings(logging.Filter):
