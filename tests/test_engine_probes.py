@@ -139,7 +139,7 @@ def test_every_model_exposes_forward_features(name):
 
 
 def test_unknown_probe_is_rejected_by_the_schema():
-    with pytest.raises(ConfigError, match=r"probes: unknown probe 'nope'; known: features, layer_stats"):
+    with pytest.raises(ConfigError, match=r"probes: unknown probe 'nope'; known: bin_gate, features, layer_stats"):
         make_config(probes=["features", "nope"])
     with pytest.raises(ConfigError, match="probes"):
         make_config(probes="features")  # strict: a list, not a string
@@ -152,6 +152,23 @@ def test_a_model_a_probe_cannot_measure_fails_before_any_file(tmp_path, monkeypa
     with pytest.raises(ModelError, match="forward_features"):
         train(make_config({**TINY, "probes": ["features"]}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_bin_gate_reports_each_bin_layers_rho_and_needs_one(tmp_path):
+    summary = train(make_config({**TINY, "norm_layer": "bin", "probes": ["bin_gate"]}), tmp_path / "bin")
+    assert summary["status"] == "complete"
+    rows = read_probes(tmp_path / "bin" / "probes.csv")
+    model, _ = load_trained(tmp_path / "bin", which="last")
+    gates = {path: module.rho.detach() for path, module in model.named_modules() if hasattr(module, "rho")}
+    last = {row["name"]: row["value"] for row in rows if row["epoch"] == 2}
+    assert set(last) == {f"{path}/{stat}" for path in gates for stat in ("mean", "min", "max")} and len(gates) == 4
+    for path, rho in gates.items():
+        assert last[f"{path}/mean"] == pytest.approx(float(rho.double().mean()))
+        assert 0.0 <= last[f"{path}/min"] <= last[f"{path}/max"] <= 1.0
+    assert any(value < 1.0 for name, value in last.items() if name.endswith("/min"))  # the gate moved off 1
+    with pytest.raises(ModelError, match="no Batch-Instance Norm layer"):
+        train(make_config({**TINY, "probes": ["bin_gate"]}), tmp_path / "bn")
+    assert not (tmp_path / "bn").exists()
 
 
 def test_collect_probes_across_runs(probed, tmp_path):

@@ -58,7 +58,8 @@ def test_unknown_names_list_the_known_ones():
 
 @pytest.mark.parametrize(
     "arg, channels, groups",
-    [(None, 64, 32), (None, 16, 16), (None, 48, 24), ("8", 64, 8), ("c/4", 64, 16), ("C/4", 16, 4), ("1", 7, 1)],
+    [(None, 64, 32), (None, 16, 16), (None, 48, 24), ("8", 64, 8), ("c/4", 64, 16), ("C/4", 16, 4), ("1", 7, 1),
+     ("32", 16, 16), ("32", 64, 32)],  # fewer channels than groups: one channel per group
 )
 def test_group_count_argument(arg, channels, groups):
     assert resolve_num_groups(arg, channels) == groups

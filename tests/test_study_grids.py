@@ -69,3 +69,25 @@ def test_study_1_local_profile_pretrains_on_tiny_imagenet_and_fine_tunes_on_cifa
 def test_every_study_grid_has_the_profiles_the_book_needs(profile):
     for grid_file in sorted(PARAMS.glob("*.yml")):
         assert load_grid(grid_file, profile).runs, grid_file.name
+
+
+NORMALIZATION_LAYERS = PARAMS / "normalization_layers.yml"
+
+
+def test_study_2_paper_grid_is_the_published_protocol_with_three_seeds():
+    runs = [run.config for run in load_grid(NORMALIZATION_LAYERS, "paper").runs]
+    assert len(runs) == 21
+    assert Counter(c.norm_layer for c in runs) == {n: 3 for n in ("torch_bn", "bn", "in", "bin", "ln", "gn:c/4", "none")}
+    recipe = {(c.model, c.depth_n, c.dataset, c.val_fraction, c.optimizer, c.lr, c.momentum, c.weight_decay,
+               c.schedule, tuple(c.milestones), c.gamma, c.epochs, c.batch_size, c.input_norm, c.pretrained) for c in runs}
+    assert recipe == {("cifar_resnet", 2, "cifar10", 0.2, "sgd", 0.1, 0.0, 0.0, "multistep", (75, 95), 0.1, 100, 128,
+                       "center", "none")}
+    assert {tuple(c.probes) for c in runs if c.norm_layer == "bin"} == {("features", "layer_stats", "bin_gate")}
+
+
+def test_study_2_extended_sweeps_batch_size_groups_and_depth():
+    runs = [run.config for run in load_grid(NORMALIZATION_LAYERS, "extended").runs]
+    assert len(runs) == 8 * 3 * 3 * 3
+    assert {(c.batch_size, c.lr) for c in runs} == {(8, 0.00625), (32, 0.025), (128, 0.1)}
+    assert {"gn:c/4", "gn:32"} <= {c.norm_layer for c in runs} and {c.depth_n for c in runs} == {2, 3, 5}
+    assert {(c.momentum, c.weight_decay) for c in runs} == {(0.9, 5e-4)}

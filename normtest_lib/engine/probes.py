@@ -25,7 +25,10 @@ Shipped probes:
 - ``layer_stats``: the mean and (population) standard deviation of every normalization
   layer's output (:func:`normtest_lib.layers.is_norm_layer`) over one fixed batch, the
   first evaluation batch of the validation split (test split without one), named
-  ``<module path>/mean`` and ``<module path>/std``.
+  ``<module path>/mean`` and ``<module path>/std``;
+- ``bin_gate``: the gate ``rho`` of every Batch-Instance Norm layer (``bin``): its mean,
+  min and max over the layer's channels, named ``<module path>/mean``, ``/min``, ``/max``
+  (1 is pure batch norm, 0 pure instance norm). It reads the weights only, no data.
 """
 
 from __future__ import annotations
@@ -246,3 +249,28 @@ def layer_stats_probe(context: ProbeContext) -> dict[str, float]:
         for handle in handles:
             handle.remove()
     return stats
+
+
+def bin_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(module path, module)`` of every Batch-Instance Norm layer of ``model``, in module order."""
+    from ..layers.batchinstancenorm import BatchInstanceNorm
+
+    return [(path, module) for path, module in model.named_modules() if isinstance(module, BatchInstanceNorm)]
+
+
+def _has_bin_layers(model: nn.Module) -> None:
+    if not bin_layers(model):
+        raise ModelError(
+            f"probe 'bin_gate' found no Batch-Instance Norm layer in {type(model).__name__}; "
+            "it measures runs with norm_layer 'bin'"
+        )
+
+
+@register_probe("bin_gate", check=_has_bin_layers)
+def bin_gate_probe(context: ProbeContext) -> dict[str, float]:
+    """Mean, min and max over channels of each BIN layer's gate ``rho``."""
+    gates: dict[str, float] = {}
+    for path, module in bin_layers(context.model):
+        rho = module.rho.detach().to(torch.float64)
+        gates.update({f"{path}/mean": float(rho.mean()), f"{path}/min": float(rho.min()), f"{path}/max": float(rho.max())})
+    return gates

@@ -3,7 +3,9 @@
 ``<name>``       -> the default: 32 groups, or the largest divisor of C below 32 when C has
                     fewer channels or 32 does not divide it (the usual "32 groups" setting of
                     Wu and He, 2018, made to work for every width of a network);
-``<name>:<int>`` -> exactly that many groups (C must be divisible by it);
+``<name>:<int>`` -> that many groups (C must be divisible by it), or one channel per group in
+                    a layer with fewer channels than that (so ``gn:32``, the GroupNorm paper's
+                    count, works in a CIFAR ResNet whose first stage has 16 channels);
 ``<name>:c/<k>`` -> C/k groups, i.e. k channels per group (``c/4`` is study 2's setting).
 
 Shared by every group-norm family (``torch_gn`` and the from-scratch ``gn``), so they read
@@ -36,6 +38,8 @@ def resolve_num_groups(arg: str | None, num_channels: int) -> int:
         return num_channels // per_group
     if arg.isdigit():
         groups = int(arg)
+        if 1 <= num_channels < groups:
+            return num_channels
         if groups < 1 or num_channels % groups:
             raise ModelError(
                 f"{groups} groups do not divide {num_channels} channels; use a divisor of every layer's "
