@@ -4,6 +4,7 @@
     normtest train --out DIR [-f PARAMS.yml] [--set key=value ...]
     normtest pretrain --out DIR [-f PARAMS.yml] [--set key=value ...]
     normtest run PARAMS.yml --profile P [--executor local|dask] [--workers N] [--dry-run]
+    normtest predict --checkpoint RUN_DIR --input CSV_OR_FOLDER --output FILE [--labels FILE] [--json FILE]
     normtest book [--run-smoke]
     normtest datasets | models
 
@@ -128,6 +129,28 @@ def _book_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_command(args: argparse.Namespace) -> int:
+    from .predict import run_predict
+
+    predictions, metrics = run_predict(
+        args.checkpoint,
+        args.input,
+        args.output,
+        labels_path=args.labels,
+        json_path=args.json,
+        which=args.which,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+    print(f"predicted {len(predictions)} images into {args.output}")
+    if metrics is not None:
+        print(
+            f"accuracy {metrics['accuracy']:.4f}  micro-F1 {metrics['micro_f1']:.4f}  "
+            f"macro-F1 {metrics['macro_f1']:.4f}"
+        )
+    return 0
+
+
 def _datasets_command(args: argparse.Namespace) -> int:
     from .data import dataset_names, get_spec
 
@@ -191,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--runs-root", default="runs")
     book.add_argument("--results-root", default="results")
     book.set_defaults(handler=_book_command)
+
+    predict = commands.add_parser("predict", help="predict the class of each image with a run's best weights")
+    predict.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="the run folder (holding best.pt)")
+    predict.add_argument(
+        "--input", required=True, metavar="FILE_OR_FOLDER", help="CSV of 3,072 values 0..255 a row, or folder <class>/<image>"
+    )
+    predict.add_argument("--output", required=True, metavar="FILE", help="file for one predicted class index per line")
+    predict.add_argument("--labels", metavar="FILE", help="one class index per line (overrides an image folder's classes)")
+    predict.add_argument("--json", metavar="FILE", help="write n, accuracy, micro_f1, macro_f1 (needs labels)")
+    predict.add_argument("--which", choices=["best", "last"], default="best", help="best.pt or the last checkpoint.pt")
+    predict.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N or mps")
+    predict.add_argument("--batch-size", type=int, default=512)
+    predict.set_defaults(handler=_predict_command)
 
     commands.add_parser("datasets", help="list the data sets").set_defaults(handler=_datasets_command)
     commands.add_parser("models", help="list the models").set_defaults(handler=_models_command)

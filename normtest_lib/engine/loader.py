@@ -59,6 +59,9 @@ class InputPipeline:
     resize_to: int | None = None
     interpolation: str = "bilinear"
     memory_format: torch.memory_format = torch.contiguous_format
+    # The image size the network was trained at (None: not recorded); without a resize,
+    # images of another size would be classified without complaint, and wrongly.
+    trained_size: int | None = None
 
     def __call__(self, images: torch.Tensor, augment: AugmentParams | None = None) -> torch.Tensor:
         shift, scale = self.normalizer.affine(images)

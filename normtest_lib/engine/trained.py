@@ -92,7 +92,8 @@ def load_trained(
     interpolation = source.get("interpolation")
     # interpolation is None exactly when the run kept the images' native size.
     resize_to = int(source["input_size"]) if interpolation is not None else None
-    return model, InputPipeline(normalizer, resize_to, interpolation or "bilinear")
+    trained_size = int(source["input_size"]) if source.get("input_size") is not None else None
+    return model, InputPipeline(normalizer, resize_to, interpolation or "bilinear", trained_size=trained_size)
 
 
 def _stats(recorded: object) -> ChannelStats | None:
