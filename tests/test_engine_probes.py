@@ -18,7 +18,8 @@ from normtest_lib.engine import loop, prepare, train
 from normtest_lib.engine.history import best_row, read_history
 from normtest_lib.engine.optim import bind_step_hooks, run_step_hooks
 from normtest_lib.engine.probes import norm_layers, read_probes
-from normtest_lib.engine.trained import evaluate_split, load_trained
+from normtest_lib.engine.trained import evaluate_split, load_trained, predict_split
+from normtest_lib.metrics import classification_metrics
 from normtest_lib.errors import ConfigError, ModelError
 from normtest_lib.layers import create_norm, is_norm_layer
 from normtest_lib.models import BuiltModel, create_model, model_names
@@ -216,6 +217,13 @@ def test_best_weights_reproduce_the_best_validation_accuracy(probed, tmp_path):
     val, _ = held_out_splits(PROBED)
     _, val_acc = evaluate_split(model, pipeline, val, PROBED["eval_batch_size"])
     assert val_acc == pytest.approx(summary["best_val_acc"], abs=1e-6)
+    # The summary's F1 are scikit-learn's, of the best weights' test predictions.
+    _, test = held_out_splits(PROBED)
+    predictions = predict_split(model, pipeline, test, PROBED["eval_batch_size"])
+    f1 = classification_metrics(test.labels, predictions)
+    assert summary["test_micro_f1_at_best_val"] == pytest.approx(f1["micro_f1"])
+    assert summary["test_macro_f1_at_best_val"] == pytest.approx(f1["macro_f1"]) and f1["macro_f1"] < f1["micro_f1"]
+    assert f1["accuracy"] == pytest.approx(summary["test_acc_at_best_val"])
     # best.pt starts another run as checkpoint.pt does.
     started = train(make_config({**TINY, "epochs": 1, "pretrained": str(out / "best.pt")}), tmp_path / "next")
     assert started["status"] == "complete" and started["model_source"].startswith("checkpoint:")

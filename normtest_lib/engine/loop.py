@@ -25,7 +25,9 @@ is the last epoch (``best_selected_by: "last"``), never one chosen on test
 accuracy. ``best.pt`` holds its weights. With ``test_every_epoch`` false the
 test split is evaluated once, with those weights: ``test_acc_at_best_val`` is
 that figure, and ``final_test_acc`` is the same number when the best epoch is the
-last one, else None (the last weights are never evaluated on test).
+last one, else None (the last weights are never evaluated on test). Either way
+the best weights' test predictions give ``test_micro_f1_at_best_val`` and
+``test_macro_f1_at_best_val`` (scikit-learn's, as the earlier works reported).
 
 A run keeps one precision (``bf16`` autocast on CUDA, ``fp32`` elsewhere,
 recorded in the summary and the checkpoint): resuming on a device with the
@@ -54,6 +56,7 @@ from ..config import RunConfig
 from ..data import Split
 from ..errors import ConfigError, ModelError
 from ..input_norm import centering_stats, make_normalizer
+from ..metrics import classification_metrics
 from ..stats.channel import ChannelStats
 from .environment import Execution, environment_info, execution_context, show_progress
 from .history import best_row, write_history
@@ -63,7 +66,7 @@ from .prepare import PreparedData, prepare_data
 from .probes import ProbeContext, check_probes, run_probes, write_probes
 from .rundir import RunFolder
 from .seeding import capture_rng_state, derive_seed, restore_rng_state, seed_globals
-from .trained import evaluate_split
+from .trained import evaluate_split, predict_split
 
 if TYPE_CHECKING:
     from ..models import BuiltModel
@@ -433,10 +436,12 @@ def _run_epochs(session: Session, folder: RunFolder, show: bool, on_epoch_end: E
 
 
 def _finish(session: Session, folder: RunFolder, status: str, **extra: Any) -> dict[str, Any]:
-    """Evaluate best.pt on test when that was not done per epoch; write and return the final summary."""
-    if not session.config.test_every_epoch and folder.best.is_file():
+    """Evaluate best.pt on test (accuracy when not done per epoch, and F1); write and return the final summary."""
+    if folder.best.is_file():
         session.model.load_state_dict(load_checkpoint(folder.best)["state_dict"])
-        session.final_test = _evaluate(session, session.test)
+        if not session.config.test_every_epoch:
+            session.final_test = _evaluate(session, session.test)
+        extra = {**_test_f1(session), **extra}
     summary = session.summary(status, **extra)
     folder.write_summary(summary)
     return summary
@@ -515,6 +520,16 @@ def _evaluate(session: Session, split: Split) -> tuple[float, float]:
     return evaluate_split(
         session.step_model, session.pipeline, split, session.config.eval_batch_size, session.execution.autocast
     )
+
+
+def _test_f1(session: Session) -> dict[str, float]:
+    """Micro- and macro-F1 of the loaded weights on the test split (the earlier works' table columns)."""
+    session.model.eval()
+    predictions = predict_split(
+        session.step_model, session.pipeline, session.test, session.config.eval_batch_size, session.execution.autocast
+    )
+    metrics = classification_metrics(session.test.labels.cpu(), predictions.cpu())
+    return {"test_micro_f1_at_best_val": metrics["micro_f1"], "test_macro_f1_at_best_val": metrics["macro_f1"]}
 
 
 def _interpolation_name(built: BuiltModel) -> str:

@@ -54,6 +54,23 @@ def evaluate_split(
     return loss_sum.item() / len(split), correct.item() / len(split)
 
 
+def predict_split(
+    model: nn.Module,
+    pipeline: InputPipeline,
+    split: Split,
+    batch_size: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """The predicted class of every image of ``split``, in its order (int64, on the split's device)."""
+    model.eval()
+    predictions = []
+    with torch.no_grad():
+        for images, _ in eval_batches(split, batch_size):
+            with autocast():
+                predictions.append(model(pipeline(images)).argmax(dim=1))
+    return torch.cat(predictions)
+
+
 def load_trained(
     run_dir: str | Path, which: Which = "best", device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, InputPipeline]:
