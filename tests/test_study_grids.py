@@ -91,3 +91,16 @@ def test_study_2_extended_sweeps_batch_size_groups_and_depth():
     assert {(c.batch_size, c.lr) for c in runs} == {(8, 0.00625), (32, 0.025), (128, 0.1)}
     assert {"gn:c/4", "gn:32"} <= {c.norm_layer for c in runs} and {c.depth_n for c in runs} == {2, 3, 5}
     assert {(c.momentum, c.weight_decay) for c in runs} == {(0.9, 5e-4)}
+
+
+def test_study_2_local_profile_is_every_variant_on_cifar10_jpeg_with_a_batch_sweep(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "cifar10-jpeg").mkdir(parents=True)
+    runs = [run.config for run in load_grid(NORMALIZATION_LAYERS, "local", runs_root="results").runs]
+    assert len(runs) == 27 and {(c.dataset, c.train_subset, c.epochs, tuple(c.milestones)) for c in runs} == {
+        ("imagefolder", 8000, 8, (6, 7))
+    }
+    assert Counter((c.norm_layer, c.batch_size, c.lr) for c in runs if c.batch_size != 128) == {
+        ("bn", 32, 0.025): 3, ("gn:c/4", 32, 0.025): 3
+    }
+    assert len({c.norm_layer for c in runs if c.batch_size == 128}) == 7
