@@ -113,3 +113,28 @@ def test_the_pretraining_run_is_found_from_the_others_paths_and_described_from_i
     two = frame([run(), run(pretrained="results/s/p/ba9876543210/best.pt")])
     with pytest.raises(ValueError, match="more than one pretraining run"):
         protocol.pretraining_run_id(two)
+
+
+def test_metrics_table_has_our_mean_std_and_the_published_values_beside():
+    runs = pd.DataFrame.from_records(
+        [{"run_id": f"{layer}{seed}", "status": "complete", "seed": seed, "norm_layer": layer, "test": acc + seed / 100}
+         for layer, acc in (("torch_bn", 0.80), ("none", 0.70)) for seed in (0, 1)]
+    )
+    runs.attrs["param_columns"] = ["norm_layer", "seed"]
+    published = pd.DataFrame({"test acc.": [0.879, 0.849], "macro-F1": [None, None]}, index=["torch_bn", "none"])
+    styler = layouts.metrics_table(runs, {"test acc.": "test", "val acc.": "absent"}, published, order=["none", "torch_bn"])
+    table = styler.data
+    assert list(table.index) == ["none", "torch_bn"]
+    assert table.loc["torch_bn", ("ours", "test acc.")] == "80.5 ± 0.7 (n=2)"
+    assert table.loc["none", ("published", "test acc.")] == "84.9"
+    assert ("published", "macro-F1") not in table.columns  # nothing published there
+    assert "font-weight: bold" in styler.to_html()
+
+
+def test_at_best_epoch_picks_each_runs_history_row_of_its_best_epoch():
+    from normtest_lib.report.results import at_best_epoch
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "best_epoch": [2, 1, None]})
+    histories = pd.DataFrame({"run_id": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "train_acc": [0.1, 0.2, 0.3, 0.4]})
+    picked = at_best_epoch(runs, histories, "train_acc")
+    assert picked.iloc[:2].tolist() == [0.2, 0.3] and pd.isna(picked.iloc[2])

@@ -122,3 +122,42 @@ def finetune_pretrain_table(
     css = pd.concat(colours, axis=1).astype(object).reindex(index=table.index, columns=table.columns, fill_value="")
     css = css.where(css.notna(), "")
     return table.style.apply(lambda _: css, axis=None)
+
+
+def metrics_table(
+    runs: pd.DataFrame,
+    metrics: dict[str, str],
+    published: pd.DataFrame | None = None,
+    index: str = "norm_layer",
+    order: Sequence[str] | None = None,
+    digits: int = 1,
+) -> Styler:
+    """One row per ``index`` value, a column per metric: ours as mean ± std (n) in percent, the published beside.
+
+    ``metrics`` maps a column label (``"test acc."``) to the runs' column holding
+    the fraction (``"test_acc_at_best_val"``); ``published`` has one row per
+    ``index`` value and the same labels as columns (fractions; NaN where nothing
+    was published; labels with no published value at all are left out). The
+    best mean of each of our columns is bold and the second underlined.
+    """
+    text, values = {}, {}
+    for label, column in metrics.items():
+        stats = seed_summary(runs, column, [index]) if column in runs.columns else None
+        if stats is None or stats.empty:
+            continue
+        values[label] = stats["mean"]
+        text[label] = stats.apply(lambda row: format_mean_std(row["mean"], row["std"], row["n"], digits), axis=1)
+    if not text:
+        raise ValueError(f"none of the columns {list(metrics.values())} has complete runs")
+    ours_text, ours_values = pd.DataFrame(text), pd.DataFrame(values)
+    rows = [name for name in (order or ours_text.index) if name in ours_text.index]
+    blocks_text = {"ours": ours_text.reindex(rows)}
+    css_blocks = {"ours": best_two_css(ours_values.reindex(rows), axis=0)}
+    if published is not None:
+        theirs = (published.reindex(rows) * 100.0).dropna(axis=1, how="all")
+        if not theirs.empty and theirs.notna().any().any():
+            blocks_text["published"] = theirs.map(lambda value: MISSING_TEXT if pd.isna(value) else f"{value:.1f}")
+            css_blocks["published"] = best_two_css(theirs, axis=0)
+    table = pd.concat(blocks_text, axis=1, names=["source", "metric"]).fillna(MISSING_TEXT)
+    css = pd.concat(css_blocks, axis=1).reindex(index=table.index, columns=table.columns, fill_value="")
+    return table.style.apply(lambda _: css, axis=None)

@@ -237,3 +237,20 @@ def fullest_profile(runs: pd.DataFrame, study: str) -> str:
         raise LookupError(f"no complete runs of study {study!r}: run `normtest run params/{study}.yml --profile smoke`")
     counts = of_study["profile"].value_counts()
     return str(counts.index[0])
+
+
+def at_best_epoch(runs: pd.DataFrame, histories: pd.DataFrame, column: str) -> pd.Series:
+    """Each run's history ``column`` at its best epoch (the summary's ``best_epoch``), indexed like ``runs``.
+
+    NaN for a run without a best epoch or without that history row; this is how
+    a table reports the training accuracy of the weights it evaluates.
+    """
+    if column not in histories.columns:
+        raise KeyError(f"histories have no column {column!r}; available: {list(histories.columns)}")
+    if "best_epoch" not in runs.columns:
+        raise KeyError(f"runs have no best_epoch column; available: {list(runs.columns)}")
+    values = {(run, int(epoch)): value for run, epoch, value in zip(histories["run_id"], histories["epoch"], histories[column])}
+    best = pd.to_numeric(runs["best_epoch"], errors="coerce")
+    picked = [values.get((run, int(epoch)), float("nan")) if pd.notna(epoch) else float("nan")
+              for run, epoch in zip(runs["run_id"], best)]
+    return pd.Series(picked, index=runs.index, name=f"{column}_at_best", dtype=float)
