@@ -65,6 +65,7 @@ REPORTS: tuple[Report, ...] = (
     Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),
     Report(template="notebooks/grid_report.ipynb", chapter="quickstart", parameters={"study": "quickstart"}, studies=("quickstart",)),
     Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
+    Report(template="notebooks/normalization_layers.ipynb", chapter="normalization_layers", studies=("normalization_layers",)),
 )
 
 RUN_INDEX = "runs.md"

@@ -1,0 +1,214 @@
+"""Figures for the normalization-layer study: probes over training, layer statistics, batch size.
+
+Same conventions as :mod:`normtest_lib.report.study_plots`: each function returns
+a matplotlib Figure made through pyplot, shows nothing and never selects a
+backend; seaborn is imported inside the functions. ``probes`` is the long frame of
+:func:`normtest_lib.report.results.collect_probes` (a run's columns, then epoch,
+probe, name, value), filtered to the runs compared; bands are seaborn's
+bootstrapped 95 % confidence interval of the mean over the runs (seeds) sharing
+a line and an x value.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
+
+from .results import PROBE_COLUMNS
+from .study_plots import (
+    BASELINE_COLOUR, _as_percent, _figure_legend, _ordered, _palette, _require, _tick_label, metric_label, t_interval,
+)  # fmt: skip
+
+PERCENTILES = ("p01", "p20", "p80", "p99")
+GATE_STATS = ("mean", "min", "max")
+GATE_ONE_LABEL = "rho = 1 (batch norm only)"
+
+
+def _probe_rows(probes: pd.DataFrame, probe: str, columns: Sequence[str | None] = ()) -> pd.DataFrame:
+    """The rows of ``probe`` with a value; KeyError for missing columns, ValueError when none are left."""
+    _require(probes, [*PROBE_COLUMNS, *columns], "probes")
+    rows = probes[probes["probe"] == probe].dropna(subset=["value"])
+    if rows.empty:
+        raise ValueError(f"nothing to plot: no {probe!r} probe rows; probes present: {_ordered(probes['probe'].dropna())}")
+    return rows
+
+
+def _split_names(rows: pd.DataFrame) -> pd.DataFrame:
+    """``<module path>/<stat>`` names split into ``layer`` and ``stat`` columns (paths keep their order)."""
+    parts = rows["name"].astype(str).str.rsplit("/", n=1, expand=True)
+    if parts.shape[1] < 2 or parts[1].isna().any():
+        raise ValueError(f"probe names must read '<module path>/<stat>'; got {sorted(rows['name'].unique())[:5]}")
+    return rows.assign(layer=parts[0], stat=parts[1])
+
+
+def _run_index(rows: pd.DataFrame) -> pd.Series:
+    """An integer per run: the rows sharing every column but the probe's own (epoch, probe, name, value)."""
+    keys = [c for c in rows.columns if c not in PROBE_COLUMNS]
+    if not keys:
+        return pd.Series(0, index=rows.index)
+    return rows.groupby(keys, dropna=False, sort=False).ngroup()
+
+
+def feature_evolution(probes: pd.DataFrame, hue: str = "norm_layer", hue_order: Sequence[str] | None = None) -> Figure:
+    """The ``features`` probe: a panel per percentile of the pooled features (p01, p20, p80, p99).
+
+    Each panel draws the value against the epoch, a line per ``hue`` value
+    with its 95 % band over seeds. Rows of other probes are ignored.
+    """
+    rows = _probe_rows(probes, "features", [hue])
+    import seaborn as sns  # imported here: it costs over a second to import
+
+    palette = _palette(list(hue_order) if hue_order is not None else _ordered(rows[hue]))
+    rows = rows[rows[hue].isin(list(palette))]
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(
+            1, len(PERCENTILES), figsize=(3.2 * len(PERCENTILES) + 1.6, 3.0), sharex=True, squeeze=False, layout="constrained"
+        )
+        for ax, percentile in zip(axes[0], PERCENTILES):
+            panel = rows[rows["name"] == percentile]
+            if panel.empty:
+                ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.5")
+            else:
+                sns.lineplot(
+                    data=panel, x="epoch", y="value", hue=hue, hue_order=list(palette), palette=palette,
+                    errorbar=("ci", 95), seed=0, legend=False, ax=ax,
+                )  # fmt: skip
+            ax.set_title(percentile)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("pooled feature value" if ax is axes[0][0] else "")
+        _figure_legend(fig, palette, hue)
+    return fig
+
+
+def layer_output_stats(
+    probes: pd.DataFrame, epoch: int | None = None, hue: str = "norm_layer", hue_order: Sequence[str] | None = None
+) -> Figure:
+    """The ``layer_stats`` probe at one epoch: each normalization layer's output mean and std.
+
+    Two panels (mean above, std below). x is the layer's position in module
+    order within its run (1..L, the order its names first appear), labelled
+    with the module paths of the first run having that position; a line per
+    ``hue`` value is the mean over seeds with its 95 % band. ``epoch`` None
+    takes each run's last epoch.
+    """
+    rows = _probe_rows(probes, "layer_stats", [hue])
+    rows = _split_names(rows.assign(_run=_run_index(rows)))
+    if epoch is None:
+        rows = rows[rows["epoch"] == rows.groupby("_run")["epoch"].transform("max")]
+    elif not (rows["epoch"] == epoch).any():
+        raise ValueError(f"nothing to plot: no 'layer_stats' rows at epoch {epoch}; epochs: {sorted(rows['epoch'].unique().tolist())}")
+    else:
+        rows = rows[rows["epoch"] == epoch]
+    rows = rows.assign(position=rows.groupby("_run")["layer"].transform(lambda s: pd.factorize(s)[0] + 1))
+    labels = rows.drop_duplicates("position").sort_values("position")
+    import seaborn as sns
+
+    palette = _palette(list(hue_order) if hue_order is not None else _ordered(rows[hue]))
+    rows = rows[rows[hue].isin(list(palette))]
+    when = "last epoch" if epoch is None else f"epoch {epoch}"
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.32 * len(labels) + 2.5), 5.6), sharex=True, layout="constrained")
+        for ax, stat in zip(axes, ("mean", "std")):
+            panel = rows[rows["stat"] == stat]
+            if not panel.empty:
+                sns.lineplot(
+                    data=panel, x="position", y="value", hue=hue, hue_order=list(palette), palette=palette, marker="o",
+                    markersize=4, errorbar=("ci", 95), seed=0, legend=False, ax=ax,
+                )  # fmt: skip
+            ax.set_title(f"output {stat} ({when})", fontsize="medium")
+            ax.set_ylabel(f"output {stat}")
+            ax.set_xlabel("normalization layer (module order)")
+        axes[1].set_xticks(labels["position"].tolist(), labels=labels["layer"].tolist(), rotation=90, fontsize="small")
+        axes[1].xaxis.set_minor_locator(NullLocator())
+        _figure_legend(fig, palette, hue, marker="o")
+    return fig
+
+
+def gate_over_training(probes: pd.DataFrame, stat: str = "mean") -> Figure:
+    """The ``bin_gate`` probe: each BIN layer's gate rho against the epoch.
+
+    A line per layer (viridis colours in module order) draws ``stat`` of rho
+    over the layer's channels, the mean over the runs with its 95 % band; a
+    dashed thinner line of the same colour draws the minimum (unless ``stat``
+    is ``min``). A dotted line marks rho = 1, pure batch norm; y runs from 0 to 1.05.
+    """
+    if stat not in GATE_STATS:
+        raise ValueError(f"stat must be one of {list(GATE_STATS)}; got {stat!r}")
+    rows = _split_names(_probe_rows(probes, "bin_gate"))
+    if not (rows["stat"] == stat).any():
+        raise ValueError(f"nothing to plot: no 'bin_gate' {stat!r} rows; stats present: {_ordered(rows['stat'])}")
+    import seaborn as sns
+
+    layers = list(pd.unique(rows["layer"]))
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(layers)))
+    palette = {layer: tuple(colour) for layer, colour in zip(layers, colours)}
+    extra = []
+    with sns.axes_style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(6.4 + 0.2 * min(len(layers), 20), 3.6), layout="constrained")
+        common = dict(x="epoch", y="value", hue="layer", hue_order=layers, palette=palette, legend=False, ax=ax)
+        sns.lineplot(data=rows[rows["stat"] == stat], errorbar=("ci", 95), seed=0, **common)
+        if stat != "min" and (rows["stat"] == "min").any():
+            sns.lineplot(data=rows[rows["stat"] == "min"], errorbar=None, linestyle="--", linewidth=0.9, **common)
+            extra.append((Line2D([], [], color=BASELINE_COLOUR, linestyle="--", linewidth=0.9), "min over channels"))
+        ax.axhline(1.0, color=BASELINE_COLOUR, linestyle=":", linewidth=1.2)
+        extra.append((Line2D([], [], color=BASELINE_COLOUR, linestyle=":"), GATE_ONE_LABEL))
+        ax.set_ylim(0.0, 1.05)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"gate rho ({stat} over channels)")
+        ax.set_title("Batch-Instance Norm gates", fontsize="medium")
+        _figure_legend(fig, palette, "BIN layer", extra=extra)
+    return fig
+
+
+def metric_vs_batch_size(
+    points: pd.DataFrame,
+    y: str = "test_acc_at_best_val",
+    hue: str = "norm_layer",
+    x: str = "batch_size",
+    hue_order: Sequence[str] | None = None,
+) -> Figure:
+    """``y`` against the batch size ``x`` (log2 axis, the batch sizes as ticks), a line per ``hue`` value.
+
+    ``points`` has one row per run; each marker is the mean over the runs
+    (seeds) sharing a ``hue`` and ``x`` value, its error bar the 95 %
+    Student-t interval of that mean (:func:`~normtest_lib.report.study_plots.t_interval`).
+    Accuracy fractions are drawn in percent.
+    """
+    _require(points, [x, y, hue], "points")
+    data = points.dropna(subset=[x, y])
+    if data.empty:
+        raise ValueError(f"nothing to plot: no run has both {x} and {y}")
+    data = data.assign(**{x: pd.to_numeric(data[x])})
+    if (data[x] <= 0).any():
+        raise ValueError(f"{x} must be positive on a log axis; got {sorted(data[x].unique().tolist())}")
+    data = _as_percent(data, y)
+    import seaborn as sns
+
+    palette = _palette(list(hue_order) if hue_order is not None else _ordered(data[hue]))
+    with sns.axes_style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(6.0, 3.6), layout="constrained")
+        for value, colour in palette.items():
+            group = data[data[hue] == value]
+            if group.empty:
+                continue
+            sizes = _ordered(group[x])
+            means, halves = zip(*(t_interval(group.loc[group[x] == size, y]) for size in sizes))
+            ax.errorbar(
+                np.asarray(sizes, dtype=float), np.asarray(means), yerr=np.asarray(halves),
+                color=colour, marker="o", markersize=4, capsize=3, linewidth=1.4,
+            )  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ticks = _ordered(data[x])
+        ax.set_xticks(ticks, labels=[_tick_label(t) for t in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(metric_label(y))
+        _figure_legend(fig, palette, hue, marker="o")
+    return fig
