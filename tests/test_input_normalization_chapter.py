@@ -59,17 +59,22 @@ def write_imagefolder(root: Path, per_class: int = 6) -> None:
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{index}.png")
 
 
+def execute_chapter(study: str, project: Path) -> str:
+    """Execute ``notebooks/<study>.ipynb`` in ``project`` (its results/ and data/); the executed cells as JSON text."""
+    output = project / "chapter.ipynb"
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / f"{study}.ipynb"), str(output), cwd=str(project), progress_bar=False,
+        kernel_name="python3", parameters={"grid_file": str(REPO / "params" / f"{study}.yml")},
+    )
+    return json.dumps(nbformat.read(output, as_version=4).cells)
+
+
 @pytest.mark.slow
 def test_the_chapter_runs_on_partial_results_and_without_tiny_imagenet(tmp_path, monkeypatch):
     monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path / "cache"))
     fabricate_local_profile(tmp_path / "results")
     write_imagefolder(tmp_path / "data" / "cifar10-jpeg")
-    output = tmp_path / "chapter.ipynb"
-    papermill.execute_notebook(
-        str(REPO / "notebooks" / f"{STUDY}.ipynb"), str(output), cwd=str(tmp_path), progress_bar=False,
-        kernel_name="python3", parameters={"grid_file": str(REPO / "params" / f"{STUDY}.yml")},
-    )
-    text = json.dumps(nbformat.read(output, as_version=4).cells)
+    text = execute_chapter(STUDY, tmp_path)
     assert "Not on this machine (run `make data`): tiny_imagenet_200" in text
     assert "pretrained in this profile on `tiny_imagenet_200` at 32 px for 10 epochs" in text
     # instance is 10 points under finetune in every seed: the generated sentence must say it exceeds the spread.

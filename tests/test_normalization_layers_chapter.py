@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
-import papermill
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from test_input_normalization_chapter import execute_chapter
+
 STUDY = "normalization_layers"
 ACCURACY = {"torch_bn": 0.70, "bn": 0.70, "in": 0.62, "bin": 0.69, "ln": 0.63, "gn:c/4": 0.65, "none": 0.60}
 LAYERS = ("stem.norm", "stages.0.0.norm1")
@@ -48,12 +47,7 @@ def fabricate(root: Path) -> None:
 @pytest.mark.slow
 def test_the_chapter_runs_on_fabricated_results(tmp_path):
     fabricate(tmp_path / "results")
-    output = tmp_path / "chapter.ipynb"
-    papermill.execute_notebook(
-        str(REPO / "notebooks" / f"{STUDY}.ipynb"), str(output), cwd=str(tmp_path), progress_bar=False,
-        kernel_name="python3", parameters={"grid_file": str(REPO / "params" / f"{STUDY}.yml")},
-    )
-    text = json.dumps(nbformat.read(output, as_version=4).cells)
+    text = execute_chapter(STUDY, tmp_path)
     # in is 8 points under torch_bn in every seed; bn is identical to it.
     assert "`in` -8.0 [-8.0, -8.0]" in text
     assert "No benchmark figures" in text
