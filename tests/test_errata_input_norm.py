@@ -143,3 +143,16 @@ def test_seed_spread_vs_published():
     assert spread[["median", "max"]].tolist() == pytest.approx([math.sqrt(2) / 2, math.sqrt(2)])
     assert spread["n"] == 2
     assert differences["share below our median seed std"] == pytest.approx(1 / 3)  # only 0.5 < 0.707
+
+
+def test_selection_sentence_reports_the_gain_and_where_validation_chose():
+    from normtest_lib.report.errata_input_norm import selection_sentence
+
+    runs = pd.DataFrame({"run_id": ["a", "b"], "status": "complete", "test_acc_at_best_val": [0.50, 0.60],
+                         "best_epoch": [2, 3]})
+    histories = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 3, "epoch": [1, 2, 3] * 2,
+                              "test_acc": [0.40, 0.50, 0.52, 0.55, 0.58, 0.60]})
+    text = selection_sentence(runs, histories)
+    assert "Over 2 runs" in text and "added 1.00 points on average (at most 2.00)" in text
+    assert "last epoch in 1 of them" in text and "coincide" not in text
+    assert "cannot be compared" in selection_sentence(runs, histories.assign(test_acc=float("nan")))
