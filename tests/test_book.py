@@ -352,6 +352,9 @@ def test_quickstart_chapter_is_the_executed_grid_report_with_a_table_and_figures
     chapter = nbformat.read(chapters / "quickstart.ipynb", as_version=4)
     assert chapter.metadata["papermill"]["input_path"].endswith("notebooks/grid_report.ipynb")
     assert chapter.metadata["papermill"]["parameters"]["study"] == "quickstart"
+    # The roots are passed relative to the project: no page shows a folder of the machine.
+    assert chapter.metadata["papermill"]["parameters"]["runs_root"] == "runs"
+    assert str(built_book.project) not in (built_book.html / "book/chapters/quickstart.html").read_text()
     outputs = [output for cell in chapter.cells if cell.cell_type == "code" for output in cell.outputs]
     assert outputs and not [o for o in outputs if o.output_type == "error"]
     page = (built_book.html / "book/chapters/quickstart.html").read_text()

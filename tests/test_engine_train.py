@@ -45,6 +45,8 @@ SUMMARY_KEYS = {
     "best_val_acc",
     "test_acc_at_best_val",
     "final_test_acc",
+    "test_micro_f1_at_best_val",
+    "test_macro_f1_at_best_val",
     "seconds",
     "probe_seconds",
     "precision",

@@ -44,7 +44,7 @@ def fabricate_local_profile(root: Path) -> None:
             if setting == "scratch":
                 params["pretrained"] = "none"
             accuracy = ACCURACY.get(setting, 0.5) - (0.2 if subset else 0) + seed / 100 + (images or 0) / 1000
-            summary = {"test_acc_at_best_val": accuracy, "best_val_acc": accuracy, "n_train": subset or 45000,
+            summary = {"test_acc_at_best_val": accuracy, "best_val_acc": accuracy, "n_train": subset or 45000, "best_epoch": 3,
                        "pretrain_stats": None if setting == "scratch" else stats, "model_source_sha256": "f" * 64}
             write_run(profile / f"{setting}-{subset}-{images}-{seed}", params, summary, test_acc=subset is None)
 

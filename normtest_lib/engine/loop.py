@@ -152,6 +152,9 @@ class Session:
             "best_val_acc": best["val_acc"] if best else None,
             "test_acc_at_best_val": test_at_best,
             "final_test_acc": final_test,
+            # Set by the end of a run from best.pt's test predictions (None before, or without best.pt).
+            "test_micro_f1_at_best_val": None,
+            "test_macro_f1_at_best_val": None,
             "seconds": sum(row["seconds"] for row in self.rows),
             "probe_seconds": sum(row.get("probe_seconds") or 0.0 for row in self.rows),
             "precision": self.execution.precision,

@@ -151,7 +151,8 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     stamp = chapter.with_suffix(".stamp.json")
     parameters = dict(report.parameters)
     if report.studies:
-        parameters.update(runs_root=str(runs_root), results_root=str(results_root))
+        # Relative to the project, where the notebook runs: a chapter shows no folder of the machine.
+        parameters.update(runs_root=_within(runs_root, project), results_root=_within(results_root, project))
         if not _has_complete_runs(report.studies, (runs_root, results_root)):
             # The chapter keeps its place in the table of contents and says how to fill it.
             log(f"{report.chapter}: no complete runs of {', '.join(report.studies)} yet; placeholder page")
@@ -169,6 +170,14 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     _execute_notebook(template, chapter, parameters, project)
     write_json(stamp, {"digest": digest, "template": report.template})
     return True
+
+
+def _within(path: Path, project: Path) -> str:
+    """``path`` relative to ``project`` when it lies inside it, else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(project.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _has_complete_runs(studies: Iterable[str], roots: Iterable[Path]) -> bool:
