@@ -76,16 +76,21 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
     return load_yaml(Path(path).read_text())
 
 
-def relative_to_cwd(path: str | Path) -> Path:
-    """``path`` relative to the working directory when it lies inside it; otherwise unchanged.
+def relative_path(path: str | Path, base: str | Path | None = None) -> Path:
+    """``path`` relative to ``base`` (default: the working directory) when it lies inside it; otherwise unchanged.
 
-    Files that are committed (results, their executed notebooks and grid
-    indexes) record paths this way, so they name no folder of the machine.
+    Files that are committed or published (results, their executed notebooks,
+    grid indexes, book chapters) record paths this way, so they name no folder
+    of the machine.
     """
     path = Path(path)
-    if not path.is_absolute():
-        return path
+    if base is None:
+        if not path.is_absolute():
+            return path
+        base = Path.cwd()
+    else:
+        path, base = path.resolve(), Path(base).resolve()
     try:
-        return path.relative_to(Path.cwd())
+        return path.relative_to(base)
     except ValueError:
         return path

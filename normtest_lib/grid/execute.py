@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..io import read_json, relative_to_cwd, write_json
+from ..io import read_json, relative_path, write_json
 from ..run_files import FINISHED
 from ..run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
 from ..run_files import SUMMARY as SUMMARY_NAME
@@ -156,7 +156,7 @@ def _as_given_for(template: Path, run_dir: Path) -> Path:
     folder under a relative root (``results/``) is committed, and must name no
     folder of this machine.
     """
-    return template if run_dir.is_absolute() else relative_to_cwd(template)
+    return template if run_dir.is_absolute() else relative_path(template)
 
 
 class _DropUnknownParameterWarnings(logging.Filter):

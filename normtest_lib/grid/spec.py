@@ -75,7 +75,7 @@ import yaml
 
 from ..config import EXECUTION_ONLY_KEYS, RunConfig, make_config
 from ..errors import ConfigError
-from ..io import load_yaml, relative_to_cwd
+from ..io import load_yaml, relative_path
 
 TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "pretrain", "profiles")
 PROFILE_KEYS = ("base", "axes", "zip", "exclude", "pretrain")
@@ -154,7 +154,7 @@ class Grid:
             "study": self.study,
             "profile": self.profile,
             "grid_file": str(self.path),
-            "notebook": str(relative_to_cwd(self.notebook)),
+            "notebook": str(relative_path(self.notebook)),
             "varying": list(self.varying_keys),
             "pretrain": (
                 {"id": self.pretrain.id, "params": self.pretrain.config.to_dict()} if self.pretrain is not None else None

@@ -34,7 +34,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import NormtestError
-from ..io import write_json, write_text
+from ..io import relative_path, write_json, write_text
 from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
 Log = Callable[[str], None]
@@ -152,7 +152,9 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     parameters = dict(report.parameters)
     if report.studies:
         # Relative to the project, where the notebook runs: a chapter shows no folder of the machine.
-        parameters.update(runs_root=_within(runs_root, project), results_root=_within(results_root, project))
+        parameters.update(
+            runs_root=str(relative_path(runs_root, project)), results_root=str(relative_path(results_root, project))
+        )
         if not _has_complete_runs(report.studies, (runs_root, results_root)):
             # The chapter keeps its place in the table of contents and says how to fill it.
             log(f"{report.chapter}: no complete runs of {', '.join(report.studies)} yet; placeholder page")
@@ -170,14 +172,6 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     _execute_notebook(template, chapter, parameters, project)
     write_json(stamp, {"digest": digest, "template": report.template})
     return True
-
-
-def _within(path: Path, project: Path) -> str:
-    """``path`` relative to ``project`` when it lies inside it, else as it is."""
-    try:
-        return str(Path(path).resolve().relative_to(project.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _has_complete_runs(studies: Iterable[str], roots: Iterable[Path]) -> bool:
