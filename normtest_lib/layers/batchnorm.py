@@ -11,15 +11,17 @@ dict of torch's ``BatchNorm2d`` exactly (``weight``, ``bias``, ``running_mean``,
 - updated outside autograd (no_grad, detached statistics); eps 1e-5;
 - per-channel affine weight (ones) and bias (zeros).
 
-The statistics code (:meth:`BatchNorm.normalize`) is shared with Batch-Instance Norm.
+The statistics code (:meth:`BatchNorm.statistics`) is shared with Batch-Instance Norm.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from ._moments import affine_parameters, channel_affine, check_input, compute_dtype, moments, per_channel, standardize
+from ._moments import affine_parameters, check_input, compute_dtype, moments, normalize_affine, per_channel
 from .registry import no_argument, register_norm
 
 
@@ -50,26 +52,25 @@ class BatchNorm(nn.Module):
             self.weight.fill_(1)
             self.bias.zero_()
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` standardized per channel, without the affine: batch statistics in training
-        (updating the running ones), running statistics in evaluation. In the compute dtype
-        (at least float32)."""
+    def statistics(
+        self, x: torch.Tensor, batch_moments: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel mean and biased variance to normalize ``x`` with, shaped to broadcast:
+        ``batch_moments()`` in training (updating the running statistics), the running
+        statistics in evaluation. ``batch_moments`` lets Batch-Instance Norm derive the batch
+        moments from the instance ones it needs anyway."""
         check_input(self, x, self.num_features)
-        xc = x.to(compute_dtype(x))
-        if self.training:
-            count = x.numel() // self.num_features
-            if count < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs more than 1 value per channel when training, "
-                    f"got input {tuple(x.shape)}"
-                )
-            dims = (0,) + tuple(range(2, x.ndim))
-            mean, var = moments(xc, dims)
-            self._update_running_stats(mean.detach().flatten(), var.detach().flatten(), count)
-        else:
-            mean = per_channel(self.running_mean, x.ndim).to(xc.dtype)
-            var = per_channel(self.running_var, x.ndim).to(xc.dtype)
-        return standardize(xc, mean, var, self.eps)
+        if not self.training:
+            dtype = compute_dtype(x)
+            return per_channel(self.running_mean, x.ndim).to(dtype), per_channel(self.running_var, x.ndim).to(dtype)
+        count = x.numel() // self.num_features
+        if count < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs more than 1 value per channel when training, got input {tuple(x.shape)}"
+            )
+        mean, var = batch_moments()
+        self._update_running_stats(mean.detach().flatten(), var.detach().flatten(), count)
+        return mean, var
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
@@ -83,7 +84,9 @@ class BatchNorm(nn.Module):
             running.mul_(1 - factor).add_(batch.to(running.dtype) * factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return channel_affine(self.normalize(x), self.weight, self.bias).to(x.dtype)
+        xc = x.to(compute_dtype(x))
+        mean, var = self.statistics(x, lambda: moments(xc, (0,) + tuple(range(2, x.ndim))))
+        return normalize_affine(xc, mean, var, self.weight, self.bias, self.eps).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ._moments import affine_parameters, channel_affine, check_input, compute_dtype, standardize_over
+from ._moments import affine_parameters, check_input, compute_dtype, moments, normalize_affine
 from .groups import resolve_num_groups
 from .registry import register_norm
 
@@ -41,9 +41,13 @@ class GroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x, self.num_channels)
-        grouped = x.to(compute_dtype(x)).reshape(x.shape[0], self.num_groups, -1)
-        normalized = standardize_over(grouped, -1, self.eps).reshape(x.shape)
-        return channel_affine(normalized, self.weight, self.bias).to(x.dtype)
+        xc = x.to(compute_dtype(x))
+        mean, var = moments(xc.reshape(x.shape[0], self.num_groups, -1), -1)
+        # Each group's moments repeated for its channels: (N, G, 1) -> (N, C, 1, ...).
+        per_group = self.num_channels // self.num_groups
+        shape = (x.shape[0], self.num_channels) + (1,) * (x.ndim - 2)
+        mean, var = (m.repeat_interleave(per_group, dim=1).reshape(shape) for m in (mean, var))
+        return normalize_affine(xc, mean, var, self.weight, self.bias, self.eps).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"

@@ -11,18 +11,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._moments import affine_parameters, channel_affine, check_input, compute_dtype, standardize_over
+from ._moments import affine_parameters, check_input, compute_dtype, moments, normalize_affine
 from .registry import no_argument, register_norm
 
 
-def instance_standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """``x`` (N, C, ...) standardized per sample and channel over its spatial dimensions, in
-    the compute dtype (at least float32), without affine. One spatial element is refused
-    (its output would be 0 whatever the input), as torch refuses it."""
+def instance_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and biased variance of ``x`` (N, C, ...) per sample and channel over its
+    spatial dimensions, shaped (N, C, 1, ...). One spatial element is refused (its normalized
+    output would be 0 whatever the input), as torch refuses it."""
     spatial = x.shape[2:]
     if x.ndim < 3 or torch.Size(spatial).numel() < 2:
         raise ValueError(f"instance normalization needs more than 1 spatial element, got input {tuple(x.shape)}")
-    return standardize_over(x.to(compute_dtype(x)), tuple(range(2, x.ndim)), eps)
+    return moments(x, tuple(range(2, x.ndim)))
 
 
 class InstanceNorm(nn.Module):
@@ -38,7 +38,9 @@ class InstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x, self.num_features)
-        return channel_affine(instance_standardize(x, self.eps), self.weight, self.bias).to(x.dtype)
+        xc = x.to(compute_dtype(x))
+        mean, var = instance_moments(xc)
+        return normalize_affine(xc, mean, var, self.weight, self.bias, self.eps).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
