@@ -91,7 +91,9 @@ def test_sentence_names_what_exceeds_the_spread_and_what_does_not():
     assert "`instance` (data cifar10-jpeg) -11.0" in text
     assert "Within noise (the interval contains 0): `unit` (data cifar10-jpeg) +0.0" in text
     single = differences.iloc[:1].assign(ci_low=float("nan"), ci_high=float("nan"))
-    assert "no interval exists for `instance`" in sentences.paired_sentence(single, "setting", "finetune")
+    undecided = sentences.paired_sentence(single, "setting", "finetune")
+    assert "no interval exists for `instance`" in undecided
+    assert "exceed" not in undecided  # nothing decided, so no claim about the spread
 
 
 def test_protocol_table_marks_each_reduced_parameter():
@@ -138,3 +140,19 @@ def test_at_best_epoch_picks_each_runs_history_row_of_its_best_epoch():
     histories = pd.DataFrame({"run_id": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "train_acc": [0.1, 0.2, 0.3, 0.4]})
     picked = at_best_epoch(runs, histories, "train_acc")
     assert picked.iloc[:2].tolist() == [0.2, 0.3] and pd.isna(picked.iloc[2])
+
+
+def test_reductions_sentence_lists_every_changed_parameter_with_both_values():
+    paper = [{"epochs": 100, "lr": 0.1, "seed": s} for s in (0, 1, 2)]
+    local = [{"epochs": 8, "lr": 0.1, "seed": s} for s in (0, 1, 2)]
+    table = protocol.protocol_table(paper, local, names=("paper", "local"), keys=("epochs", "lr", "seed"))
+    text = protocol.reductions_sentence(table, "local")
+    assert "changes 1 of 3 parameters: `epochs` 8 (published: 100)." in text
+    assert "not the published protocol" in text
+    reordered = protocol.protocol_table(
+        [{"milestones": [75, 95], "seed": s} for s in (0, 1, 2)], [{"milestones": (75, 95), "seed": s} for s in (2, 0, 1)],
+        keys=("milestones", "seed"),
+    )
+    assert reordered["same"].all() and reordered.iloc[0, 1] == "[75, 95]"  # a list and a tuple, seeds in any order
+    same = protocol.protocol_table(paper, paper, names=("paper", "paper"), keys=("epochs",))
+    assert "agrees" in protocol.reductions_sentence(same, "paper")

@@ -30,14 +30,21 @@ def describe_value(key: str, value: Any) -> str:
         return NONE_MEANS.get(key, "none")
     if key == "pretrained" and PRETRAINED_RUN.search(str(value)):
         return FROM_PRETRAINING_RUN
+    if isinstance(value, (list, tuple)):  # a YAML list and the config's tuple read alike
+        return "[" + ", ".join(describe_value(key, item) for item in value) + "]"
     if isinstance(value, float) and value.is_integer() and key in NONE_MEANS:
         return str(int(value))
     return str(value)
 
 
-def value_set(key: str, values: Iterable[Any]) -> str:
+def described_values(key: str, values: Iterable[Any]) -> list[str]:
     """The distinct values a parameter took, in words, in first-seen order."""
-    return ", ".join(dict.fromkeys(describe_value(key, value) for value in values))
+    return list(dict.fromkeys(describe_value(key, value) for value in values))
+
+
+def value_set(key: str, values: Iterable[Any]) -> str:
+    """The distinct values a parameter took, in words, in first-seen order, comma-separated."""
+    return ", ".join(described_values(key, values))
 
 
 def protocol_table(
@@ -46,12 +53,13 @@ def protocol_table(
     names: tuple[str, str] = ("published protocol", "this profile"),
     keys: Sequence[str] = PROTOCOL_KEYS,
 ) -> pd.DataFrame:
-    """Per parameter: the values in ``reference`` runs, in ``actual`` runs, and whether they agree."""
+    """Per parameter: the values in ``reference`` runs, in ``actual`` runs, and whether they are
+    the same set of values (in any order)."""
     rows = {}
     for key in keys:
-        ours = value_set(key, [run.get(key) for run in actual])
-        theirs = value_set(key, [run.get(key) for run in reference])
-        rows[key] = {names[0]: theirs, names[1]: ours, "same": ours == theirs}
+        ours = described_values(key, [run.get(key) for run in actual])
+        theirs = described_values(key, [run.get(key) for run in reference])
+        rows[key] = {names[0]: ", ".join(theirs), names[1]: ", ".join(ours), "same": set(ours) == set(theirs)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("parameter")
 
 
@@ -92,4 +100,20 @@ def pretraining_sentence(source: Mapping[str, Any] | None, data: str) -> str:
         f"`{source['dataset']}`{size_text} for {int(source['epochs'])} epochs{measured}, not as an ImageNet "
         "network: the pretraining set's statistics play ImageNet's part in `pretrain`. Its weights are not "
         "committed; the profile rebuilds them, and each fine-tuning run records the SHA-256 of the file it started from."
+    )
+
+
+def reductions_sentence(table: pd.DataFrame, profile: str) -> str:
+    """A bold statement of what ``profile`` changed, from :func:`protocol_table`'s frame
+    (its first column the published protocol, its second the profile's values)."""
+    published, ours = table.columns[0], table.columns[1]
+    changed = table[~table["same"].astype(bool)]
+    if changed.empty:
+        return f"The {profile} profile runs the published protocol: every listed parameter agrees."
+    listed = "; ".join(
+        f"`{key}` {row[ours]} (published: {row[published]})" for key, row in changed.iterrows()
+    )
+    return (
+        f"**The {profile} profile is not the published protocol, and its numbers are not the published "
+        f"protocol's.** It changes {len(changed)} of {len(table)} parameters: {listed}."
     )

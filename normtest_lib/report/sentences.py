@@ -40,7 +40,7 @@ def paired_sentence(differences: pd.DataFrame, compare: str, baseline: str, unit
     exceeds = differences[significant(differences)].sort_values("mean")
     noise = differences[within_noise(differences)]
     undecided = differences[~significant(differences) & ~within_noise(differences)]
-    total = len(differences)
+    total = len(exceeds) + len(noise)
     parts = []
     if len(exceeds):
         listed = "; ".join(_describe(_name(key, levels, compare), row, digits) for key, row in exceeds.iterrows())
@@ -49,9 +49,10 @@ def paired_sentence(differences: pd.DataFrame, compare: str, baseline: str, unit
             f"Against `{baseline}`, {len(exceeds)} of {total} differences {verb} the seed-to-seed spread "
             f"(their 95 % interval excludes 0; mean difference in {unit} and interval): {listed}."
         )
-    else:
+    elif len(noise):
+        decided = len(noise)
         parts.append(
-            f"Against `{baseline}`, {'the one difference does not exceed' if total == 1 else f'none of the {total} differences exceeds'} "
+            f"Against `{baseline}`, {'the one difference with an interval does not exceed' if decided == 1 else f'none of the {decided} differences with an interval exceeds'} "
             "the seed-to-seed spread."
         )
     if len(noise):

@@ -1,0 +1,40 @@
+"""The benchmark's figures turned into a table and a sentence, checked against hand computations."""
+
+import json
+
+import pytest
+
+from normtest_lib.report import speed
+
+BENCH = {
+    "device_name": "cpu",
+    "threads": 2,
+    "batch": 100,
+    "images_per_second": {"torch_bn": 500.0, "bin": 250.0, "none": 1000.0},
+    "ratio_to_torch_bn": {"torch_bn": 1.0, "bin": 0.5, "none": 2.0},
+    "forward_share": {"torch_bn": 0.4, "bin": 0.45, "none": 0.3},
+}
+
+
+def test_normalization_cost_is_the_time_added_over_the_network_without_normalization():
+    cost = speed.normalization_ms_per_step(BENCH)
+    # 100 images at 500/s = 200 ms, at 1000/s = 100 ms: torch_bn adds 100 ms; bin 400 - 100 = 300 ms.
+    assert cost["torch_bn"] == pytest.approx(100.0)
+    assert cost["bin"] == pytest.approx(300.0)
+    assert cost["none"] == pytest.approx(0.0)
+
+
+def test_speed_sentence_names_the_slowest_and_its_cost_against_torch_bn():
+    text = speed.speed_sentence(BENCH, ["bin"], target=0.5)
+    assert "`bin` at 0.50x" in text and "meets the target of 0.50x" in text
+    assert "adds 300 ms per step and `torch_bn` 100 ms (3.0x)" in text
+    assert "misses" in speed.speed_sentence(BENCH, ["bin"], target=0.6)
+
+
+def test_speed_table_and_loading(tmp_path):
+    table = speed.speed_table(BENCH)
+    assert table.loc["bin", "ratio to torch_bn"] == 0.5 and table.loc["bin", "forward share of the step"] == 0.45
+    assert speed.load_benchmark(tmp_path / "missing.json") is None
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(BENCH))
+    assert speed.load_benchmark(path)["batch"] == 100
