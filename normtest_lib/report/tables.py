@@ -30,6 +30,9 @@ WORSE = "background-color: #fde2e1; color: #b71c1c"
 MISSING_TEXT = "–"
 # Params that say how a run executed, not what it computed: they may differ between seeds.
 EXECUTION_ONLY_PARAMS = frozenset({"data_root", "download", "device", "num_threads", "seed"})
+# Params that draw a replicate, like the seed: study 3 gives each seed its own draw of noisy
+# labels, so pooling over seeds pools over both draws, as intended.
+REPLICATE_PARAMS = frozenset({"noise_seed"})
 
 
 # --- emphasis -------------------------------------------------------------
@@ -145,7 +148,7 @@ def check_only_seeds_vary(runs: pd.DataFrame, keys: Sequence[str], pair_on: str 
     say); ``pair_on`` and the execution-only params may vary.
     """
     keys = list(keys)
-    ignored = EXECUTION_ONLY_PARAMS | {pair_on} | set(keys)
+    ignored = EXECUTION_ONLY_PARAMS | REPLICATE_PARAMS | {pair_on} | set(keys)
     others = [c for c in param_columns(runs) if c not in ignored]
     if runs.empty or not others:
         return
