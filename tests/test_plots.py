@@ -1,3 +1,4 @@
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -7,6 +8,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from normtest_lib.report import plots
+from normtest_lib.report.colours import FIXED
 from normtest_lib.input_norm import SETTINGS, make_normalizer
 from normtest_lib.stats.normalized import normalized_stats
 from normtest_lib.stats.reference import IMAGENET
@@ -49,7 +51,8 @@ def test_training_curves_one_panel_per_metric_one_line_and_band_per_group(histor
     # The curve of a group (the first, finetune, in order of appearance) is the mean over its seeds.
     first = drawn_lines(fig.axes[0])[0]
     expected = histories[histories["input_norm"] == "finetune"].groupby("epoch")["train_acc"].mean()
-    np.testing.assert_allclose(first.get_ydata(), expected.to_numpy())
+    np.testing.assert_allclose(first.get_ydata(), 100 * expected.to_numpy())  # accuracy drawn in percent
+    assert matplotlib.colors.to_hex(first.get_color()) == FIXED["finetune"]  # the book's colour for the setting
 
 
 def test_training_curves_name_a_missing_column(histories):

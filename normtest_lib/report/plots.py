@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from ..input_norm import make_normalizer
 from ..stats.reference import IMAGENET
 from ..stats.channel import ChannelStats, channel_stats
+from .colours import palette_for
+from .study_plots import _as_percent, metric_label
 
 CHANNEL_COLOURS = {"R": "tab:red", "G": "tab:green", "B": "tab:blue"}
 GALLERY_NOTE = "each image rescaled to [0, 1] on its own for display"
@@ -31,6 +33,7 @@ def training_curves(
     hue: str = "input_norm",
     x: str = "epoch",
     errorbar: tuple[str, int] | str | None = ("ci", 95),
+    hue_order: Sequence[str] | None = None,
 ) -> Figure:
     """One panel per metric: the mean curve of each ``hue`` group with a band over seeds.
 
@@ -44,11 +47,14 @@ def training_curves(
         raise KeyError(f"histories have no column(s) {missing}; available: {list(histories.columns)}")
     import seaborn as sns  # imported here: it costs over a second and most callers need none of it
 
+    palette = palette_for(list(hue_order) if hue_order is not None else list(dict.fromkeys(histories[hue])))
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False, layout="constrained")
         for ax, metric in zip(axes[0], metrics):
-            sns.lineplot(data=histories, x=x, y=metric, hue=hue, errorbar=errorbar, ax=ax, seed=0)
-            ax.set_title(metric)
+            sns.lineplot(data=_as_percent(histories, metric), x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
+                         errorbar=errorbar, ax=ax, seed=0)  # fmt: skip
+            ax.set_title(metric_label(metric))
+            ax.set_ylabel(metric_label(metric))
             if ax is not axes[0][-1] and ax.get_legend() is not None:
                 ax.get_legend().remove()
     return fig

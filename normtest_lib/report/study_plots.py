@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
+from .colours import palette_for
+
 BAND_ALPHA = 0.2
 BASELINE_COLOUR = "0.3"
 
@@ -55,9 +57,8 @@ def _as_percent(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _palette(hue_order: Sequence) -> dict:
-    import seaborn as sns  # imported here: it costs over a second to import
-
-    return dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))
+    """The book's colour for each value (:mod:`normtest_lib.report.colours`), in ``hue_order``."""
+    return palette_for(list(hue_order))
 
 
 def _figure_legend(fig: Figure, palette: dict, title: str, marker: str = "", extra: Sequence[tuple[Line2D, str]] = ()) -> None:
