@@ -5,6 +5,7 @@
     run = load_run("runs/try")
     run.history.plot(x="epoch", y=["train_acc", "val_acc"])
     run.probes  # per-epoch measurements (run parameter ``probes``), long: epoch, probe, name, value
+    run.noisy_labels  # with label_noise > 0: index, label, noisy_label of each training image; else None
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from .config import RunConfig, make_config
 from .engine import train
 from .engine.loop import EpochCallback
-from .engine.rundir import CHECKPOINT, HISTORY, PARAMS, PROBES, SUMMARY
+from .engine.rundir import CHECKPOINT, HISTORY, NOISY_LABELS, PARAMS, PROBES, SUMMARY
 from .errors import ConfigError
 from .io import read_json, read_yaml
 
@@ -98,6 +99,8 @@ class RunRecord:
     summary: dict[str, Any]
     # One row per number: epoch, probe, name, value; empty (with those columns) without probes.
     probes: pd.DataFrame = field(default_factory=_no_probes)
+    # With label noise: the training images' index, label and noisy_label (noisy_labels.csv); None without.
+    noisy_labels: pd.DataFrame | None = None
 
     @property
     def status(self) -> str:
@@ -105,7 +108,7 @@ class RunRecord:
 
 
 def load_run(out_dir: str | Path) -> RunRecord:
-    """Read ``params.yaml``, ``history.csv``, ``summary.json`` and ``probes.csv`` of a run folder."""
+    """Read a run folder's ``params.yaml``, ``history.csv``, ``summary.json``, ``probes.csv``, ``noisy_labels.csv``."""
     path = Path(out_dir)
     missing = [name for name in (PARAMS, SUMMARY) if not (path / name).is_file()]
     if missing:
@@ -114,4 +117,6 @@ def load_run(out_dir: str | Path) -> RunRecord:
     history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
     probes_path = path / PROBES
     probes = pd.read_csv(probes_path, dtype={"probe": str, "name": str}) if probes_path.is_file() else _no_probes()
-    return RunRecord(path, read_yaml(path / PARAMS), history, read_json(path / SUMMARY), probes)
+    noisy_path = path / NOISY_LABELS
+    noisy_labels = pd.read_csv(noisy_path, dtype="int64") if noisy_path.is_file() else None
+    return RunRecord(path, read_yaml(path / PARAMS), history, read_json(path / SUMMARY), probes, noisy_labels)

@@ -36,6 +36,19 @@ class RunConfig(BaseModel):
     train_subset: int | None = Field(None, ge=1, description="use only this many training images (stratified)")
     stats_subset: int | None = Field(None, ge=1, description="estimate the finetune statistics from this many images")
 
+    # Label noise (data/label_noise.py): drawn over the training split as loaded, from noise_seed alone.
+    label_noise: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of the training labels replaced (0: none)")
+    label_noise_kind: Literal["symmetric", "symmetric_exact", "asymmetric"] = Field(
+        "symmetric",
+        description="symmetric: a class drawn from all K (real rate p(1-1/K), as published); symmetric_exact: "
+        "from the K-1 others (real rate p); asymmetric: the CIFAR-10 map truck->automobile, bird->airplane, "
+        "cat->dog, dog->cat, deer->horse",
+    )
+    noise_seed: int = Field(0, description="the noise's own seed: the same noisy labels whatever seed, model or lr")
+    noisy_val: bool = Field(
+        False, description="give the validation split noisy labels too, as the official ConvNorm code did (errata)"
+    )
+
     # Model
     model: str = "small"
     pretrained: str = Field("none", description="'none', 'imagenet', or the path of a normtest checkpoint")
@@ -154,6 +167,7 @@ class RunConfig(BaseModel):
             raise ValueError(f"milestones {self.milestones} must lie within 1..epochs ({self.epochs})")
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
+        self._check_label_noise()
         if self.input_norm == "pretrain" and self.pretrained == "none":
             raise ValueError("input_norm 'pretrain' needs a pretrained start (pretrained='imagenet' or a checkpoint)")
         from .errors import ModelError
@@ -170,6 +184,22 @@ class RunConfig(BaseModel):
         if self.pretrained not in ("none", "imagenet", *pending) and not Path(self.pretrained).is_file():
             raise ValueError(f"pretrained checkpoint {self.pretrained!r} does not exist")
         return self
+
+    def _check_label_noise(self) -> None:
+        """Refuse noise the data set cannot take, as far as its class names are known before loading.
+
+        Data sets whose names only their files hold (``imagefolder``, ``cifar100``,
+        ``tiny_imagenet_200``) are checked once loaded, still before any training.
+        """
+        if self.noisy_val and self.val_fraction == 0:
+            raise ValueError("noisy_val: true needs a validation split to make noisy; val_fraction is 0")
+        if self.label_noise > 0 and self.label_noise_kind == "asymmetric":
+            from .data.label_noise import check_asymmetric_classes
+            from .data.registry import known_classes
+
+            classes = known_classes(self.dataset)
+            if classes is not None:
+                check_asymmetric_classes(classes, self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-safe values (paths as strings)."""

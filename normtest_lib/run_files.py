@@ -7,6 +7,8 @@ CHECKPOINT = "checkpoint.pt"  # the last epoch, with everything needed to resume
 BEST = "best.pt"  # the best epoch's weights (by validation accuracy; the last epoch without validation)
 PROBES = "probes.csv"  # per-epoch measurements, long format (engine/probes.py)
 ENVIRONMENT = "environment.json"
+NOISY_LABELS = "noisy_labels.csv"  # with label_noise > 0: index, label, noisy_label of each training image
+NOISY_VAL_LABELS = "noisy_val_labels.csv"  # the same for the validation images, with noisy_val
 RUN_NOTEBOOK = "run_experiment.ipynb"  # the executed notebook that `normtest run` leaves beside the results
 
 # Statuses of a finished result: a diverged run is an answer too, and is never rerun.

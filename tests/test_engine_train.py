@@ -58,6 +58,8 @@ SUMMARY_KEYS = {
     "n_train",
     "n_val",
     "n_test",
+    "noise_rate_actual",
+    "noise_rate_actual_val",
 }
 TIMING = ("seconds", "images_per_second", "probe_seconds")
 _DATASETS: dict = {}

@@ -33,8 +33,15 @@ NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionEr
 _READ_ERRORS = (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
+# The class names of the official files' batches.meta, in label order (known before loading, for the run schema).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 @register(
-    "cifar10", needs_root=True, description="CIFAR-10 (official python pickles): 50,000/10,000, 10 classes, 32x32"
+    "cifar10",
+    needs_root=True,
+    description="CIFAR-10 (official python pickles): 50,000/10,000, 10 classes, 32x32",
+    classes=CIFAR10_CLASSES,
 )
 def read_cifar10(root: Path | None, *, download: bool = False) -> ImageDataset:
     return _read_cifar(CIFAR10, "cifar10", root, download)

@@ -22,16 +22,25 @@ class DatasetSpec:
     reader: Reader
     needs_root: bool
     description: str
+    # The class names when the code knows them before loading (None: only the files say),
+    # so the run schema can check settings that depend on them, such as asymmetric label noise.
+    classes: tuple[str, ...] | None = None
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 
 
-def register(name: str, *, needs_root: bool, description: str) -> Callable[[Reader], Reader]:
-    """Decorator: register ``reader(root, download=...)`` under ``name``."""
+def register(
+    name: str, *, needs_root: bool, description: str, classes: tuple[str, ...] | None = None
+) -> Callable[[Reader], Reader]:
+    """Decorator: register ``reader(root, download=...)`` under ``name``.
+
+    ``classes``: the class names, in label order, when they are fixed in code
+    (the reader's result must then carry the same names).
+    """
 
     def decorate(reader: Reader) -> Reader:
-        _REGISTRY[name] = DatasetSpec(name, reader, needs_root, description)
+        _REGISTRY[name] = DatasetSpec(name, reader, needs_root, description, classes)
         return reader
 
     return decorate
@@ -54,6 +63,11 @@ def get_spec(name: str) -> DatasetSpec:
         return _REGISTRY[name]
     except KeyError:
         raise DatasetError(f"unknown data set {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def known_classes(name: str) -> tuple[str, ...] | None:
+    """The class names of data set ``name`` if known without loading it, else None."""
+    return get_spec(name).classes
 
 
 def check_root(name: str, root: str | Path | None, download: bool = False) -> None:

@@ -27,7 +27,10 @@ _READ_ERRORS = (OSError, MatReadError, ValueError, TypeError, KeyError, EOFError
 
 
 @register(
-    "svhn", needs_root=True, description="SVHN cropped digits (train/test, not extra): 73,257/26,032, 10 classes, 32x32"
+    "svhn",
+    needs_root=True,
+    description="SVHN cropped digits (train/test, not extra): 73,257/26,032, 10 classes, 32x32",
+    classes=CLASSES,
 )
 def read_svhn(root: Path | None, *, download: bool = False) -> ImageDataset:
     if root is None:

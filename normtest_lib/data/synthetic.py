@@ -124,7 +124,12 @@ def load_synthetic(domain: str = "source", seed: int = 0, n_train: int = N_TRAIN
 
 
 def _register(domain: str) -> None:
-    @register(dataset_name(domain), needs_root=False, description=f"built-in synthetic: {DOMAINS[domain].description}")
+    @register(
+        dataset_name(domain),
+        needs_root=False,
+        description=f"built-in synthetic: {DOMAINS[domain].description}",
+        classes=CLASSES,
+    )
     def reader(root, *, download: bool = False) -> ImageDataset:  # noqa: ARG001 - files are never needed
         return load_synthetic(domain)
 

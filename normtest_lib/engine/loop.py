@@ -6,8 +6,8 @@ Sequence of :func:`train`:
 2. build everything that can fail on bad input (data, statistics, model,
    optimizer, checkpoint) before writing a single file;
 3. write ``params.yaml``, add this start to ``environment.json``, write
-   ``history.csv`` and ``probes.csv`` (cut back to the checkpoint's epoch) and a
-   ``running`` summary;
+   ``noisy_labels.csv`` (with label noise), ``history.csv`` and ``probes.csv``
+   (cut back to the checkpoint's epoch) and a ``running`` summary;
 4. per epoch: train, evaluate on validation (and test, unless
    ``test_every_epoch`` is false), take the probes, then write the checkpoint,
    ``best.pt`` when the epoch is the best so far, ``probes.csv``, ``history.csv``
@@ -34,7 +34,8 @@ recorded in the summary and the checkpoint): resuming on a device with the
 other one is refused.
 
 Metrics: ``train_loss``/``train_acc`` are averaged over the epoch's augmented
-batches in training mode (the loss includes label smoothing);
+batches in training mode (the loss includes label smoothing; with label noise both
+are against the noisy labels the run trains on);
 ``val_*``/``test_*`` are plain cross-entropy and accuracy in evaluation mode.
 """
 
@@ -54,6 +55,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import RunConfig
 from ..data import Split
+from ..data.label_noise import write_noisy_labels
 from ..errors import ConfigError, ModelError
 from ..input_norm import centering_stats, make_normalizer
 from ..metrics import classification_metrics
@@ -124,6 +126,8 @@ class Session:
     rows: list[dict[str, Any]]
     start_epoch: int
     train: Split | None = None  # the training split on the device, for probes
+    # Its labels before label noise, on the device; None when they are the labels trained on.
+    train_labels_original: torch.Tensor | None = None
     probe_rows: list[dict[str, Any]] = field(default_factory=list)
     # test_every_epoch false: (loss, accuracy) of best.pt on the test split, once training is over.
     final_test: tuple[float, float] | None = None
@@ -166,6 +170,10 @@ class Session:
             "n_train": len(self.data.train),
             "n_val": len(self.val) if self.val is not None else 0,
             "n_test": len(self.test),
+            # The share of training (validation) labels that differ from the originals: the rate
+            # trained with, beside the nominal label_noise of the params.
+            "noise_rate_actual": self.data.noise_rate_actual,
+            "noise_rate_actual_val": self.data.noise_rate_actual_val,
         }
         summary.update(extra)
         return summary
@@ -223,7 +231,7 @@ class Session:
         return ProbeContext(
             model=self.model,
             train=self.train,
-            train_labels_original=None,  # label noise is not implemented yet: the labels are the originals
+            train_labels_original=self.train_labels_original,
             val=self.val,
             test=self.test,
             pipeline=self.pipeline,
@@ -256,6 +264,7 @@ def train(
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.write_params(config)
         folder.add_environment(environment_info(execution, config), from_epoch=session.start_epoch)
+        _write_noisy_labels(session.data, folder)
         write_history(folder.history, session.rows)
         if config.probes:
             write_probes(folder.probes, session.probe_rows)
@@ -324,8 +333,22 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
         rows=rows,
         start_epoch=start_epoch,
         train=train_split,
+        train_labels_original=(
+            data.train_labels_original.to(device) if data.train_labels_original is not None else None
+        ),
         probe_rows=probe_rows,
     )
+
+
+def _write_noisy_labels(data: PreparedData, folder: RunFolder) -> None:
+    """``noisy_labels.csv`` (and ``noisy_val_labels.csv`` with ``noisy_val``) when the run has label noise.
+
+    The labels are a function of the params, so a resume rewrites the same files.
+    """
+    if data.train_labels_original is not None:
+        write_noisy_labels(folder.noisy_labels, data.train_index, data.train_labels_original, data.train.labels)
+    if data.val_labels_original is not None and data.val is not None:
+        write_noisy_labels(folder.noisy_val_labels, data.val_index, data.val_labels_original, data.val.labels)
 
 
 def _trained_stats(

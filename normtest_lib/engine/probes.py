@@ -29,6 +29,19 @@ Shipped probes:
 - ``bin_gate``: the gate ``rho`` of every Batch-Instance Norm layer (``bin``): its mean,
   min and max over the layer's channels, named ``<module path>/mean``, ``/min``, ``/max``
   (1 is pure batch norm, 0 pure instance norm). It reads the weights only, no data.
+- ``memorization``: how far the network fits the labels label noise changed. On the
+  training images (un-augmented, like every probe's), split into those whose label
+  was flipped and the rest: ``flipped_fit_noisy`` (the share of flipped images
+  predicted as their noisy label: memorization), ``flipped_fit_true`` (the share
+  predicted as their true label: the noise resisted), ``clean_acc`` (accuracy on
+  the unflipped images) and the counts ``n_flipped``, ``n_clean``. At most
+  :data:`MEMORIZATION_PER_GROUP` images of each group are evaluated (all of a group
+  that has fewer): a subset fixed for the whole run (one constant-seeded order of the
+  training split), so CIFAR-10's 45,000 training images cost the probe 10,000
+  forward passes per epoch, about one test evaluation, with each share still known
+  to within about 0.7 points (its binomial standard error). A run without label noise
+  records ``clean_acc`` over the (subset of the) training split and ``n_flipped`` 0
+  (no ``flipped_fit_*`` rows), so one probe list serves a sweep over noise levels.
 """
 
 from __future__ import annotations
@@ -274,3 +287,50 @@ def bin_gate_probe(context: ProbeContext) -> dict[str, float]:
         rho = module.rho.detach().to(torch.float64)
         gates.update({f"{path}/mean": float(rho.mean()), f"{path}/min": float(rho.min()), f"{path}/max": float(rho.max())})
     return gates
+
+
+MEMORIZATION_PER_GROUP = 5000
+MEMORIZATION_SEED = 20_231_201  # a constant: the subset must not change from epoch to epoch
+
+
+def memorization_subset(flipped: torch.Tensor, per_group: int = MEMORIZATION_PER_GROUP) -> torch.Tensor:
+    """Positions (ascending) of at most ``per_group`` flipped and ``per_group`` unflipped images.
+
+    The same ``flipped`` mask always gives the same positions: the first of each
+    group in one permutation drawn from :data:`MEMORIZATION_SEED`.
+    """
+    flipped = flipped.to(torch.bool).cpu()
+    order = torch.randperm(flipped.numel(), generator=torch.Generator().manual_seed(MEMORIZATION_SEED))
+    picks = [order[flipped[order] == group][:per_group] for group in (True, False)]
+    return torch.sort(torch.cat(picks)).values
+
+
+def _predict_train(context: ProbeContext, positions: torch.Tensor) -> torch.Tensor:
+    """Predicted classes of the training images at ``positions``, un-augmented, in batches."""
+    chunks = [
+        context.model(context.pipeline(context.train.images[chunk])).argmax(dim=1)
+        for chunk in positions.split(context.eval_batch_size)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64, device=positions.device)
+
+
+@register_probe("memorization")
+def memorization_probe(context: ProbeContext) -> dict[str, float]:
+    """Fit of the flipped training labels (noisy vs true) and accuracy on the unflipped ones."""
+    noisy = context.train.labels
+    original = context.train_labels_original if context.train_labels_original is not None else noisy
+    original = original.to(noisy.device)
+    positions = memorization_subset(original != noisy).to(noisy.device)
+    predictions = _predict_train(context, positions)
+    noisy, original = noisy[positions], original[positions]
+    flipped = original != noisy
+    n_flipped, n_clean = int(flipped.sum()), int((~flipped).sum())
+    values: dict[str, float] = {}
+    if n_flipped:
+        values["flipped_fit_noisy"] = float((predictions[flipped] == noisy[flipped]).double().mean())
+        values["flipped_fit_true"] = float((predictions[flipped] == original[flipped]).double().mean())
+    if n_clean:
+        values["clean_acc"] = float((predictions[~flipped] == noisy[~flipped]).double().mean())
+    values["n_flipped"] = float(n_flipped)
+    values["n_clean"] = float(n_clean)
+    return values

@@ -34,12 +34,14 @@ from ..run_files import (  # noqa: F401 - re-exported
     ENVIRONMENT,
     FINISHED,
     HISTORY,
+    NOISY_LABELS,
+    NOISY_VAL_LABELS,
     PARAMS,
     PROBES,
     SUMMARY,
 )
 
-RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT, BEST, PROBES)
+RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT, BEST, PROBES, NOISY_LABELS, NOISY_VAL_LABELS)
 
 State = Literal["new", "resume", "finished"]
 
@@ -73,6 +75,14 @@ class RunFolder:
     @property
     def probes(self) -> Path:
         return self.path / PROBES
+
+    @property
+    def noisy_labels(self) -> Path:
+        return self.path / NOISY_LABELS
+
+    @property
+    def noisy_val_labels(self) -> Path:
+        return self.path / NOISY_VAL_LABELS
 
     @property
     def environment(self) -> Path:

@@ -1,0 +1,114 @@
+"""Stability numbers and accuracy lost to label noise, against hand computations."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pandas as pd
+import pytest
+
+from normtest_lib.report.paired import paired_difference_table
+from normtest_lib.report.stability import accuracy_lost, run_stability
+
+T_975_2DF = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom (tables)
+
+LONG = [0.10, 0.30, 0.50, 0.60, 0.62, 0.61, 0.63, 0.64, 0.60, 0.65, 0.66, 0.64]  # 12 epochs
+
+
+def history(run_id: str, accuracies: list[float | None], **columns) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"run_id": run_id, "epoch": range(1, len(accuracies) + 1), "test_acc": accuracies, "train_loss": 1.0, **columns}
+    )
+
+
+def test_std_of_the_last_ten_epochs_and_mean_absolute_change():
+    frame = pd.concat(
+        [
+            history("long", LONG, norm_layer="bn"),
+            history("short", [0.5, 0.7, 0.6], norm_layer="convnorm"),
+            history("one", [0.4], norm_layer="bn"),
+        ]
+    ).sample(frac=1.0, random_state=0)  # rows in any order
+    out = run_stability(frame).set_index("run_id")
+    assert out.loc["long", "test_acc_std_last10"] == pytest.approx(statistics.stdev(LONG[2:]))
+    changes = [0.2, 0.2, 0.1, 0.02, 0.01, 0.02, 0.01, 0.04, 0.05, 0.01, 0.02]
+    assert out.loc["long", "test_acc_mean_abs_change"] == pytest.approx(sum(changes) / 11)
+    # Fewer than 10 epochs: the std of what there is (mean 0.6, deviations 0.1, 0.1, 0 -> var 0.02 / 2).
+    assert out.loc["short", "test_acc_std_last10"] == pytest.approx(0.1)
+    assert out.loc["short", "test_acc_mean_abs_change"] == pytest.approx((0.2 + 0.1) / 2)
+    assert out.loc["short", "n_epochs"] == 3 and out.loc["long", "n_epochs"] == 12
+    assert math.isnan(out.loc["one", "test_acc_std_last10"]) and math.isnan(out.loc["one", "test_acc_mean_abs_change"])
+    # Columns constant within a run (its params) come along; per-epoch columns do not.
+    assert out.loc["short", "norm_layer"] == "convnorm"
+    assert "epoch" not in out.columns and "test_acc" not in out.columns
+
+
+def test_epochs_without_a_test_accuracy_are_left_out():
+    out = run_stability(history("gaps", [0.5, None, 0.7, float("nan"), 0.6]))
+    assert out.loc[0, "n_epochs"] == 3
+    assert out.loc[0, "test_acc_std_last10"] == pytest.approx(0.1)
+    assert out.loc[0, "test_acc_mean_abs_change"] == pytest.approx(0.15)
+
+
+def test_a_run_both_committed_and_local_counts_once():
+    location = dict(study="label_noise", profile="paper")
+    committed = history("abc", [0.5, 0.7, 0.6], source="results", path="results/x", **location)
+    local = history("abc", [0.1, 0.9, 0.1, 0.9], source="runs", path="runs/x", **location)
+    out = run_stability(pd.concat([local, committed]))
+    assert len(out) == 1 and out.loc[0, "source"] == "results" and out.loc[0, "n_epochs"] == 3
+    assert out.loc[0, "test_acc_std_last10"] == pytest.approx(0.1)
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(KeyError, match="test_acc"):
+        run_stability(pd.DataFrame({"run_id": ["a"], "epoch": [1]}))
+
+
+def runs_frame() -> pd.DataFrame:
+    accuracy = {  # (variant, seed): accuracy at 0 %, 10 %, 20 % noise
+        ("bn", 0): (0.90, 0.80, 0.70),
+        ("bn", 1): (0.92, 0.85, 0.75),
+        ("bn", 2): (0.91, 0.83, 0.70),
+        ("convnorm", 0): (0.80, 0.78, None),
+        ("convnorm", 1): (0.82, 0.79, 0.74),
+    }
+    rows = [
+        {"variant": variant, "seed": seed, "label_noise": noise, "test_acc": value}
+        for (variant, seed), values in accuracy.items()
+        for noise, value in zip((0.0, 0.1, 0.2), values)
+        if value is not None
+    ]
+    rows.append({"variant": "convnorm", "seed": 2, "label_noise": 0.1, "test_acc": 0.5})  # no baseline: not paired
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_lost_is_the_paired_mean_with_a_t_interval():
+    lost = accuracy_lost(runs_frame(), "test_acc")
+    # bn at 10 %: 0.90-0.80, 0.92-0.85, 0.91-0.83 = 10, 7, 8 percentage points.
+    differences = [10.0, 7.0, 8.0]
+    mean, s = sum(differences) / 3, statistics.stdev(differences)
+    half = T_975_2DF * s / math.sqrt(3)
+    row = lost.loc[("bn", 0.1)]
+    assert row["mean"] == pytest.approx(mean) and row["std"] == pytest.approx(s) and row["n"] == 3
+    assert row["ci_low"] == pytest.approx(mean - half) and row["ci_high"] == pytest.approx(mean + half)
+    assert lost.loc[("bn", 0.2), "mean"] == pytest.approx((20 + 17 + 21) / 3)
+    # convnorm: seed 2 has no 0 % run, so only seeds 0 and 1 pair at 10 %; at 20 % one seed, no interval.
+    assert lost.loc[("convnorm", 0.1), "n"] == 2 and lost.loc[("convnorm", 0.1), "mean"] == pytest.approx(2.5)
+    one = lost.loc[("convnorm", 0.2)]
+    assert one["n"] == 1 and one["mean"] == pytest.approx(8.0) and math.isnan(one["ci_low"])
+    assert 0.0 not in lost.index.get_level_values("label_noise")
+
+
+def test_accuracy_lost_in_fractions_and_as_a_table():
+    lost = accuracy_lost(runs_frame(), "test_acc", scale=1.0)
+    assert lost.loc[("bn", 0.1), "mean"] == pytest.approx(25 / 300)
+    # Less lost is better: a significant loss is coloured as worse.
+    html = paired_difference_table(lost, "label_noise", higher_is_better=False).to_html()
+    assert "+0.08 [" in html
+
+
+def test_accuracy_lost_needs_clean_runs():
+    frame = runs_frame()
+    with pytest.raises(KeyError, match="baseline 0.0 has no complete runs"):
+        accuracy_lost(frame[frame["label_noise"] > 0], "test_acc")
