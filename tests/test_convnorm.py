@@ -41,7 +41,7 @@ def test_each_output_channel_has_unit_energy_at_every_frequency(kernel_size, siz
     module = layer(3, 4, kernel_size, padding=0, eps=0.0)
     # The preconditioner times the filters' spectra: unit energy per output channel and frequency ...
     kernel = module.weight.detach()
-    spectrum = torch.fft.rfft2(convnorm._on_torus(kernel, (size, size)), s=(size, size))
+    spectrum = torch.fft.rfft2(convnorm.kernel_on_torus(kernel, (size, size)), s=(size, size))
     v = preconditioner(kernel, (size, size), eps=0.0)
     assert v.shape == (4, size, size // 2 + 1)
     energy = (v.unsqueeze(1) * spectrum).abs().square().sum(dim=1)

@@ -65,7 +65,7 @@ def fft_size(input_size: tuple[int, int], kernel_size: int, padding: int) -> tup
     return height + 2 * padding - kernel_size + 1, width + 2 * padding - kernel_size + 1
 
 
-def _on_torus(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def kernel_on_torus(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The kernel wrapped onto a ``size`` torus: taps whose offsets differ by a multiple of the size add up.
 
     For a kernel no larger than the map this is the kernel itself (``rfft2`` zero-pads it). A kernel
@@ -88,10 +88,23 @@ def preconditioner(weight: torch.Tensor, size: tuple[int, int], eps: float = DEF
     The half spectrum of ``rfft2`` (what the layer multiplies), in float32 (float64 for float64
     weights), detached: ConvNorm's gradient does not flow through the preconditioner.
     """
-    kernel = _on_torus(weight.detach().to(compute_dtype(weight)), size)
+    kernel = kernel_on_torus(weight.detach().to(compute_dtype(weight)), size)
     spectrum = torch.fft.rfft2(kernel, s=size)
     energy = (spectrum.real.square() + spectrum.imag.square()).sum(dim=1)
     return torch.rsqrt(energy + eps)
+
+
+def precondition(out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
+    """Each output channel's spectrum times ``multiplier`` (a preconditioner), transformed back at ``out``'s own size.
+
+    In float32 (float64 for float64 inputs) with autocast off, whatever the caller's precision:
+    a bf16 FFT would lose the small spectral values the preconditioner amplifies.
+    """
+    size = (int(out.shape[-2]), int(out.shape[-1]))
+    dtype = compute_dtype(out)
+    with torch.autocast(device_type=out.device.type, enabled=False):
+        spectrum = torch.fft.rfft2(out.to(dtype), s=size)
+        return torch.fft.irfft2(spectrum * multiplier.to(dtype), s=size)
 
 
 def running_weight(step: int, decay_steps: int = DEFAULT_DECAY_STEPS, floor: float = DEFAULT_FLOOR) -> float:
@@ -207,12 +220,9 @@ class PreconditionedConv2d(nn.Module):
         differs from one in k - 1 border rows and columns), yet the deconvolution treats it as
         periodic and mixes the opposite borders of the map.
         """
-        size = tuple(out.shape[-2:])
-        dtype = compute_dtype(out)
-        with torch.autocast(device_type=out.device.type, enabled=False):
-            spectrum = torch.fft.rfft2(out.to(dtype), s=size)
-            flat = torch.fft.irfft2(spectrum * multiplier.to(dtype), s=size)
-            flat = flat[..., :: self.stride, :: self.stride]
+        flat = precondition(out, multiplier)[..., :: self.stride, :: self.stride]
+        with torch.autocast(device_type=out.device.type, enabled=False):  # the affine in the FFT's precision too
+            dtype = flat.dtype
             result = torch.addcmul(per_channel(self.shift, 4).to(dtype), flat, per_channel(self.scale, 4).to(dtype))
         return result.to(out.dtype)
 
