@@ -288,3 +288,27 @@ def test_cifar_resnet_with_convnorm_trains_and_with_bn_builds():
     assert sum(isinstance(m, PreconditionedConv2d) for m in with_bn.modules()) == 9
     assert sum(isinstance(m, nn.BatchNorm2d) for m in with_bn.modules()) == 9
     assert with_bn(images).shape == (8, 10)
+
+
+def test_engine_trains_a_convnorm_run_and_reloads_its_checkpoint(tmp_path, monkeypatch):
+    from normtest_lib.checkpoint import load_checkpoint
+    from normtest_lib.data.synthetic import load_synthetic
+    from normtest_lib.engine import prepare, train
+
+    data = load_synthetic("source", n_train=160, n_test=40)
+    monkeypatch.setattr(prepare, "load_dataset", lambda name, root=None, download=False: data)
+    config = make_config(
+        model="cifar_resnet", depth_n=1, norm_layer="none", conv_layer="convnorm:4", epochs=2, batch_size=40,
+        train_subset=120, val_fraction=0.2, deterministic=True, device="cpu", lr=0.05,
+    )  # fmt: skip
+    summary = train(config, tmp_path)
+    assert summary["status"] == "complete" and summary["test_acc_at_best_val"] is not None
+    state = load_checkpoint(tmp_path / "checkpoint.pt")["state_dict"]
+    assert int(state["stem.conv.step"]) == 2 * 3  # 120 training images, batch 40: 3 steps per epoch
+    size = summary["input_size"]
+    assert state["stem.conv.input_size"].tolist() == [size, size]
+    assert state["stem.conv.running_preconditioner"].shape == (16, size, size // 2 + 1)
+    rebuilt = create_model("cifar_resnet", 10, depth_n=1, norm_layer="none", conv_layer="convnorm:4").module
+    rebuilt.load_state_dict(state)
+    rebuilt.eval()
+    assert torch.isfinite(rebuilt(torch.randn(2, 3, size, size))).all()
