@@ -3,7 +3,9 @@
     python benchmarks/layers.py --device cpu [--batch 128] [--steps 8] [--repeats 3] [--json out.json]
 
 For every variant (named as ``norm_layer`` names it: ``torch_bn`` is PyTorch's
-BatchNorm2d, the rest are written from scratch), one whole training step of
+BatchNorm2d, the rest are written from scratch; ``convnorm`` is ConvNorm's
+preconditioned convolution without a norm and ``convnorm+bn`` the same followed by
+torch's BatchNorm2d, what the official ConvNorm computed), one whole training step of
 ``cifar_resnet`` (n=2, 14 layers) on one batch already on the device: forward,
 cross-entropy, backward, SGD step. The variants run interleaved, ``--repeats``
 times, and the best pass of each is kept (load from other processes only ever
@@ -12,7 +14,8 @@ a slow layer shows whether its forward or its backward is what costs.
 
 The JSON holds ``{"images_per_second": {"<variant>": ...}, "ratio_to_torch_bn":
 {...}, "forward_share": {...}, ...}``. The target on the CPU: every from-scratch
-layer at least half of ``torch_bn``'s throughput.
+normalization layer at least half of ``torch_bn``'s throughput (the two ConvNorm
+variants, whose cost is their FFTs, are measured beside them without a target).
 """
 
 from __future__ import annotations
@@ -31,8 +34,16 @@ from normtest_lib.config import make_config
 from normtest_lib.engine.environment import execution_context
 from normtest_lib.models import create_model
 
-VARIANTS = ("torch_bn", "bn", "in", "bin", "ln", "gn:c/4", "none")
+VARIANTS = ("torch_bn", "bn", "in", "bin", "ln", "gn:c/4", "none", "convnorm", "convnorm+bn")
 REFERENCE = "torch_bn"
+# Variants that change the convolution: name -> (norm_layer, conv_layer). Every other variant is a
+# norm_layer with the plain convolution.
+CONV_VARIANTS = {"convnorm": ("none", "convnorm"), "convnorm+bn": ("torch_bn", "convnorm")}
+
+
+def layers_of(variant: str) -> tuple[str, str]:
+    """The (norm_layer, conv_layer) a variant names."""
+    return CONV_VARIANTS.get(variant, (variant, "conv"))
 
 
 def synchronize(device: torch.device) -> None:
@@ -42,7 +53,9 @@ def synchronize(device: torch.device) -> None:
 
 def step_timers(variant: str, batch: int, device: torch.device, steps: int) -> tuple[Callable[[], float], Callable[[], float]]:
     """(seconds of ``steps`` training steps, seconds of ``steps`` forward passes) for a fresh network."""
-    model = create_model("cifar_resnet", 10, norm_layer=variant, depth_n=2).module.to(device).train()
+    norm_layer, conv_layer = layers_of(variant)
+    model = create_model("cifar_resnet", 10, norm_layer=norm_layer, conv_layer=conv_layer, depth_n=2).module
+    model = model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     inputs = torch.randn(batch, 3, 32, 32, device=device)
     targets = torch.randint(0, 10, (batch,), device=device)
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     for variant, ips in figures["images_per_second"].items():
         ratio = figures["ratio_to_torch_bn"].get(variant, float("nan"))
         share = figures["forward_share"][variant]
-        print(f"{variant:>10}  {ips:8.1f} images/s  {ratio:5.2f}x torch_bn  forward {share:4.0%} of the step")
+        print(f"{variant:>11}  {ips:8.1f} images/s  {ratio:5.2f}x torch_bn  forward {share:4.0%} of the step")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -153,8 +153,8 @@ def test_norm_and_conv_are_chosen_by_name():
     assert all(g.num_groups == g.num_channels // 4 for g in groups)
     small = create_model("small", 10, norm_layer="torch_gn").module
     assert 50_000 <= sum(p.numel() for p in small.parameters()) <= 150_000
-    with pytest.raises(ModelError, match="unknown convolution 'convnorm'"):
-        create_model("small", 10, conv_layer="convnorm")
+    with pytest.raises(ModelError, match="unknown convolution 'deformable'"):
+        create_model("small", 10, conv_layer="deformable")
 
 
 def test_torchvision_resnets_take_norm_layer_but_densenets_do_not():

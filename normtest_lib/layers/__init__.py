@@ -8,6 +8,8 @@ Families: torch's own layers (``torch_bn``, ``torch_gn[:<groups>]``, ``none``; t
 the from-scratch ones, plain tensor arithmetic with torch's semantics: ``bn`` (batchnorm.py),
 ``in`` (instancenorm.py), ``ln`` (layernorm.py), ``gn[:<groups>]`` (groupnorm.py; plain ``gn`` is
 C/4 groups) and ``bin`` (batchinstancenorm.py, Batch-Instance Norm with its gate ``rho``).
+Convolutions: ``conv`` (torch's Conv2d; conv.py) and ``convnorm[:<decay_steps>]`` (convnorm.py, ConvNorm's
+preconditioned convolution with its per-channel affine, from scratch with torch.fft).
 
 To add a family: write one module with a builder decorated by ``@register_norm("name")``
 (or ``@register_conv("name")``) and add it to the import list below.
@@ -34,6 +36,7 @@ from . import (  # noqa: E402,F401  (isort: keep after the registry)
     batchinstancenorm,
     batchnorm,
     conv,
+    convnorm,
     groupnorm,
     instancenorm,
     layernorm,

@@ -1,0 +1,182 @@
+"""Evidence for study 3's erratum: the course paper's port of ConvNorm to the complex ``torch.fft`` API.
+
+The official ConvNorm code was written for the old ``torch.rfft``, which returned real tensors
+with a trailing dimension of size 2 (real and imaginary parts). The course paper ported it to
+``torch.fft``, whose spectra are complex tensors, and "computed the spectrum's magnitude and
+the complex product wrongly" (STUDIES.md, study 3). Its code is not public, so
+:func:`published_port_preconditioner` and :func:`published_port_precondition` are a
+*re-derivation from that description*, not the course paper's code: the most plausible port
+that still runs without an error (which is how such a defect goes unnoticed). Assumed:
+
+- the old code's |z|^2 was ``x.pow(2).sum(-1)`` over the (re, im) axis; unchanged on a complex
+  spectrum it squares (z^2, not |z|^2) and sums over the last *frequency* axis;
+- the old code multiplied spectra with an explicit complex product on ``[..., 0]`` (re) and
+  ``[..., 1]`` (im), the preconditioner being a (re, im) pair with a zero imaginary part;
+  unchanged, ``[..., 0]`` and ``[..., 1]`` pick the first two frequency columns, and the
+  stacked result, read back by ``irfft2`` as a half spectrum of two columns, keeps only those.
+
+:func:`energy_table` compares, for the same weights, the per-frequency energy of each output
+channel's preconditioned filters (sum over input channels of |spectrum|^2): ConvNorm's point is
+that it is 1 at every frequency, as ours is; the port's is not.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ..layers.convnorm import PreconditionedConv2d, fft_size, kernel_on_torus, precondition, preconditioner
+
+OURS = "ours"
+PORT = "the course paper's port (re-derived)"
+# How close to 1 a frequency's energy must be to count as normalized (the tests' tolerance too).
+TOLERANCE = 1e-3
+# Both implementations are compared without an eps, as ConvNorm is defined (and as the official code
+# ran): the question is whether the preconditioner normalizes. Our layer's eps (1e-5) turns an energy
+# E into E / (E + eps), visible only where a filter has almost no energy (pass eps to see it).
+EPS = 0.0
+
+# (stride-1 output maps (N, C_out, n_h, n_w), weight, eps) -> the preconditioned maps
+Preconditioning = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+@torch.no_grad()
+def published_port_preconditioner(weight: torch.Tensor, size: tuple[int, int], eps: float = EPS) -> torch.Tensor:
+    """The port's preconditioner for ``weight`` on a ``size`` map: (C_out, n_h), complex.
+
+    The old magnitude idiom on a complex spectrum (C_out, C_in, n_h, n_w // 2 + 1): ``pow(2)`` is the
+    complex square and ``sum(-1)`` runs over the column frequencies, so one complex value per
+    output channel and row frequency is left where ours has a real one per frequency.
+    """
+    spectrum = torch.fft.rfft2(kernel_on_torus(weight.detach().float(), size), s=size)
+    power = spectrum.pow(2).sum(-1)  # meant: |z|^2 over (re, im); here: sum of z^2 over the last frequency axis
+    return (power.sum(dim=1) + eps).pow(-0.5)
+
+
+@torch.no_grad()
+def published_port_precondition(out: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """The port's preconditioning of stride-1 outputs ``out`` (N, C_out, n_h, n_w) of a convolution by ``weight``."""
+    size = (int(out.shape[-2]), int(out.shape[-1]))
+    v = published_port_preconditioner(weight, size, eps)
+    spectrum = torch.fft.rfft2(out.float(), s=size)
+    pair = torch.stack([v, torch.zeros_like(v)], dim=-1)  # the preconditioner as a (re, im) pair
+    # The old explicit complex product; on complex tensors [..., 0] and [..., 1] are frequency columns.
+    real = spectrum[..., 0] * pair[..., 0] - spectrum[..., 1] * pair[..., 1]
+    imag = spectrum[..., 0] * pair[..., 1] + spectrum[..., 1] * pair[..., 0]
+    return torch.fft.irfft2(torch.stack([real, imag], dim=-1), s=size)
+
+
+@torch.no_grad()
+def ours_precondition(out: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Our layer's preconditioning of stride-1 outputs (before its stride and affine)."""
+    size = (int(out.shape[-2]), int(out.shape[-1]))
+    return precondition(out, preconditioner(weight, size, eps))
+
+
+@torch.no_grad()
+def filter_energy(
+    weight: torch.Tensor, size: tuple[int, int], preconditioning: Preconditioning, eps: float = EPS
+) -> torch.Tensor:
+    """Per output channel and frequency, the energy of the preconditioned filters: (C_out, n_h, n_w // 2 + 1).
+
+    Preconditioning filters each output channel, so it commutes with the convolution: the
+    preconditioned filter from input channel i is the preconditioning applied to the kernel W_.,i
+    itself laid on the map (each input channel a batch element).
+    """
+    kernels = torch.zeros(weight.shape[1], weight.shape[0], *size, dtype=torch.float32)
+    placed = kernel_on_torus(weight.detach().float(), size).transpose(0, 1)
+    kernels[..., : placed.shape[-2], : placed.shape[-1]] = placed
+    filtered = preconditioning(kernels, weight, eps)
+    return torch.fft.rfft2(filtered.float(), s=size).abs().square().sum(dim=0)
+
+
+def energy_table(layers: Mapping[str, tuple[torch.Tensor, tuple[int, int]]], eps: float = EPS) -> pd.DataFrame:
+    """Per layer (name -> (weight, FFT size)) and implementation: the min, max and mean over output channels and
+    frequencies of the preconditioned filters' energy, and the share of frequencies within 1e-3 of 1."""
+    rows = {}
+    for name, (weight, size) in layers.items():
+        for label, preconditioning in ((OURS, ours_precondition), (PORT, published_port_precondition)):
+            energy = filter_energy(weight, size, preconditioning, eps)
+            rows[(name, label)] = {
+                "min": float(energy.min()),
+                "max": float(energy.max()),
+                "mean": float(energy.mean()),
+                f"share within {TOLERANCE:g} of 1": float(((energy - 1).abs() <= TOLERANCE).float().mean()),
+            }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["layer", "implementation"])
+    return table
+
+
+@torch.no_grad()
+def convnorm_layers(model: nn.Module, image_size: int = 32) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+    """Each ConvNorm layer of ``model`` (module path -> (weight, FFT size)) for ``image_size`` inputs.
+
+    The sizes come from one evaluation forward pass of a random image, read by hooks; the
+    model's mode is restored and nothing is trained.
+    """
+    sizes: dict[str, tuple[int, int]] = {}
+    handles = []
+    for path, module in model.named_modules():
+        if isinstance(module, PreconditionedConv2d):
+            handles.append(module.register_forward_hook(_record_fft_size(path, sizes)))
+    if not handles:
+        raise ValueError(f"{type(model).__name__} has no ConvNorm layer (conv_layer 'convnorm')")
+    was_training = model.training
+    parameter = next(model.parameters())
+    try:
+        model.eval()
+        model(torch.randn(1, 3, image_size, image_size, device=parameter.device, dtype=parameter.dtype))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    modules = dict(model.named_modules())
+    return {path: (modules[path].weight.detach(), size) for path, size in sizes.items()}
+
+
+def _record_fft_size(path: str, sizes: dict[str, tuple[int, int]]) -> Callable:
+    def hook(module: PreconditionedConv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        height, width = inputs[0].shape[-2:]
+        sizes[path] = fft_size((int(height), int(width)), module.kernel_size, module.padding)
+
+    return hook
+
+
+def network_energy_table(
+    model_name: str = "cifar_resnet18", image_size: int = 32, seed: int = 0, eps: float = EPS
+) -> pd.DataFrame:
+    """:func:`energy_table` for every ConvNorm layer of a freshly initialised ``model_name`` (study 3's ResNet18:
+    20 layers), both implementations given the same weights."""
+    from ..models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(model_name, 10, norm_layer="none", conv_layer="convnorm").module
+    return energy_table(convnorm_layers(model, image_size), eps)
+
+
+def channel_spectra(weight: torch.Tensor, size: tuple[int, int], channel: int = 0) -> Figure:
+    """The preconditioned filters' energy per frequency for output channel ``channel``: ours beside the port's.
+
+    Rows are row frequencies, columns the half spectrum's column frequencies; one colour scale
+    for both panels, so ours reads as one flat colour at 1.
+    """
+    panels = {
+        OURS: filter_energy(weight, size, ours_precondition)[channel],
+        PORT: filter_energy(weight, size, published_port_precondition)[channel],
+    }
+    top = max(float(energy.max()) for energy in panels.values())
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
+    for ax, (label, energy) in zip(axes, panels.items()):
+        image = ax.imshow(energy.numpy(), vmin=0.0, vmax=max(top, 1.0), cmap="viridis", aspect="auto", origin="lower")
+        ax.set_title(label)
+        ax.set_xlabel("column frequency")
+        ax.set_ylabel("row frequency")
+    fig.colorbar(image, ax=axes, label="energy of the preconditioned filters")
+    fig.suptitle(f"Output channel {channel}, {size[0]}x{size[1]} map")
+    return fig
