@@ -67,3 +67,10 @@ def test_memorization_curves_draw_a_panel_per_noise_level_above_zero():
     assert list(noisy_line.get_ydata()) == pytest.approx([10.0, 20.0, 30.0])  # percent, mean over seeds
     with pytest.raises(ValueError, match="memorization"):
         report.memorization_curves(report.add_variant(pd.DataFrame(probes)).assign(label_noise=0.0))
+
+
+def test_noise_levels_read_as_percent_in_tables_and_the_stability_window_scales_with_the_run():
+    frame = pd.DataFrame({"mean": [1.0]}, index=pd.MultiIndex.from_tuples([("convnorm", 0.2)], names=["variant", "label_noise"]))
+    assert list(report.by_noise_level(frame).index) == [("convnorm", "20 %")]
+    assert report.by_noise_level(frame).index.names == ["variant", "label noise"]
+    assert report.stability_window(100) == 10 and report.stability_window(10) == 3 and report.stability_window(4) == 2

@@ -104,3 +104,43 @@ def test_study_2_local_profile_is_every_variant_on_cifar10_jpeg_with_a_batch_swe
         ("bn", 32, 0.025): 3, ("gn:c/4", 32, 0.025): 3
     }
     assert len({c.norm_layer for c in runs if c.batch_size == 128}) == 7
+
+
+CONVNORM_LABEL_NOISE = PARAMS / "convnorm_label_noise.yml"
+STUDY_3_VARIANTS = {("conv", "torch_bn"), ("convnorm", "none"), ("convnorm", "torch_bn")}
+
+
+def test_study_3_paper_grid_is_the_course_papers_protocol_with_three_seeds():
+    runs = [run.config for run in load_grid(CONVNORM_LABEL_NOISE, "paper").runs]
+    assert len(runs) == 27
+    assert Counter((c.conv_layer, c.norm_layer) for c in runs) == {v: 9 for v in STUDY_3_VARIANTS}
+    assert Counter(c.label_noise for c in runs) == {0.0: 9, 0.1: 9, 0.2: 9}
+    recipe = {(c.model, c.dataset, c.optimizer, c.lr, c.momentum, c.weight_decay, tuple(c.milestones), c.epochs,
+               c.batch_size, c.input_norm, c.label_noise_kind, c.test_every_epoch) for c in runs}  # fmt: skip
+    assert recipe == {("cifar_resnet18", "cifar10", "sgd", 0.1, 0.9, 1e-4, (40, 80), 100, 128, "finetune", "symmetric", True)}
+    # Each seed draws its own noisy labels, shared by the three variants at that seed.
+    assert {(c.seed, c.noise_seed) for c in runs} == {(0, 0), (1, 1), (2, 2)}
+    assert {tuple(c.probes) for c in runs} == {("memorization",)}
+
+
+def test_study_3_extended_adds_kinds_rates_and_cifar100_without_duplicate_clean_runs():
+    runs = [run.config for run in load_grid(CONVNORM_LABEL_NOISE, "extended").runs]
+    assert {(c.dataset, c.label_noise_kind) for c in runs if c.label_noise > 0} == {
+        ("cifar10", "symmetric"), ("cifar10", "symmetric_exact"), ("cifar10", "asymmetric"),
+        ("cifar100", "symmetric"), ("cifar100", "symmetric_exact"),
+    }  # fmt: skip
+    assert {c.label_noise for c in runs} == {0.0, 0.1, 0.2, 0.4}
+    clean = [c for c in runs if c.label_noise == 0]
+    assert len(clean) == 2 * 3 * 3  # one clean run per data set, variant and seed
+
+
+def test_study_3_local_profile_reduces_network_data_and_epochs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "cifar10-jpeg").mkdir(parents=True)
+    runs = [run.config for run in load_grid(CONVNORM_LABEL_NOISE, "local", runs_root="results").runs]
+    assert len(runs) == 27
+    assert {(c.model, c.depth_n, c.dataset, c.train_subset, c.epochs, tuple(c.milestones)) for c in runs} == {
+        ("cifar_resnet", 1, "imagefolder", 3000, 10, (4, 8))
+    }
+    assert {(c.conv_layer.partition(":")[0], c.norm_layer) for c in runs} == STUDY_3_VARIANTS
+    assert Counter(c.label_noise for c in runs) == {0.0: 9, 0.1: 9, 0.2: 9}

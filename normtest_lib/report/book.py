@@ -66,6 +66,7 @@ REPORTS: tuple[Report, ...] = (
     Report(template="notebooks/grid_report.ipynb", chapter="quickstart", parameters={"study": "quickstart"}, studies=("quickstart",)),
     Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
     Report(template="notebooks/normalization_layers.ipynb", chapter="normalization_layers", studies=("normalization_layers",)),
+    Report(template="notebooks/convnorm_label_noise.ipynb", chapter="convnorm_label_noise", studies=("convnorm_label_noise",)),
 )
 
 RUN_INDEX = "runs.md"

@@ -37,12 +37,12 @@ def noise_rate_table(runs: pd.DataFrame) -> pd.DataFrame:
     for (nominal, kind, classes), group in noisy.groupby(["label_noise", "label_noise_kind", "num_classes"]):
         measured = group["noise_rate_actual"].astype(float) * 100
         rows.append({
-            "kind": kind, "nominal (%)": 100 * float(nominal),
+            "kind": kind, "nominal": f"{100 * float(nominal):g} %",
             "expected real (%)": 100 * expected_rate(float(nominal), kind, int(classes)),
             "measured, mean (%)": measured.mean(), "measured, min (%)": measured.min(),
             "measured, max (%)": measured.max(), "runs": len(group),
         })  # fmt: skip
-    return pd.DataFrame(rows).set_index(["kind", "nominal (%)"])
+    return pd.DataFrame(rows).set_index(["kind", "nominal"])
 
 
 def official_validation_table(runs: pd.DataFrame, val_fraction: float = 0.1, seed: int = 0) -> pd.DataFrame:
@@ -59,13 +59,13 @@ def official_validation_table(runs: pd.DataFrame, val_fraction: float = 0.1, see
         labels = pd.read_csv(path)
         drawn = labels.iloc[rng.permutation(len(labels))[: max(1, int(round(val_fraction * len(labels))))]]
         rows.append({
-            "nominal (%)": 100 * float(run["label_noise"]),
+            "nominal": f"{100 * float(run['label_noise']):g} %",
             "official-style validation: wrong labels (%)": 100 * float((drawn["label"] != drawn["noisy_label"]).mean()),
             "official-style validation: images also trained on (%)": 100.0,
             "ours: validation noise (%)": 100 * float(run.get("noise_rate_actual_val") or 0.0),
         })  # fmt: skip
     if not rows:
         raise ValueError(f"no run with label noise has its {NOISY_LABELS}")
-    frame = pd.DataFrame(rows)
-    table = frame.groupby("nominal (%)").mean()
-    return table.assign(runs=frame.groupby("nominal (%)").size())
+    frame = pd.DataFrame(rows).sort_values("nominal", key=lambda text: text.str.rstrip(" %").astype(float), kind="stable")
+    table = frame.groupby("nominal", sort=False).mean()
+    return table.assign(runs=frame.groupby("nominal", sort=False).size())

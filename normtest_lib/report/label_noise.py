@@ -55,6 +55,27 @@ def noise_label(fraction: float) -> str:
     return f"{100 * float(fraction):g} % noise"
 
 
+def noise_level_text(fraction: float) -> str:
+    """0.2 -> ``20 %``: a noise level as a table's index shows it."""
+    return f"{100 * float(fraction):g} %"
+
+
+def by_noise_level(frame: pd.DataFrame, level: str = "label_noise") -> pd.DataFrame:
+    """``frame`` with its ``label_noise`` index level renamed ``label noise`` and shown as ``20 %``,
+    so tables and the sentences built from them read "(label noise 20 %)"."""
+    names = list(frame.index.names)
+    if level not in names:
+        return frame
+    renamed = frame.rename(index=noise_level_text, level=level)
+    return renamed.rename_axis(index={level: "label noise"})
+
+
+def stability_window(epochs: int, published: int = 10) -> int:
+    """How many last epochs the stability std covers: the published 10, or for a run too short
+    for that to be a plateau (under 40 epochs) its last third, at least 2."""
+    return published if epochs >= 4 * published else max(2, epochs // 3)
+
+
 def accuracy_by_noise(
     runs: pd.DataFrame,
     metric: str,
