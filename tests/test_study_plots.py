@@ -63,6 +63,12 @@ def test_history_grid_lines_are_means_over_seeds_in_percent(histories):
     np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
 
 
+def test_history_grid_titles_leave_out_a_dimension_with_one_value(histories):
+    one_model = histories[histories["model"] == "vit"]
+    fig = study_plots.history_grid(one_model)
+    assert [ax.get_title() for ax in fig.axes] == ["dataset = cifar10", "dataset = flowers", "dataset = pets"]
+
+
 def test_history_grid_drops_missing_values_and_draws_a_single_panel(histories):
     one = histories[(histories["model"] == "vit") & (histories["dataset"] == "pets")].copy()
     one.loc[one["epoch"] < 4, "test_acc"] = np.nan  # a run tested only at the end

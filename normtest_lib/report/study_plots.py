@@ -110,7 +110,10 @@ def history_grid(
                         data=panel, x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
                         errorbar=("ci", 95), seed=0, legend=False, ax=ax,
                     )  # fmt: skip
-                ax.set_title(f"{row} = {row_value} | {col} = {col_value}", fontsize="medium")
+                # A dimension with one value repeats itself in every title; a single panel keeps both.
+                both = ((row, row_value, len(rows)), (col, col_value, len(cols)))
+                parts = [f"{name} = {value}" for name, value, n in both if n > 1 or len(rows) * len(cols) == 1]
+                ax.set_title(" | ".join(parts), fontsize="medium")
                 ax.set_xlabel(x)
                 ax.set_ylabel(metric_label(metric))
                 ax.label_outer()
