@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from pandas.io.formats.style import Styler
 
 from .layouts import seed_summary
@@ -160,6 +161,7 @@ def memorization_curves(probes: pd.DataFrame, hue_order: Sequence[str] | None = 
                 ax.fill_between(epochs, means - halves, means + halves, color=colour, alpha=0.15, linewidth=0)
         ax.set_title(noise_label(level))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("flipped training images (%)")
     extra = [(Line2D([], [], color="grey", linestyle="-"), "predicted as the noisy label"),
