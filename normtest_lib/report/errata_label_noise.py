@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-NOISY_LABELS = "noisy_labels.csv"
+from ..run_files import NOISY_LABELS
 
 
 def expected_rate(nominal: float, kind: str, num_classes: int) -> float:

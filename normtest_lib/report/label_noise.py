@@ -53,7 +53,7 @@ def variant_order(values: Sequence[str]) -> list[str]:
 
 def noise_label(fraction: float) -> str:
     """0.2 -> ``20 % noise``."""
-    return f"{100 * float(fraction):g} % noise"
+    return f"{noise_level_text(fraction)} noise"
 
 
 def noise_level_text(fraction: float) -> str:
