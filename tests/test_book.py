@@ -176,8 +176,8 @@ def test_report_templates_are_clean_parameterized_notebooks(report):
 
 def test_toc_lists_every_report_chapter_and_the_run_index():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [chapter["file"] for chapter in toc["chapters"]]
-    assert toc["root"] == "book/intro"
+    files = [toc["root"]] + [chapter["file"] for chapter in toc["chapters"]]
+    assert toc["root"] == "book/chapters/findings"  # the landing page: each study's answer first
     for report in book.REPORTS:
         assert f"book/chapters/{report.chapter}" in files
     run_index = next(c for c in toc["chapters"] if c["file"] == "book/chapters/runs")
@@ -327,7 +327,7 @@ def test_book_builds_every_page(built_book):
     html = built_book.html
     print(f"\nfirst build of the book: {built_book.seconds:.1f} s")
     assert built_book.index.is_file()
-    for page in ("book/intro.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html"):
+    for page in ("book/chapters/findings.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html"):
         assert (html / page).is_file(), page
     for run_id in ("abc0", "abc1"):
         assert (html / f"book/runs/runs/study1/smoke/{run_id}.html").is_file()
@@ -360,6 +360,18 @@ def test_quickstart_chapter_is_the_executed_grid_report_with_a_table_and_figures
     page = (built_book.html / "book/chapters/quickstart.html").read_text()
     assert "<table" in page and "<img" in page
     assert "65.0 ± 1.4 (n=2)" in page  # unit over seeds 0 and 1: 0.64 and 0.66
+
+
+@pytest.mark.slow
+def test_no_built_file_names_a_folder_of_the_machine_that_built_it(built_book):
+    """Pages, and the notebook sources the book offers for download, name paths relative to the project."""
+    machine = str(built_book.project.resolve())
+    offenders = [
+        str(path.relative_to(built_book.html))
+        for path in built_book.html.rglob("*")
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".md", ".txt"} and machine in path.read_text(errors="ignore")
+    ]
+    assert offenders == []
 
 
 @pytest.mark.slow

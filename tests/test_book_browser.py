@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
+import yaml
 
 from test_book import build_once
 
@@ -47,6 +48,12 @@ DECODED_IMAGES = """async () => {
 }"""
 TABLE_ROWS = "() => Array.from(document.querySelectorAll('table')).map((t) => t.querySelectorAll('tbody tr, tr').length)"
 LINKS = "() => Array.from(document.querySelectorAll('a[href]'), (a) => a.href)"
+# What a reader sees of the page's content (collapsed code excluded), its title, and stderr output blocks.
+VISIBLE_TEXT = "() => (document.querySelector('main') || document.body).innerText"
+TITLE = "() => { const h = document.querySelector('main h1, article h1'); return h ? h.innerText : ''; }"
+STDERR_OUTPUTS = "() => document.querySelectorAll('.output.stderr, .cell_output .stderr').length"
+# A Python warning or traceback printed into a page.
+PYTHON_NOISE = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Warning: |\bwarnings\.warn\(")
 # A Jupyter Book's index.html only redirects: <meta http-equiv="Refresh" content="0; url=...">.
 REFRESH = re.compile(r'<meta[^>]+http-equiv="refresh"[^>]+url=([^"]+)"', re.IGNORECASE)
 
@@ -99,6 +106,9 @@ def crawl(browser, start: str) -> dict[str, dict]:
                 "images": page.evaluate(DECODED_IMAGES),
                 "table_rows": page.evaluate(TABLE_ROWS),
                 "links": {urldefrag(link)[0] for link in page.evaluate(LINKS) if urlparse(link).netloc == origin},
+                "text": page.evaluate(VISIBLE_TEXT),
+                "title": page.evaluate(TITLE),
+                "stderr": page.evaluate(STDERR_OUTPUTS),
             }
         links = report[url]["links"]
         for link in links:
@@ -122,13 +132,31 @@ def pages(visited) -> dict[str, dict]:
 
 def test_every_page_loads_without_script_errors_or_outside_requests(visited, site):
     loaded = pages(visited)
-    expected = ["book/intro.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html",
+    expected = ["book/chapters/findings.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html",
                 "book/runs/runs/study1/smoke/abc0.html"]
     for page in expected:
         assert urljoin(site, page) in loaded, f"{page} is not reachable from the index"
     assert all(data["status"] == 200 for data in loaded.values()), {u: d["status"] for u, d in loaded.items()}
     assert visited["_script_errors"] == []
     assert visited["_outside"] == []  # the book needs nothing from the internet
+
+
+def test_every_chapter_in_the_table_of_contents_renders_with_a_title(visited, site, tmp_path_factory):
+    toc = yaml.safe_load((build_once(tmp_path_factory.getbasetemp()).project / "_toc.yml").read_text())
+    files = [toc["root"]] + [chapter["file"] for chapter in toc["chapters"]]
+    for file in files:
+        data = pages(visited).get(urljoin(site, f"{file}.html"))
+        assert data is not None, f"{file} (in _toc.yml) is not reachable from the index"
+        assert data["status"] == 200 and data["title"].strip(), f"{file}: status {data['status']}, title {data['title']!r}"
+
+
+def test_no_page_shows_a_python_warning_or_traceback(visited):
+    for url, data in pages(visited).items():
+        if "text" not in data:  # the index's redirect
+            continue
+        assert data["stderr"] == 0, f"{url}: {data['stderr']} stderr output block(s) in the reader's view"
+        noise = PYTHON_NOISE.search(data["text"])
+        assert noise is None, f"{url}: {noise[0]!r} in the page: ...{data['text'][max(0, noise.start() - 200):noise.end() + 200]}..."
 
 
 def test_every_figure_has_decoded_pixels(visited, site):
@@ -153,7 +181,7 @@ def test_no_internal_link_is_broken(visited, browser, site):
     # The links the book's own text makes are among them, and the pages' sources.
     runs_index = pages(visited)[urljoin(site, "book/chapters/runs.html")]["links"]
     assert urljoin(site, "book/runs/runs/study1/smoke/abc1.html") in runs_index
-    assert urljoin(site, "book/chapters/runs.html") in pages(visited)[urljoin(site, "book/intro.html")]["links"]
+    assert urljoin(site, "book/chapters/runs.html") in pages(visited)[urljoin(site, "book/chapters/findings.html")]["links"]
     assert any("/_sources/" in target for target in targets)
     context = browser.new_context()
     try:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import nbformat
 import pandas as pd
@@ -62,6 +62,9 @@ class Report:
 
 # The one list of report notebooks; a study's report is added here with its studies.
 REPORTS: tuple[Report, ...] = (
+    # The landing page: each study's answer, from the same runs as the study chapters below.
+    Report(template="notebooks/findings.ipynb", chapter="findings",
+           studies=("input_normalization", "normalization_layers", "convnorm_label_noise")),
     Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),
     Report(template="notebooks/grid_report.ipynb", chapter="quickstart", parameters={"study": "quickstart"}, studies=("quickstart",)),
     Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
@@ -81,7 +84,7 @@ def build_book(
     results_root: str | Path = "results",
     book_dir: str | Path = "book",
     project_root: str | Path = ".",
-    reports: Iterable[Report] = REPORTS,
+    reports: Sequence[Report] = REPORTS,
     log: Log = print,
 ) -> Path:
     """Build the book and return the path of its HTML ``index.html``.
@@ -101,7 +104,8 @@ def build_book(
     for report in reports:
         execute_report(report, project, book_dir, runs_root, results_root, log)
     doc_prefix = "/" + book_dir.resolve().relative_to(project).as_posix()
-    write_run_pages(collect_runs(runs_root, results_root), book_dir, doc_prefix, log)
+    studies = tuple(dict.fromkeys(study for report in reports for study in report.studies))
+    write_run_pages(collect_runs(runs_root, results_root), book_dir, doc_prefix, log, studies=studies)
     return build_html(project, book_dir, log)
 
 
@@ -123,7 +127,9 @@ def run_smoke_profiles(params_dir: Path, runs_root: Path, log: Log = print) -> N
     failures = []
     for grid in grids:
         log(f"smoke profile of {grid.name}")
-        report = run_grid(grid, "smoke", runs_root=runs_root, workers=workers, gpus=[], log=log)
+        # Relative to the working directory (the project root under `normtest book`), the run
+        # folders' notebooks and parameters name no folder of this machine.
+        report = run_grid(grid, "smoke", runs_root=relative_path(runs_root), workers=workers, gpus=[], log=log)
         if report.failed or report.exit_code:
             folders = [str(record.run_dir) for record in report.records if record.status == "failed"]
             failures.append(f"{grid}: {len(folders)} failed run(s): {', '.join(folders)}")
@@ -209,10 +215,21 @@ def _execute_notebook(template: Path, chapter: Path, parameters: dict[str, Any],
             f"the executed notebook, traceback included, is {failed}"
         ) from None
     else:
+        _relative_papermill_paths(running, cwd, {"input_path": template, "output_path": chapter})
         running.replace(chapter)
     finally:
         running.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
+
+
+def _relative_papermill_paths(notebook_path: Path, project: Path, paths: dict[str, Path]) -> None:
+    """Record ``paths`` in the notebook's papermill metadata relative to ``project``: the chapter
+    is downloadable from the book, and must name no folder of the machine that built it."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    recorded = notebook.metadata.get("papermill", {})
+    for key, path in paths.items():
+        recorded[key] = str(relative_path(path, project))
+    nbformat.write(notebook, notebook_path)
 
 
 def _read_stamp(path: Path) -> str | None:
@@ -259,11 +276,14 @@ def run_page_docname(row: dict[str, Any]) -> str:
     return f"runs/{row['source']}/{row['study']}/{row['profile']}/{row['run_id']}"
 
 
-def write_run_pages(runs: pd.DataFrame, book_dir: Path, doc_prefix: str = "/book", log: Log = print) -> Path:
+def write_run_pages(
+    runs: pd.DataFrame, book_dir: Path, doc_prefix: str = "/book", log: Log = print, studies: Iterable[str] = ()
+) -> Path:
     """Copy each executed run notebook into ``book/runs/`` and write the run index page.
 
     ``doc_prefix`` is ``book_dir`` as a docname relative to the book's source
     root (for the index's links). Copies of runs that are gone are removed.
+    ``studies`` get a section (and its link target) even without runs.
     Returns the index page's path.
     """
     pages_root = book_dir / "runs"
@@ -283,7 +303,7 @@ def write_run_pages(runs: pd.DataFrame, book_dir: Path, doc_prefix: str = "/book
         for stale in set(pages_root.rglob("*.ipynb")) - set(pages.values()):
             stale.unlink()
     index = chapters_dir(book_dir) / RUN_INDEX
-    _write_if_changed(index, run_index_markdown(runs, doc_prefix, linked=set(pages)))
+    _write_if_changed(index, run_index_markdown(runs, doc_prefix, linked=set(pages), studies=studies))
     log(f"run index: {len(runs)} run folder(s), {len(pages)} run notebook(s)")
     return index
 
@@ -304,8 +324,17 @@ def run_page_notebook(source: Path, row: dict[str, Any]) -> str:
     return nbformat.writes(notebook)
 
 
-def run_index_markdown(runs: pd.DataFrame, doc_prefix: str = "/book", linked: set[str] | None = None) -> str:
-    """The run index page: one table per study and profile, one row per run folder.
+def run_index_target(study: str, profile: str | None = None) -> str:
+    """The MyST label of a study's section of the run index (or of one profile's table in it),
+    which other pages link to with ``{ref}``: ``runs-<study>`` or ``runs-<study>-<profile>``."""
+    return f"runs-{study}" + (f"-{profile}" if profile else "")
+
+
+def run_index_markdown(
+    runs: pd.DataFrame, doc_prefix: str = "/book", linked: set[str] | None = None, studies: Iterable[str] = ()
+) -> str:
+    """The run index page: a section per study (each of ``studies`` too, when it has no run yet),
+    one table per profile in it, one row per run folder.
 
     A run links to its page when its folder is in ``linked`` (by default: when
     it has an executed notebook).
@@ -326,12 +355,24 @@ def run_index_markdown(runs: pd.DataFrame, doc_prefix: str = "/book", linked: se
             "`normtest run` runs a grid's profile.",
             "",
         ]
-        return "\n".join(lines)
-    params = param_columns(runs)
-    for (study, profile), group in runs.groupby(["study", "profile"], sort=True):
+    params = param_columns(runs) if not runs.empty else []
+    present = sorted(runs["study"].unique()) if not runs.empty else []
+    for study in sorted(set(present) | set(studies)):
+        lines += [f"({run_index_target(study)})=", f"## {study}", ""]
+        if study not in present:
+            lines += [f"No runs yet: `normtest run params/{study}.yml --profile smoke` makes some.", ""]
+            continue
+        lines += _profile_tables(runs[runs["study"] == study], study, params, doc_prefix, linked)
+    return "\n".join(lines)
+
+
+def _profile_tables(runs: pd.DataFrame, study: str, params: list[str], doc_prefix: str, linked: set[str]) -> list[str]:
+    lines = []
+    for profile, group in runs.groupby("profile", sort=True):
         varying = [c for c in params if group[c].astype(str).nunique(dropna=False) > 1]
         header = ["run", "source", "status", "test acc. at best val", *varying]
-        lines += [f"## {study} / {profile}", "", _table_row(header), _table_row(["---"] * len(header))]
+        lines += [f"({run_index_target(study, str(profile))})=", f"### {study} / {profile}", "",
+                  _table_row(header), _table_row(["---"] * len(header))]
         for row in group.to_dict("records"):
             link = f"`{row['run_id']}`"
             if row["path"] in linked:
@@ -339,7 +380,7 @@ def run_index_markdown(runs: pd.DataFrame, doc_prefix: str = "/book", linked: se
             cells = [link, row["source"], row["status"], _format_value(row.get("test_acc_at_best_val"))]
             lines.append(_table_row(cells + [_format_value(row[c]) for c in varying]))
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _format_value(value: Any) -> str:

@@ -18,6 +18,19 @@ PROTOCOL_KEYS = (
     "optimizer", "lr", "weight_decay", "schedule", "warmup_epochs", "epochs", "batch_size",
     "augment", "pad", "flip", "val_fraction", "test_every_epoch", "seed",
 )  # fmt: skip
+# The parameters each study chapter sets beside the published protocol (study 1's are PROTOCOL_KEYS).
+STUDY_PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
+    "input_normalization": PROTOCOL_KEYS,
+    "normalization_layers": (
+        "model", "depth_n", "dataset", "val_fraction", "train_subset", "norm_layer", "optimizer", "lr", "momentum",
+        "weight_decay", "schedule", "milestones", "epochs", "batch_size", "input_norm", "pad", "flip", "seed",
+    ),
+    "convnorm_label_noise": (
+        "model", "depth_n", "dataset", "val_fraction", "train_subset", "conv_layer", "norm_layer", "label_noise",
+        "label_noise_kind", "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "epochs",
+        "batch_size", "input_norm", "seed",
+    ),
+}  # fmt: skip
 # What a parameter's None means, in words.
 NONE_MEANS = {"input_size": "native", "train_subset": "all", "stats_subset": "all"}
 PRETRAINED_RUN = re.compile(r"(^|/)(?P<run>[0-9a-f]{12})/best\.pt$")
@@ -117,3 +130,8 @@ def reductions_sentence(table: pd.DataFrame, profile: str) -> str:
         f"**The {profile} profile is not the published protocol, and its numbers are not the published "
         f"protocol's.** It changes {len(changed)} of {len(table)} parameters: {listed}."
     )
+
+
+def changed_parameters(table: pd.DataFrame) -> tuple[int, int]:
+    """How many parameters of :func:`protocol_table`'s frame differ from the published protocol, of how many."""
+    return int((~table["same"].astype(bool)).sum()), len(table)

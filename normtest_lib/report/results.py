@@ -254,3 +254,8 @@ def at_best_epoch(runs: pd.DataFrame, histories: pd.DataFrame, column: str) -> p
     picked = [values.get((run, int(epoch)), float("nan")) if pd.notna(epoch) else float("nan")
               for run, epoch in zip(runs["run_id"], best)]
     return pd.Series(picked, index=runs.index, name=f"{column}_at_best", dtype=float)
+
+
+def run_count(frame: pd.DataFrame) -> int:
+    """How many runs a frame of runs, histories or probes holds (distinct ``run_id``), for captions."""
+    return int(frame["run_id"].nunique()) if len(frame) and "run_id" in frame.columns else 0

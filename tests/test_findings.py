@@ -1,0 +1,142 @@
+"""Each study's answer, generated from its runs: the sentences against hand-computed differences,
+and the landing page executed on fabricated results of all three studies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+
+from normtest_lib.report import findings
+from test_convnorm_label_noise_chapter import fabricate as fabricate_convnorm
+from test_input_normalization_chapter import fabricate_local_profile
+from test_normalization_layers_chapter import fabricate as fabricate_layers
+
+REPO = Path(__file__).resolve().parents[1]
+METRIC = "test_acc_at_best_val"
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"status": "complete", "dataset": "imagefolder", "data_root": "data/cifar10-jpeg", **row} for row in rows])
+
+
+def test_data_kind_tells_real_from_synthetic_and_titles_say_it():
+    real, synthetic = frame([{"dataset": "imagefolder"}]), frame([{"dataset": "synthetic-dim"}])
+    assert findings.data_kind(real) == "real data"
+    assert findings.data_kind(synthetic) == "synthetic data"
+    assert findings.data_kind(pd.concat([real, synthetic])) == "real and synthetic data"
+    assert findings.titled("accuracy", synthetic) == "Synthetic data: accuracy"
+
+
+def test_interval_text_with_and_without_an_interval():
+    assert findings.interval_text(pd.Series({"mean": 0.54, "ci_low": -0.2, "ci_high": 1.26})) == "+0.5 [-0.2, +1.3]"
+    assert findings.interval_text(pd.Series({"mean": -2.0, "ci_low": float("nan"), "ci_high": float("nan")})) == (
+        "-2.0 (one seed, no interval)"
+    )
+
+
+def layer_runs() -> pd.DataFrame:
+    # bn = torch_bn exactly; bin is 2 points over bn in every seed; ln 10 points under torch_bn.
+    accuracy = {"torch_bn": 0.70, "bn": 0.70, "bin": 0.72, "ln": 0.60}
+    return frame([{"norm_layer": layer, "seed": seed, "batch_size": 128, "epochs": 8, METRIC: value + seed / 100}
+                  for layer, value in accuracy.items() for seed in (0, 1, 2)])
+
+
+def test_layers_finding_states_each_comparison_against_its_hand_computed_difference():
+    published = pd.Series({"torch_bn": 0.879, "ln": 0.849})
+    finding = findings.normalization_layers_finding(layer_runs(), METRIC, "local", published, 7, 18, published_epochs=100)
+    assert "(`bn`) matches PyTorch's (`torch_bn`): +0.0 [+0.0, +0.0] points" in finding.answer
+    assert "(`bin`) against `bn`: +2.0 [+2.0, +2.0] points, beyond the seed-to-seed spread, which supports" in finding.answer
+    assert "`ln` -10.0 [-10.0, -10.0] points" in finding.answer
+    assert "after 100 epochs, were `ln` -3.0" in finding.answer and "trains 8 epochs" in finding.answer
+    assert "3 seeds per layer" in finding.certainty
+    assert finding.evidence.startswith("**Real data**: 12 complete runs of the `local` profile")
+    assert "changes 7 of 18 parameters" in finding.evidence
+
+
+def noise_runs() -> pd.DataFrame:
+    # bn loses 10 points at 20 % noise, convnorm 4 (seed-dependent: 3, 4, 5): convnorm loses 6 less.
+    rows = []
+    for seed in (0, 1, 2):
+        for noise in (0.0, 0.2):
+            rows.append({"variant": "bn", "label_noise": noise, "seed": seed, METRIC: 0.80 - noise / 2,
+                         "noise_rate_actual": noise * 0.9})
+            rows.append({"variant": "convnorm", "label_noise": noise, "seed": seed,
+                         METRIC: 0.60 - (0.03 + seed / 100) * (noise > 0), "noise_rate_actual": noise * 0.9})
+    return frame(rows)
+
+
+def test_loss_difference_is_paired_by_seed():
+    difference = findings.loss_difference(noise_runs(), METRIC, "convnorm", "bn", 0.2)
+    assert difference["n"] == 3
+    assert difference["mean"] == pytest.approx(-6.0)  # 4 - 10 points
+    assert difference["ci_low"] < -6.0 < difference["ci_high"]  # seeds differ by a point each
+
+
+def test_convnorm_finding_reports_losses_the_real_noise_rate_and_the_clean_start():
+    finding = findings.convnorm_finding(noise_runs(), METRIC, "local")
+    assert "At 20 % nominal label noise (real share of wrong training labels 18.0 %)" in finding.answer
+    assert "`bn` +10.0 [+10.0, +10.0]" in finding.answer
+    assert "`convnorm` loses less than `bn`: -6.0 [" in finding.answer
+    assert "`bn` 80.0 ± 0.0 %; `convnorm` 60.0 ± 0.0 %" in finding.answer
+
+
+def test_convnorm_finding_with_one_seed_claims_nothing_about_the_spread():
+    one_seed = noise_runs().query("seed == 0")
+    finding = findings.convnorm_finding(one_seed, METRIC, "local")
+    assert "too few seeds to tell" in finding.answer and "within the spread" not in finding.answer
+
+
+@pytest.mark.slow
+def test_the_landing_page_answers_all_three_studies_from_fabricated_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path / "cache"))
+    fabricate_local_profile(tmp_path / "results")
+    fabricate_layers(tmp_path / "results")
+    fabricate_convnorm(tmp_path / "results")
+    output = tmp_path / "findings.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / "findings.ipynb"), str(output), cwd=str(tmp_path),
+                               progress_bar=False, kernel_name="python3", parameters={"params_dir": str(REPO / "params")})
+    text = json.dumps(nbformat.read(output, as_version=4).cells)
+    assert "`instance` -10.0 [-10.0, -10.0]" in text  # study 1: instance is 10 points under finetune in every seed
+    assert "`in` -8.0 [-8.0, -8.0]" in text  # study 2: in is 8 points under torch_bn
+    assert "`convnorm` loses less than `bn`: -10.0 [-10.0, -10.0]" in text  # study 3: 10 against 20 points at 20 %
+    assert text.count("**Real data**") == 3
+    assert "No answer yet" not in text
+
+
+def test_difference_forest_draws_a_row_per_setting_with_its_seed_count():
+    import matplotlib.pyplot as plt
+
+    from normtest_lib.report import headline_plots
+    from normtest_lib.report.paired import paired_differences
+
+    differences = paired_differences(layer_runs(), METRIC, "norm_layer", "torch_bn", ["batch_size"]).droplevel("batch_size")
+    fig = headline_plots.difference_forest(differences, "norm_layer", "torch_bn", title="Real data: layers")
+    labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
+    assert labels == [f"{name} (n=3)" for name in differences.index]
+    assert fig.axes[0].get_title() == "Real data: layers"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no paired differences"):
+        headline_plots.difference_forest(differences.iloc[:0], "norm_layer", "torch_bn", title="")
+
+
+def test_accuracy_vs_noise_names_each_variant_with_its_runs_per_level():
+    import matplotlib.pyplot as plt
+
+    from normtest_lib.report import headline_plots
+
+    fig = headline_plots.accuracy_vs_noise(noise_runs(), METRIC, title="t", order=["bn", "convnorm"])
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["bn (n=3 per level)", "convnorm (n=3 per level)"]
+    plt.close(fig)
+
+
+def test_run_count_counts_distinct_runs():
+    from normtest_lib.report.results import run_count
+
+    assert run_count(pd.DataFrame({"run_id": ["a", "a", "b"], "epoch": [1, 2, 1]})) == 2
+    assert run_count(pd.DataFrame()) == 0
