@@ -18,17 +18,22 @@ and the span runs from 10:00 to 11:08:20 (1 h 08 min) over a and b, b's finish e
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
+import papermill
 import pandas as pd
 import pytest
+import yaml
 
 from normtest_lib.grid.runner import run_grid
 from normtest_lib.grid.spec import load_grid
+from normtest_lib.report import book
 from normtest_lib.report import reproducibility as repro
+from normtest_lib.report.glue import GLUE_PREFIX
 from normtest_lib.report.results import collect_histories, collect_runs
-from test_book import fabricate_run
+from test_book import fabricate_quickstart_runs, fabricate_run, fabricate_runs
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY, PROFILE = "normalization_layers", "local"
@@ -235,3 +240,75 @@ def test_commands_rebuild_a_set_with_the_data_it_reads(fabricated):
         "  # skips finished runs, resumes interrupted ones",
         "normtest book",
     ]
+
+
+# --- the book ---------------------------------------------------------------------------------
+
+
+def test_the_appendix_is_a_report_on_every_study_listed_before_the_run_index():
+    report = next(r for r in book.REPORTS if r.chapter == "reproducibility")
+    assert report.template == "notebooks/reproducibility.ipynb"
+    assert set(report.studies) == {path.stem for path in (REPO / "params").glob("*.yml")}
+    assert report.parameters["studies"] == list(report.studies)
+    files = [chapter["file"] for chapter in yaml.safe_load((REPO / "_toc.yml").read_text())["chapters"]]
+    assert files.index("book/chapters/reproducibility") == files.index("book/chapters/runs") - 1
+
+
+def test_report_digest_follows_environment_json(tmp_path):
+    template = tmp_path / "report.ipynb"
+    template.write_text("{}")
+    fabricate_set(tmp_path / "results")
+    roots = (tmp_path / "runs", tmp_path / "results")
+    digest = book.report_digest(template, {}, [STUDY], roots)
+    environment = tmp_path / "results" / STUDY / PROFILE / "a" / "environment.json"
+    environment.write_text(json.dumps({"starts": [start("10:00:00", "f")]}))
+    assert book.report_digest(template, {}, [STUDY], roots) != digest
+
+
+def execute_appendix(project: Path) -> tuple[str, dict[str, str]]:
+    """Execute the template in ``project``; its cells as JSON text and its glued values (plain or Markdown text)."""
+    output = project / "reproducibility.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / "reproducibility.ipynb"), str(output), cwd=str(project),
+                               progress_bar=False, kernel_name="python3")  # fmt: skip
+    cells = nbformat.read(output, as_version=4).cells
+    glued = {}
+    for output_ in (o for cell in cells if cell.cell_type == "code" for o in cell.outputs):
+        if "scrapbook" in output_.get("metadata", {}):
+            data = {key.removeprefix(GLUE_PREFIX): value for key, value in output_.data.items()}
+            glued[output_.metadata["scrapbook"]["name"]] = data.get("text/markdown") or data.get("text/plain")
+    return json.dumps(cells), glued
+
+
+@pytest.mark.slow
+def test_the_chapter_runs_on_fabricated_results(tmp_path):
+    for name in ("Makefile", "constraints.txt"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    fabricate_set(tmp_path / "results")
+    fabricate_quickstart_runs(tmp_path)  # runs/quickstart/smoke: no environment.json, no seconds
+    text, glued = execute_appendix(tmp_path)
+    assert str(tmp_path) not in text  # no folder of the machine
+    assert (glued["n_sets"], glued["n_runs"], glued["n_complete"]) == ("2", "11", "9")
+    assert glued["total_run_time"] == "'20 min 50 s'"
+    assert "3 of the grid's 27 runs complete (1 failed, 1 running: not counted), 20 min 50 s of run time" in glued["time_sentences"]
+    assert "quickstart` / `smoke` (runs/): 6 of the grid's 12 runs complete, with no recorded seconds" in glued["time_sentences"]
+    commands = glued["commands"]
+    assert "normtest run params/normalization_layers.yml --profile local --runs-root results --workers 2" in commands
+    assert "make data     # the real data the runs read: data/cifar10-jpeg\n" in commands
+    assert "normtest run params/quickstart.yml --profile smoke --runs-root runs --dry-run  # lists the 12 runs" in commands
+    assert glued["pins_sentence"].endswith("runs recorded another release of numpy (4 runs), torch (4 runs), torchvision (4 runs).")
+    assert "6 runs, none with an environment record (no environment.json)." in glued["environment_sentences"]
+    assert "The 4 runs with an environment record ran on cpu (Test CPU) under Linux" in glued["machine_sentence"]
+
+
+@pytest.mark.slow
+def test_the_chapter_runs_in_the_book_test_project_without_grids_or_makefile(tmp_path):
+    fabricate_runs(tmp_path)  # the book test's project: no params/, no Makefile, no environment.json
+    fabricate_quickstart_runs(tmp_path)
+    text, glued = execute_appendix(tmp_path)
+    assert '"output_type": "error"' not in text
+    assert glued["n_sets"] == "1"  # study1 is no study of the book
+    assert "--profile smoke --runs-root runs --dry-run  # lists its runs" in glued["commands"]
+    assert "make data" not in glued["commands"]
+    assert glued["machine_sentence"] == "No run recorded its machine."
+    assert glued["total_run_time"] == "'–'"
