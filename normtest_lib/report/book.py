@@ -39,6 +39,9 @@ from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
 Log = Callable[[str], None]
 
+# The grids whose runs the book reports on (params/<study>.yml); the reproducibility appendix covers them all.
+STUDIES: tuple[str, ...] = ("quickstart", "input_normalization", "normalization_layers", "convnorm_label_noise")
+
 
 class BookBuildError(NormtestError):
     """A step of the book build failed; the message says which and where to look."""
@@ -59,9 +62,6 @@ class Report:
     parameters: dict[str, Any] = field(default_factory=dict)
     studies: tuple[str, ...] = ()
 
-
-# The grids whose runs the book reports on (params/<study>.yml); the reproducibility appendix covers them all.
-STUDIES: tuple[str, ...] = ("quickstart", "input_normalization", "normalization_layers", "convnorm_label_noise")
 
 # The one list of report notebooks; a study's report is added here with its studies.
 REPORTS: tuple[Report, ...] = (
