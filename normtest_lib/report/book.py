@@ -39,6 +39,9 @@ from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
 Log = Callable[[str], None]
 
+# The grids whose runs the book reports on (params/<study>.yml); the reproducibility appendix covers them all.
+STUDIES: tuple[str, ...] = ("quickstart", "input_normalization", "normalization_layers", "convnorm_label_noise")
+
 
 class BookBuildError(NormtestError):
     """A step of the book build failed; the message says which and where to look."""
@@ -70,9 +73,14 @@ REPORTS: tuple[Report, ...] = (
     Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
     Report(template="notebooks/normalization_layers.ipynb", chapter="normalization_layers", studies=("normalization_layers",)),
     Report(template="notebooks/convnorm_label_noise.ipynb", chapter="convnorm_label_noise", studies=("convnorm_label_noise",)),
+    Report(
+        template="notebooks/reproducibility.ipynb", chapter="reproducibility", parameters={"studies": list(STUDIES)}, studies=STUDIES
+    ),
 )
 
 RUN_INDEX = "runs.md"
+# The run files a report's stamp follows (environment.json: the reproducibility appendix reads each start).
+DIGESTED_RUN_FILES = frozenset({"summary.json", "history.csv", "probes.csv", "environment.json"})
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Sphinx colours its warnings
 KERNEL = "python3"
 
@@ -248,7 +256,7 @@ def report_digest(template: Path, parameters: dict[str, Any], studies: Iterable[
     for root in roots:
         for study in sorted(studies):
             for path in sorted((root / study).glob("*/*/*")):
-                if path.name in ("summary.json", "history.csv", "probes.csv"):
+                if path.name in DIGESTED_RUN_FILES:
                     digest.update(str(path.relative_to(root)).encode())
                     digest.update(path.read_bytes())
     return digest.hexdigest()
