@@ -342,7 +342,9 @@ def test_dataset_statistics_chapter_is_a_papermill_execution_without_errors(buil
     assert "papermill" in chapter.metadata
     outputs = [output for cell in chapter.cells if cell.cell_type == "code" for output in cell.outputs]
     assert outputs and not [o for o in outputs if o.output_type == "error"]
-    assert chapter.metadata["papermill"]["input_path"].endswith("notebooks/dataset_statistics.ipynb")
+    assert chapter.metadata["papermill"]["input_path"] == "notebooks/dataset_statistics.ipynb"  # relative: no machine path
+    parameter_cells = [c for c in chapter.cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    assert parameter_cells and all("hide-input" in c.metadata["tags"] for c in parameter_cells)  # collapsed for the reader
 
 
 @pytest.mark.slow

@@ -223,20 +223,30 @@ def _execute_notebook(template: Path, chapter: Path, parameters: dict[str, Any],
             f"the executed notebook, traceback included, is {failed}"
         ) from None
     else:
-        _relative_papermill_paths(running, cwd, {"input_path": template, "output_path": chapter})
+        _prepare_chapter(running, cwd, {"input_path": template, "output_path": chapter})
         running.replace(chapter)
     finally:
         running.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
 
 
-def _relative_papermill_paths(notebook_path: Path, project: Path, paths: dict[str, Path]) -> None:
-    """Record ``paths`` in the notebook's papermill metadata relative to ``project``: the chapter
-    is downloadable from the book, and must name no folder of the machine that built it."""
+# Cells a reader of a chapter does not need open: the template's parameters and papermill's injected ones.
+PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
+COLLAPSED = "hide-input"
+
+
+def _prepare_chapter(notebook_path: Path, project: Path, paths: dict[str, Path]) -> None:
+    """Make an executed chapter fit to publish: ``paths`` recorded in its papermill metadata
+    relative to ``project`` (the chapter is downloadable from the book, and must name no folder of
+    the machine that built it), and its parameter cells collapsed like the rest of its code."""
     notebook = nbformat.read(notebook_path, as_version=4)
     recorded = notebook.metadata.get("papermill", {})
     for key, path in paths.items():
         recorded[key] = str(relative_path(path, project))
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if PARAMETER_TAGS & set(tags) and COLLAPSED not in tags:
+            cell.metadata["tags"] = [*tags, COLLAPSED]
     nbformat.write(notebook, notebook_path)
 
 
