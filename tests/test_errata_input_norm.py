@@ -11,14 +11,22 @@ import torch
 
 from normtest_lib.report.errata_input_norm import (
     bgr_table1_rows,
+    closest_row_sentence,
     constant_channel_images,
+    farthest_from_imagenet,
+    farthest_sentence,
+    grid_input_sizes,
+    lowest_in_published,
+    model_source_table,
     padding_bias,
+    pretraining_sizes_table,
     selection_bias,
     seed_spread_vs_published,
+    trained_input_sizes,
     unit_vs_minmax,
 )
 from normtest_lib.stats.channel import ChannelStats
-from normtest_lib.stats.reference import IMAGENET
+from normtest_lib.stats.reference import IMAGENET, PUBLISHED_TABLE1
 
 
 def _images(red, green, blue) -> torch.Tensor:
@@ -156,3 +164,72 @@ def test_selection_sentence_reports_the_gain_and_where_validation_chose():
     assert "Over 2 runs" in text and "added 1.00 points on average (at most 2.00)" in text
     assert "last epoch in 1 of them" in text and "coincide" not in text
     assert "cannot be compared" in selection_sentence(runs, histories.assign(test_acc=float("nan")))
+
+
+def test_grid_input_sizes_count_pretrained_runs_by_size_and_the_checkpoints_whole_preprocessing():
+    runs = [
+        {"pretrained": "imagenet", "input_size": None, "input_norm": "pretrain"},
+        {"pretrained": "imagenet", "input_size": "pretrained", "input_norm": "pretrain"},
+        {"pretrained": "imagenet", "input_size": "pretrained", "input_norm": "finetune"},
+        {"pretrained": "none", "input_size": None, "input_norm": "finetune"},  # from scratch: left out
+    ]
+    table = grid_input_sizes({"extended": runs, "paper": runs[:1]})
+    assert table.loc["extended"].tolist() == [1, 2, 1]
+    assert table.loc["paper"].tolist() == [1, 0, 0]
+
+
+def test_trained_input_size_prefers_the_summary_and_falls_back_to_the_parameter():
+    runs = pd.DataFrame({"summary_input_size": [32, np.nan, np.nan], "input_size": [64, 48, None]})
+    assert trained_input_sizes(runs).tolist()[:2] == [32.0, 48.0] and math.isnan(trained_input_sizes(runs).iloc[2])
+    table = pretraining_sizes_table(runs.iloc[:1], runs.iloc[1:])
+    assert table.loc["pretraining run"].tolist() == ["32", 1] and table.loc["fine-tuning runs"].tolist() == ["48", 2]
+
+
+def _stats_after_pretrain(mean, std) -> ChannelStats:
+    return ChannelStats(tuple(mean), tuple(std))
+
+
+def test_farthest_ranks_the_published_rows_and_replaces_those_computed_here():
+    published = farthest_from_imagenet({})
+    assert published["rank, published rows"].idxmin() == "tiny_imagenet_200"
+    assert published["computed here (RGB)"].isna().all()
+    assert "cannot be recomputed" in farthest_sentence(published)
+    # A Tiny ImageNet row exactly standardized: it moves to the last rank.
+    table = farthest_from_imagenet({"tiny_imagenet_200": _stats_after_pretrain((0.0,) * 3, (1.0,) * 3)})
+    assert table.loc["tiny_imagenet_200", "computed here (RGB)"] == 0.0
+    assert table.loc["tiny_imagenet_200", "rank, computed rows where here"] == 4
+    assert table.loc["tiny_imagenet_200", "rank, published rows"] == 1
+    sentence = farthest_sentence(table)
+    assert sentence == (
+        "By the published rows the farthest is `tiny_imagenet_200`; by the rows computed here where the data is "
+        "the farthest is `svhn`, and `tiny_imagenet_200` ranks 4 of 4."
+    )
+    same = farthest_from_imagenet({"cifar10": PUBLISHED_TABLE1["cifar10"]})
+    assert same.loc["cifar10", "computed here (RGB)"] == pytest.approx(same.loc["cifar10", "published row"])
+
+
+def test_closest_row_sentence_names_the_row_nearest_the_published_one():
+    frame = bgr_table1_rows(DISTINCT, pretrain_stats=IMAGENET, published=ChannelStats((0.0,) * 3, (1.0,) * 3))
+    sentence = closest_row_sentence(frame)
+    column = frame[("max |diff| to published", "")].drop("published")
+    assert f"**{column.idxmin()}**" in sentence and f"{column.min():.3f}" in sentence
+    assert "no published row" in closest_row_sentence(bgr_table1_rows(DISTINCT, published=None))
+
+
+def test_model_source_table_counts_runs_and_distinct_file_hashes_per_source():
+    runs = pd.DataFrame({
+        "model_source": ["checkpoint:a.pt", "checkpoint:a.pt", "scratch"],
+        "model_source_sha256": ["ab" * 32, "ab" * 32, None],
+    })  # fmt: skip
+    table = model_source_table(runs)
+    assert table.loc["checkpoint:a.pt"].tolist() == [2, 1, "ab" * 6]
+    assert table.loc["scratch"].tolist() == [1, 0, "–"]
+    assert model_source_table(pd.DataFrame({"seed": [0]})).loc["not recorded", "runs"] == 1
+
+
+def test_lowest_in_published_counts_the_cells_where_a_setting_is_last():
+    published = pd.DataFrame({
+        "model": ["m", "m", "m", "m"], "dataset": ["a", "a", "b", "b"], "setting": ["instance", "finetune"] * 2,
+        "metric": ["test_acc"] * 4, "value": [0.5, 0.6, 0.7, 0.6],
+    })  # fmt: skip
+    assert lowest_in_published(published, "instance") == (1, 2)

@@ -59,12 +59,17 @@ def write_imagefolder(root: Path, per_class: int = 6) -> None:
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{index}.png")
 
 
-def execute_chapter(study: str, project: Path) -> str:
-    """Execute ``notebooks/<study>.ipynb`` in ``project`` (its results/ and data/); the executed cells as JSON text."""
+def execute_chapter(study: str, project: Path, parameters: dict | None = None) -> str:
+    """Execute ``notebooks/<study>.ipynb`` in ``project`` (its results/ and data/); the executed cells as JSON text.
+
+    ``parameters`` default to the study's grid from this repository (``project`` has none).
+    """
     output = project / "chapter.ipynb"
+    if parameters is None:
+        parameters = {"grid_file": str(REPO / "params" / f"{study}.yml")}
     papermill.execute_notebook(
         str(REPO / "notebooks" / f"{study}.ipynb"), str(output), cwd=str(project), progress_bar=False,
-        kernel_name="python3", parameters={"grid_file": str(REPO / "params" / f"{study}.yml")},
+        kernel_name="python3", parameters=parameters,
     )
     return json.dumps(nbformat.read(output, as_version=4).cells)
 

@@ -73,6 +73,12 @@ REPORTS: tuple[Report, ...] = (
     Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
     Report(template="notebooks/normalization_layers.ipynb", chapter="normalization_layers", studies=("normalization_layers",)),
     Report(template="notebooks/convnorm_label_noise.ipynb", chapter="convnorm_label_noise", studies=("convnorm_label_noise",)),
+    # The errata of all three studies' earlier works, with evidence from their runs; the study chapters link to it.
+    Report(
+        template="notebooks/errata.ipynb",
+        chapter="errata",
+        studies=("input_normalization", "normalization_layers", "convnorm_label_noise"),
+    ),
     Report(
         template="notebooks/reproducibility.ipynb", chapter="reproducibility", parameters={"studies": list(STUDIES)}, studies=STUDIES
     ),

@@ -6,13 +6,18 @@ as BGR loading produces it, how far plain /255 scaling (their "minmax") is
 from per-image min-max, images where per-image standardization without eps
 divides by zero, what zero padding does to per-image statistics, what picking
 the best test epoch adds, and how the published single-seed differences
-compare with the seed-to-seed spread. Every function returns a DataFrame
-ready to display; images are uint8 tensors (N, 3, H, W) in RGB order.
+compare with the seed-to-seed spread. Besides: where each data set ranks
+by its distance from ImageNet's statistics, published and recomputed (the
+argument the BGR row carried), the input sizes a grid's and a profile's runs
+use against their checkpoints', the checkpoint files runs started from, and
+how often the published table puts a setting last. Tables are DataFrames
+ready to display, sentences strings; images are uint8 tensors (N, 3, H, W)
+in RGB order.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +27,7 @@ from ..input_norm import make_normalizer
 from ..stats.channel import ChannelStats
 from ..stats.normalized import normalized_stats
 from ..stats.reference import IMAGENET, PUBLISHED_TABLE1
-from .stats_tables import stats_columns, stats_row
+from .stats_tables import distance_from_standard, stats_columns, stats_row
 from .tables import aggregate_seeds
 
 CHUNK = 2048
@@ -260,3 +265,115 @@ def _summary(values: pd.Series) -> list[float]:
     if len(values) == 0:
         return [np.nan, np.nan, 0]
     return [float(values.median()), float(values.max()), len(values)]
+
+
+def grid_input_sizes(profiles: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """Per grid profile (name -> its runs' parameters): how its pretrained runs size and standardize their images.
+
+    Columns: runs at the data set's native size (``input_size`` unset: 32 or
+    64 px, as the earlier work fed its 224 px checkpoints), runs at the
+    checkpoint's own size (``input_size: pretrained``), and of those the runs
+    that also use the checkpoint's statistics (``input_norm: pretrain``): the
+    checkpoint's whole recorded preprocessing. From-scratch runs are left out.
+    """
+    rows = {}
+    for name, runs in profiles.items():
+        pretrained = [run for run in runs if str(run.get("pretrained", "none")) != "none"]
+        at_checkpoint = [run for run in pretrained if run.get("input_size") == "pretrained"]
+        rows[name] = {
+            "native size": sum(run.get("input_size") is None for run in pretrained),
+            "the checkpoint's size": len(at_checkpoint),
+            "the checkpoint's size and statistics": sum(run.get("input_norm") == "pretrain" for run in at_checkpoint),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("profile (pretrained runs)")
+
+
+def trained_input_sizes(runs: pd.DataFrame) -> pd.Series:
+    """Each run's input size in px as trained: its summary's, else its parameter's (NaN where neither says).
+
+    A summary key that clashes with a parameter is read as ``summary_<key>``
+    (:func:`~normtest_lib.report.results.read_run`), so the summary's size is
+    ``summary_input_size`` where the run's parameters name ``input_size`` too.
+    """
+    missing = pd.Series(np.nan, index=runs.index)
+    summary = pd.to_numeric(runs.get("summary_input_size", missing), errors="coerce")
+    parameter = pd.to_numeric(runs.get("input_size", missing), errors="coerce")
+    return summary.fillna(parameter).rename("input size (px)")
+
+
+def pretraining_sizes_table(pretraining: pd.DataFrame, finetuning: pd.DataFrame) -> pd.DataFrame:
+    """The input sizes a profile pretrained and fine-tuned at: one row each, the sizes seen and the runs."""
+    rows = {}
+    for name, runs in (("pretraining run", pretraining), ("fine-tuning runs", finetuning)):
+        sizes = trained_input_sizes(runs).dropna().astype(int)
+        rows[name] = {"input size (px)": ", ".join(str(s) for s in sorted(sizes.unique())) or "–", "runs": len(runs)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def farthest_from_imagenet(computed: Mapping[str, ChannelStats], published: Mapping[str, ChannelStats] = PUBLISHED_TABLE1) -> pd.DataFrame:
+    """How far each data set sits from zero mean and unit std after ImageNet's statistics: published and computed.
+
+    ``computed`` maps a published data set's name to its training images'
+    statistics after ``pretrain`` standardization, computed here in RGB.
+    Columns: the distance (:func:`~normtest_lib.report.stats_tables.distance_from_standard`)
+    of the published row, of the computed row (NaN where the data is not here),
+    and the rank of each among the four sets when the computed rows replace the
+    published ones (1 = farthest). The earlier work's argument was that Tiny
+    ImageNet ranks first.
+    """
+    def distances(rows: Mapping[str, ChannelStats]) -> pd.Series:
+        index = pd.MultiIndex.from_arrays([list(rows), ["pretrain"] * len(rows)], names=["dataset", "setting"])
+        frame = pd.DataFrame([stats_row(s) for s in rows.values()], index=index, columns=stats_columns(), dtype=float)
+        return distance_from_standard(frame, "pretrain")
+
+    table = pd.DataFrame({"published row": distances(published)})
+    table["computed here (RGB)"] = distances(computed).reindex(table.index) if computed else np.nan
+    table["rank, published rows"] = table["published row"].rank(ascending=False).astype(int)
+    replaced = table["computed here (RGB)"].fillna(table["published row"])
+    table["rank, computed rows where here"] = replaced.rank(ascending=False).astype(int)
+    return table
+
+
+def closest_row_sentence(bgr_rows: pd.DataFrame) -> str:
+    """Which row of :func:`bgr_table1_rows` lies closest to the published one, and by how much."""
+    column = ("max |diff| to published", "")
+    differences = bgr_rows[column].dropna()
+    if differences.empty:
+        return "There is no published row to compare with."
+    closest = differences.idxmin()
+    others = "; ".join(f"{name}: {value:.3f}" for name, value in differences.drop(closest).items())
+    return f"The row closest to the published one is **{closest}**, at most {differences[closest]:.3f} from it ({others})."
+
+
+def model_source_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per model source the runs record (``model_source``): how many runs, and the distinct SHA-256 of the
+    checkpoint file they started from (``model_source_sha256``; first 12 hex digits), so a reader can check
+    that runs compared with each other started from the same weights."""
+    missing = pd.Series("not recorded", index=runs.index)
+    source = runs.get("model_source", missing).fillna("not recorded")
+    digest = runs.get("model_source_sha256", pd.Series(np.nan, index=runs.index))
+    rows = {}
+    for name, group in digest.groupby(source.to_numpy(), sort=True):
+        hashes = sorted(group.dropna().astype(str).unique())
+        rows[name] = {"runs": len(group), "distinct SHA-256": len(hashes), "SHA-256": ", ".join(h[:12] for h in hashes) or "–"}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["runs", "distinct SHA-256", "SHA-256"]).rename_axis("model source")
+
+
+def farthest_sentence(table: pd.DataFrame, dataset: str = "tiny_imagenet_200") -> str:
+    """Where ``dataset`` ranks in :func:`farthest_from_imagenet`'s table, by the published rows and by ours."""
+    if pd.isna(table.loc[dataset, "computed here (RGB)"]):
+        return f"Without `{dataset}`'s images on this machine its rank cannot be recomputed."
+    parts = []
+    for rows, ranks in (("the published rows", table["rank, published rows"]),
+                        ("the rows computed here where the data is", table["rank, computed rows where here"])):
+        farthest = ranks.idxmin()
+        rank = "" if farthest == dataset else f", and `{dataset}` ranks {ranks[dataset]} of {len(table)}"
+        parts.append(f"by {rows} the farthest is `{farthest}`{rank}")
+    return f"{parts[0][0].upper()}{parts[0][1:]}; {parts[1]}."
+
+
+def lowest_in_published(published: pd.DataFrame, setting: str, metric: str = "test_acc") -> tuple[int, int]:
+    """In how many (model, dataset) cells of the published results ``setting`` has the lowest ``metric``, of how many."""
+    values = published[published["metric"] == metric].pivot_table(index=["model", "dataset"], columns="setting", values="value")
+    values = values.dropna(subset=[setting])
+    return int((values[setting] <= values.min(axis=1)).sum()), len(values)

@@ -6,16 +6,34 @@ gate at 1, and "bin" was a second batch norm. :func:`recreated_gate_demo`
 trains the same small network twice, once with that defect and once with our
 layer, and reports where the gates end; :func:`final_gates` reads where the
 gates of real runs ended from their ``bin_gate`` probe.
+
+Its batch norm and its scripts had defects of their own, each reproduced here beside
+ours: running statistics that kept their autograd history
+(:func:`running_stats_history_demo`), a variance correction taken from the evaluation
+batch (:func:`eval_batch_size_demo`), flags read with ``bool(text)``
+(:func:`flag_parsing_table`), a ``sys.path`` hack (:func:`sys_path_edits`), no tests
+(:func:`test_counts`) and a hard-coded batch size (:func:`batch_size_table` counts the
+batch sizes our runs trained with). The defective layers are re-derived from the defects'
+description in ../shared/STUDIES.md (study 2), not copied from that work's code.
 """
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import make_config, parse_override
+from ..errors import ConfigError
+from ..layers._moments import per_channel
 from ..layers.batchinstancenorm import RHO_OPTIM_OVERRIDES, BatchInstanceNorm
+from ..layers.batchnorm import BatchNorm
+from .tables import aggregate_seeds, format_mean_std
 
 
 class RecreatedGateBIN(BatchInstanceNorm):
@@ -83,3 +101,177 @@ def final_gates(probes: pd.DataFrame) -> pd.DataFrame:
     table = last.pivot_table(index="layer", columns="statistic", values="value", aggfunc="mean").reindex(order)
     table["runs"] = last.groupby("layer")["run_id"].nunique().reindex(order)
     return table[["mean", "min", "max", "runs"]]
+
+
+# --- batch norm's running statistics --------------------------------------------------
+
+
+class HistoryKeepingBN(BatchNorm):
+    """The earlier work's defect, reproduced: running statistics updated from the batch moments *with*
+    their autograd history, so each step's running mean hangs on to the graph of every earlier step."""
+
+    def statistics(self, x: torch.Tensor, batch_moments: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.training:
+            return super().statistics(x, batch_moments)
+        mean, var = batch_moments()
+        count = x.numel() // self.num_features
+        m = self.momentum
+        self.running_mean = (1 - m) * self.running_mean + m * mean.flatten()
+        self.running_var = (1 - m) * self.running_var + m * var.flatten() * (count / (count - 1))
+        return mean, var
+
+
+def autograd_nodes(tensor: torch.Tensor) -> int:
+    """How many autograd nodes ``tensor``'s history holds (0 for a tensor without history)."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return len(seen)
+
+
+def running_stats_history_demo(steps: Sequence[int] = (1, 10, 50), lr: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """The autograd nodes the running mean holds after some SGD steps, with the earlier work's defect and with ours.
+
+    A convolution followed by the batch norm, trained on random images; after each
+    count of ``steps``, the size of the running mean's autograd history. With the
+    defect it grows with every step (memory that is never freed, and a graph a
+    later backward pass could run into); ours has none.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    images, labels = torch.randn(32, 3, 8, 8, generator=generator), torch.randint(0, 2, (32,), generator=generator)
+    rows = {}
+    for name, norm in (("the earlier work's bn (history kept)", HistoryKeepingBN), ("ours (bn)", BatchNorm)):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), norm(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        counts = {}
+        for step in range(1, max(steps) + 1):
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step in steps:
+                counts[f"after {step} step{'s' if step > 1 else ''}"] = autograd_nodes(model[1].running_mean)
+        rows[name] = counts
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("autograd nodes behind running_mean")
+
+
+class EvalBatchCorrectionBN(BatchNorm):
+    """The earlier work's defect, reproduced: the running variance kept biased, and made unbiased at evaluation
+    with the *evaluation* batch's count (n / (n - 1), n = its images x H x W) instead of the training batches'."""
+
+    def statistics(self, x: torch.Tensor, batch_moments: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training:
+            mean, var = batch_moments()
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(mean.detach().flatten() * self.momentum)
+                self.running_var.mul_(1 - self.momentum).add_(var.detach().flatten() * self.momentum)
+            return mean, var
+        count = x.numel() // self.num_features
+        return per_channel(self.running_mean, x.ndim), per_channel(self.running_var * (count / (count - 1)), x.ndim)
+
+
+def eval_batch_size_demo(eval_batch_sizes: Sequence[int] = (1, 8, 128), steps: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Evaluation outputs against torch's ``BatchNorm2d``, per evaluation batch size.
+
+    The three layers see the same ``steps`` training batches (32 images of 4
+    channels, 8 x 8), then evaluate the same 128 images in batches of each size.
+    A cell is the largest absolute difference to ``torch.nn.BatchNorm2d``'s
+    evaluation output on those images: an evaluated image must not depend on how
+    many images share its batch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batches = [torch.randn(32, 4, 8, 8, generator=generator) * 2 + 1 for _ in range(steps)]
+    test = torch.randn(128, 4, 8, 8, generator=generator) * 2 + 1
+    layers = {"torch.nn.BatchNorm2d": nn.BatchNorm2d(4), "ours (bn)": BatchNorm(4),
+              "the earlier work's bn (correction by the eval batch)": EvalBatchCorrectionBN(4)}  # fmt: skip
+    with torch.no_grad():
+        for layer in layers.values():
+            for batch in batches:
+                layer.train()(batch)
+        reference = layers["torch.nn.BatchNorm2d"].eval()(test)
+        rows = {}
+        for name, layer in list(layers.items())[1:]:
+            layer.eval()
+            rows[name] = {
+                f"eval batch {size}": float((torch.cat([layer(part) for part in test.split(size)]) - reference).abs().max())
+                for size in eval_batch_sizes
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("max |output - torch's|")
+
+
+# --- the scripts around the layers ---------------------------------------------------------
+
+
+def flag_parsing_table(texts: Sequence[str] = ("True", "False", "false", "0", "no"), key: str = "flip") -> pd.DataFrame:
+    """What a boolean flag given as ``texts`` turns into: ``bool(text)``, as the earlier work read its flags,
+    and ours, ``normtest train --set <key>=<text>`` (read as YAML, validated strictly by the run schema)."""
+    rows = {}
+    for text in texts:
+        name, value = parse_override(f"{key}={text}")
+        try:
+            ours = str(getattr(make_config({name: value}), key))
+        except ConfigError as error:
+            ours = "refused: " + str(error).splitlines()[-1].strip()
+        rows[text] = {"bool(text), the earlier work": bool(text), f"ours, --set {key}=...": ours}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("value given")
+
+
+LIST_MUTATORS = frozenset({"insert", "append", "extend", "remove", "pop", "clear"})
+
+
+def sys_path_edits(package: Path) -> pd.DataFrame:
+    """Every statement under ``package`` (its ``.py`` files) that changes ``sys.path``: file, line and code.
+
+    Found in the syntax tree: assignments to ``sys.path`` and calls of the methods that
+    change a list (``sys.path.insert(0, ...)``, the usual hack). An empty frame means none; its
+    ``attrs["files"]`` holds how many files were read.
+    """
+    files = sorted(Path(package).rglob("*.py"))
+    rows = []
+    for path in files:
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+            method = node.func if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else None
+            mutates = method is not None and method.attr in LIST_MUTATORS and _is_sys_path(method.value)
+            if mutates or any(_is_sys_path(t) for t in targets):
+                rows.append({"file": str(path.relative_to(package)), "line": node.lineno, "code": ast.get_source_segment(source, node)})
+    frame = pd.DataFrame(rows, columns=["file", "line", "code"]).sort_values(["file", "line"], ignore_index=True)
+    frame.attrs["files"] = len(files)
+    return frame
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) and node.value.id == "sys"
+
+
+def test_counts(tests_dir: Path) -> pd.DataFrame:
+    """Per test file under ``tests_dir`` (``test_*.py``): how many test functions it defines (``test_*``)."""
+    counts = {}
+    for path in sorted(Path(tests_dir).glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        counts[path.name] = sum(
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_") for node in ast.walk(tree)
+        )
+    return pd.Series(counts, name="tests", dtype=int).rename_axis("file").to_frame()
+
+
+test_counts.__test__ = False  # pytest: a function named test_* here is not a test
+
+
+def batch_size_table(runs: pd.DataFrame, metric: str, variant: str = "norm_layer") -> pd.DataFrame:
+    """Per variant and batch size among complete ``runs``: ``metric`` in percent, mean ± std over seeds (n).
+
+    The earlier work's batch size was hard-coded, so its batch-size results could
+    not be run from its code; a cell here is runs that did.
+    """
+    stats = aggregate_seeds(runs.assign(_value=pd.to_numeric(runs[metric], errors="coerce") * 100), "_value", [variant, "batch_size"])
+    cells = stats.apply(lambda row: format_mean_std(row["mean"], row["std"], row["n"]), axis=1)
+    table = cells.unstack("batch_size")
+    table.columns = [f"batch {int(size)}" for size in table.columns]
+    return table.fillna("–")

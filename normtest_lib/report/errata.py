@@ -1,0 +1,97 @@
+"""The errata chapter's plumbing: which runs of each study it reads, and what an entry says without evidence.
+
+The errata chapter (``notebooks/errata.ipynb``) reads the runs of all three studies.
+Each study is read in one profile: the first of the preferred ones (``local``, the
+real-data runs committed under ``results/``, then ``smoke``) that has complete runs,
+else the study's fullest profile, as the study chapters fall back. An entry whose
+evidence cannot be computed on this machine (no runs of its study, no data set)
+glues a plain sentence saying so in place of its table, so that the page keeps
+every ``{glue:}`` reference and tells the reader what is missing and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pandas as pd
+from IPython.display import Markdown
+
+from .paired import paired_differences
+from .results import fullest_profile
+from .sentences import paired_sentence
+
+
+@dataclass(frozen=True)
+class StudyRuns:
+    """The complete runs of one study in the one profile the errata chapter reads."""
+
+    study: str
+    profile: str | None  # None: the study has no complete run anywhere
+    complete: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.complete)
+
+    def describe(self) -> str:
+        """"the 27 complete runs of `normalization_layers` (profile `local`)", or that there are none."""
+        if self.profile is None:
+            return f"no complete runs of `{self.study}` (run `normtest run params/{self.study}.yml --profile smoke`)"
+        runs = "run" if len(self) == 1 else "runs"
+        return f"the {len(self)} complete {runs} of `{self.study}` (profile `{self.profile}`)"
+
+
+def pick_profile(runs: pd.DataFrame, study: str, preferred: Sequence[str]) -> str | None:
+    """The first of ``preferred`` with complete runs of ``study``, else its fullest profile; None without any."""
+    if runs.empty:
+        return None
+    complete = runs[(runs["study"] == study) & (runs["status"] == "complete")]
+    if complete.empty:
+        return None
+    for profile in preferred:
+        if (complete["profile"] == profile).any():
+            return profile
+    return fullest_profile(runs, study)
+
+
+def study_runs(runs: pd.DataFrame, study: str, preferred: Sequence[str]) -> StudyRuns:
+    """:class:`StudyRuns` of ``study`` from a :func:`~normtest_lib.report.results.collect_runs` frame."""
+    profile = pick_profile(runs, study, preferred)
+    if profile is None:
+        return StudyRuns(study, None, runs.iloc[0:0])
+    chosen = runs[(runs["study"] == study) & (runs["profile"] == profile) & (runs["status"] == "complete")]
+    return StudyRuns(study, profile, chosen)
+
+
+def not_here(reason: str) -> Markdown:
+    """What an entry glues where its evidence would be, when this machine cannot compute it: ``reason``, plainly."""
+    return Markdown(f"*Not computed here:* {reason}")
+
+
+def missing_data(roots: Mapping[str, str]) -> Markdown:
+    """:func:`not_here` for evidence that needs the training split of data sets absent from this machine."""
+    listed = ", ".join(f"`{name}` (expected in `{root}`)" for name, root in roots.items())
+    verb = "is" if len(roots) == 1 else "are"
+    return not_here(f"this needs the training split of {listed}, which {verb} not on this machine; `make data` extracts it.")
+
+
+def data_sentence(present: Mapping[str, str], missing: Mapping[str, str]) -> str:
+    """Which data sets' training splits the chapter read, and which it looked for and did not find."""
+    read = ", ".join(f"`{name}` (`{root}`)" for name, root in present.items()) or "none"
+    sentence = f"Training splits read on this machine: {read}."
+    if missing:
+        absent = ", ".join(f"`{name}` (`{root}`)" for name, root in missing.items())
+        sentence += f" Not on this machine (run `make data`): {absent}; the evidence that needs them says so where it would be."
+    return sentence
+
+
+def paired_text(runs: pd.DataFrame, metric: str, compare: str, baseline: str, index: Sequence[str]) -> str:
+    """The paired-difference sentence of ``runs`` against ``baseline`` (by seed, per group of ``index``: at least
+    one column), or a sentence saying there is nothing to pair. Index levels with one value are left out of the names."""
+    if runs.empty or compare not in runs or not (runs[compare] == baseline).any():
+        return f"There are no complete `{baseline}` runs here to pair with."
+    differences = paired_differences(runs, metric, compare, baseline, list(index))
+    constant = [level for level in index if differences.index.get_level_values(level).nunique() <= 1]
+    if constant and len(constant) < differences.index.nlevels:
+        differences = differences.droplevel(constant)
+    return paired_sentence(differences, compare, baseline)

@@ -1,0 +1,60 @@
+"""The errata chapter's plumbing: which profile of each study it reads, and what it says without evidence."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from normtest_lib.report import errata
+
+
+def runs_frame(*rows: tuple[str, str, str]) -> pd.DataFrame:
+    """(study, profile, status) rows, one run each, with a seed and an accuracy."""
+    return pd.DataFrame([
+        {"study": study, "profile": profile, "status": status, "run_id": f"r{i}", "seed": i, "setting": "a",
+         "acc": 0.5}
+        for i, (study, profile, status) in enumerate(rows)
+    ])  # fmt: skip
+
+
+def test_the_first_preferred_profile_with_complete_runs_is_read_else_the_fullest():
+    runs = runs_frame(("s", "local", "failed"), ("s", "smoke", "complete"), ("s", "paper", "complete"),
+                      ("s", "paper", "complete"), ("t", "local", "complete"))  # fmt: skip
+    assert errata.pick_profile(runs, "s", ("local", "smoke")) == "smoke"  # local has no complete run of s
+    assert errata.pick_profile(runs, "s", ("local",)) == "paper"  # the fullest
+    assert errata.pick_profile(runs, "t", ("local", "smoke")) == "local"
+    assert errata.pick_profile(runs, "u", ("local",)) is None
+    assert errata.pick_profile(runs.iloc[0:0], "s", ("local",)) is None
+
+
+def test_study_runs_hold_the_complete_runs_of_the_profile_and_describe_them():
+    runs = runs_frame(("s", "local", "complete"), ("s", "local", "failed"), ("s", "smoke", "complete"))
+    read = errata.study_runs(runs, "s", ("local", "smoke"))
+    assert (read.profile, len(read)) == ("local", 1)
+    assert read.describe() == "the 1 complete run of `s` (profile `local`)"
+    none = errata.study_runs(runs, "u", ("local",))
+    assert none.profile is None and len(none) == 0
+    assert "no complete runs of `u`" in none.describe() and "params/u.yml" in none.describe()
+
+
+def test_what_an_entry_says_without_its_data():
+    assert errata.not_here("because.").data == "*Not computed here:* because."
+    text = errata.missing_data({"tiny_imagenet_200": "data/tiny"}).data
+    assert "`tiny_imagenet_200` (expected in `data/tiny`), which is not on this machine" in text and "make data" in text
+    assert "which are not" in errata.missing_data({"a": "x", "b": "y"}).data
+    sentence = errata.data_sentence({"cifar10-jpeg": "data/c"}, {"tiny_imagenet_200": "data/t"})
+    assert sentence.startswith("Training splits read on this machine: `cifar10-jpeg` (`data/c`).")
+    assert "Not on this machine (run `make data`): `tiny_imagenet_200` (`data/t`)" in sentence
+    assert "Not on this machine" not in errata.data_sentence({"a": "x"}, {})
+
+
+def test_paired_text_pairs_by_seed_and_drops_index_levels_with_one_value():
+    runs = pd.DataFrame({
+        "setting": ["base", "base", "other", "other"], "seed": [0, 1, 0, 1], "group": ["g"] * 4,
+        "status": ["complete"] * 4, "acc": [0.5, 0.6, 0.4, 0.5],
+    })  # fmt: skip
+    text = errata.paired_text(runs, "acc", "setting", "base", ["group"])
+    assert "`other` -10.0 [-10.0, -10.0]" in text and "group" not in text
+    assert errata.paired_text(runs[runs["setting"] == "other"], "acc", "setting", "base", ["group"]) == (
+        "There are no complete `base` runs here to pair with."
+    )
+    assert "no complete `base`" in errata.paired_text(runs.iloc[0:0], "acc", "setting", "base", ["group"])
