@@ -2,8 +2,10 @@
 
 "Table 1" is the earlier work's table of per-channel mean and std after an
 input normalization setting; here every setting gets its rows. Every number is
-computed from images (:mod:`normtest_lib.stats`); published values are only
-set beside them.
+computed from images (:mod:`normtest_lib.stats`), live or earlier into a
+committed record (:mod:`normtest_lib.stats.record`, the ``records_*`` functions);
+published values are only set beside them. Tables that can hold real and
+synthetic rows carry a ``data`` level (:func:`label_data`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from ..input_norm import SETTINGS
 from ..stats.channel import ChannelStats
 from ..stats.normalized import affine_stats, stats_after_settings
-from ..stats.record import REAL, SYNTHETIC, StatisticsRecord
+from ..stats.record import CHANNEL_ORDER, REAL, SYNTHETIC, StatisticsRecord
 from ..stats.reference import IMAGENET, PUBLISHED_TABLE1, published_for
 
 CHANNELS = ("R", "G", "B")
@@ -207,7 +209,7 @@ def records_provenance(records: Mapping[str, StatisticsRecord]) -> pd.DataFrame:
             "of": record.n_images_in_split,
             "sample": sample,
             "size": "x".join(str(v) for v in record.image_size),
-            "channels": "RGB",
+            "channels": CHANNEL_ORDER,
             "published as": record.published_as or "",
             "commit": (record.computed_with.get("git_commit") or "unknown")[:12],
             "torch": record.computed_with.get("torch", "unknown"),
