@@ -1,6 +1,6 @@
 """The ``normtest`` command line: one sub-command per way of working.
 
-    normtest stats DATASET --root DIR [--json]
+    normtest stats DATASET --root DIR [--json] [--out FOLDER]
     normtest train --out DIR [-f PARAMS.yml] [--set key=value ...]
     normtest pretrain --out DIR [-f PARAMS.yml] [--set key=value ...]
     normtest run PARAMS.yml --profile P [--executor local|dask] [--workers N] [--dry-run]
@@ -24,35 +24,33 @@ from .errors import NormtestError
 
 
 def _stats_command(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .input_norm import SETTINGS
-    from .stats.normalized import normalized_stats
-    from .stats.reference import IMAGENET
-    from .stats.channel import channel_stats, format_triplet
+    from .stats.channel import format_triplet
+    from .stats.record import compute_record, write_record
 
-    dataset = load_dataset(args.dataset, args.root, download=args.download)
-    images = dataset.split(args.split).images
-    stats = channel_stats(images)
-    normalized = {
-        # `pretrain` means ImageNet's statistics here: the source of torchvision's checkpoints.
-        setting: normalized_stats(images, setting, finetune_stats=stats, pretrain_stats=IMAGENET, raw_stats=stats)
-        for setting in SETTINGS
-    }
+    # `pretrain` means ImageNet's statistics here: the source of torchvision's checkpoints.
+    record = compute_record(
+        args.dataset, args.root, name=args.name, published_as=args.published, split=args.split,
+        max_images=args.max_images, seed=args.seed, download=args.download,
+    )
+    written = write_record(record, args.out) if args.out else None
     if args.json:
         print(json.dumps({
             "dataset": args.dataset,
             "split": args.split,
-            "n_images": stats.n_images,
-            "mean": list(stats.mean),
-            "std": list(stats.std),
-            "normalized": {name: {"mean": list(s.mean), "std": list(s.std)} for name, s in normalized.items()},
+            "n_images": record.n_images,
+            "mean": list(record.stats.mean),
+            "std": list(record.stats.std),
+            "normalized": {name: {"mean": list(s.mean), "std": list(s.std)} for name, s in record.table1.items()},
         }))
-        return 0
-    print(f"{args.dataset} ({args.split}, {stats.n_images} images, {dataset.native_size[0]}x{dataset.native_size[1]})")
-    print(f"  mean {format_triplet(stats.mean)}  std {format_triplet(stats.std)}")
-    print("  after each input normalization setting (pretrain = ImageNet statistics):")
-    for name, s in normalized.items():
-        print(f"    {name:9s} mean {format_triplet(s.mean, 3)}  std {format_triplet(s.std, 3)}")
+    else:
+        height, width = record.image_size
+        print(f"{args.dataset} ({args.split}, {record.n_images} images, {height}x{width})")
+        print(f"  mean {format_triplet(record.stats.mean)}  std {format_triplet(record.stats.std)}")
+        print("  after each input normalization setting (pretrain = ImageNet statistics):")
+        for name, s in record.table1.items():
+            print(f"    {name:9s} mean {format_triplet(s.mean, 3)}  std {format_triplet(s.std, 3)}")
+    if written is not None:
+        print(f"wrote {written} ({record.seconds:.0f} s)", file=sys.stderr)
     return 0
 
 
@@ -185,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--split", default="train", choices=["train", "test"])
     stats.add_argument("--download", action="store_true", help="allow downloading the official files")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.add_argument(
+        "--out", metavar="FOLDER", help="also write the record FOLDER/<name>.json (the book reads results/dataset_statistics/local/)"
+    )
+    stats.add_argument("--name", help="the record's name (default: the data set's; an imagefolder's folder name)")
+    stats.add_argument("--published", metavar="DATASET", help="published statistics to compare with (e.g. cifar10)")
+    stats.add_argument("--max-images", type=int, default=None, help="a seeded sample of this many images (default: all)")
+    stats.add_argument("--seed", type=int, default=0, help="the sample's seed")
     stats.set_defaults(handler=_stats_command)
 
     train = commands.add_parser("train", help="train one run into a folder (resumes if interrupted)")

@@ -442,3 +442,31 @@ def test_a_study_report_without_complete_runs_becomes_a_placeholder_page(tmp_pat
     assert not ran and page.is_file()
     assert "normtest run params/my_study.yml --profile smoke" in page.read_text()
     assert "placeholder" in messages[0]
+
+
+def test_report_digest_follows_every_file_of_the_folders_a_report_reads(tmp_path):
+    template = tmp_path / "report.ipynb"
+    template.write_text("{}")
+    reads = [tmp_path / "results" / "dataset_statistics"]
+    absent = book.report_digest(template, {}, [], (), reads)
+    assert absent == book.report_digest(template, {}, [], ())  # a folder not there reads as nothing
+    record = reads[0] / "local" / "cifar10-jpeg.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"format": 1}')
+    digest = book.report_digest(template, {}, [], (), reads)
+    assert digest != absent
+    record.write_text('{"format": 1, "n_images": 2}')
+    assert book.report_digest(template, {}, [], (), reads) != digest
+
+
+def test_reports_that_read_committed_statistics_get_the_results_root(tmp_path, monkeypatch):
+    executed = []
+    monkeypatch.setattr(book, "_execute_notebook", lambda template, chapter, parameters, cwd: executed.append(parameters))
+    template = tmp_path / "notebooks" / "stats.ipynb"
+    template.parent.mkdir()
+    template.write_text("{}")
+    report = Report(template="notebooks/stats.ipynb", chapter="stats", reads=("dataset_statistics",))
+    assert book.execute_report(report, tmp_path, tmp_path / "book", tmp_path / "runs", tmp_path / "results", lambda _: None)
+    assert executed == [{"results_root": "results"}]  # relative to the project, and no runs_root
+    datasets = {r.chapter: r.reads for r in book.REPORTS}
+    assert datasets["dataset_statistics"] == datasets["input_normalization"] == ("dataset_statistics",)

@@ -15,6 +15,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "input_normalization"
 PRETRAIN_ID = "0123456789ab"
+LOCAL_PRETRAIN_STATS = {"mean": [0.48, 0.45, 0.40], "std": [0.28, 0.27, 0.28], "n_images": 100}
 ACCURACY = {"finetune": 0.70, "pretrain": 0.69, "instance": 0.60, "unit": 0.68, "minmax": 0.66}
 
 
@@ -29,7 +30,7 @@ def write_run(folder: Path, params: dict, summary: dict, test_acc: bool) -> None
 
 def fabricate_local_profile(root: Path) -> None:
     profile = root / STUDY / "local"
-    stats = {"mean": [0.48, 0.45, 0.40], "std": [0.28, 0.27, 0.28], "n_images": 100}
+    stats = LOCAL_PRETRAIN_STATS
     write_run(profile / PRETRAIN_ID, {"model": "small", "dataset": "tiny_imagenet_200", "input_size": 32, "epochs": 10,
                                       "pretrained": "none", "seed": 0},
               {"test_acc_at_best_val": 0.25, "best_val_acc": 0.26, "input_size": 32}, test_acc=True)
@@ -80,10 +81,37 @@ def test_the_chapter_runs_on_partial_results_and_without_tiny_imagenet(tmp_path,
     fabricate_local_profile(tmp_path / "results")
     write_imagefolder(tmp_path / "data" / "cifar10-jpeg")
     text = execute_chapter(STUDY, tmp_path)
-    assert "Not on this machine (run `make data`): tiny_imagenet_200" in text
+    assert "Images not on this machine (run `make data`; the errata below need them): tiny_imagenet_200" in text
+    assert "computed from images here: cifar10-jpeg." in text  # no committed statistics in this project
     assert "pretrained in this profile on `tiny_imagenet_200` at 32 px for 10 epochs" in text
     # instance is 10 points under finetune in every seed: the generated sentence must say it exceeds the spread.
     assert "`instance` -10.0 [-10.0, -10.0]" in text
     assert "`finetune, stats from 10` (train_images 450) +2.0" in text and "(train_images 45000) +2.0" not in text
     assert "81.0" not in text  # no typed-in number from elsewhere
     assert "finetune, stats from 10" in text
+
+
+@pytest.mark.slow
+def test_without_images_table1_comes_from_the_committed_statistics(tmp_path, monkeypatch):
+    from test_dataset_statistics_chapter import fabricate_statistics
+
+    from normtest_lib.report import stats_tables
+    from normtest_lib.stats.channel import ChannelStats
+    from normtest_lib.stats.reference import PUBLISHED_TABLE1
+
+    monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path / "cache"))
+    fabricate_local_profile(tmp_path / "results")
+    records = fabricate_statistics(tmp_path)
+    assert not (tmp_path / "data").exists()  # a fresh clone: no images, only committed results
+    text = execute_chapter(STUDY, tmp_path)
+    assert "Read from `results/dataset_statistics/local`: cifar10-jpeg, tiny_imagenet_200; computed from images here: none." in text
+    # The published row stands beside the committed one, with the difference.
+    assert f"{PUBLISHED_TABLE1['tiny_imagenet_200'].mean[0]:.2f}" in text and "difference" in text
+    # This profile's Table 1 under the pretraining run's statistics, from the record alone.
+    glued = {o["metadata"]["scrapbook"]["name"]: o["data"] for cell in json.loads(text) if cell["cell_type"] == "code"
+             for o in cell["outputs"] if "scrapbook" in o.get("metadata", {})}
+    local = glued["table1_local"]["application/papermill.record/text/html"]
+    recorded = ChannelStats.from_dict(LOCAL_PRETRAIN_STATS)
+    expected = stats_tables.records_table1_frame({"cifar10-jpeg": records["cifar10-jpeg"]}, pretrain_stats=recorded)
+    for value in expected.loc[("cifar10-jpeg", "pretrain")]:
+        assert f"{round(value, 2) + 0.0:.2f}" in local

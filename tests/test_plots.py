@@ -12,7 +12,7 @@ from normtest_lib.report.colours import FIXED
 from normtest_lib.input_norm import SETTINGS, make_normalizer
 from normtest_lib.stats.normalized import normalized_stats
 from normtest_lib.stats.reference import IMAGENET
-from normtest_lib.stats.channel import channel_stats
+from normtest_lib.stats.channel import channel_stats, level_counts
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +127,28 @@ def test_pixel_histograms_one_panel_per_data_set_three_channel_lines():
         for ax in fig.axes:
             assert len(drawn_lines(ax)) == 3
             assert "after " + setting in ax.get_xlabel()
+
+
+@pytest.mark.parametrize("setting", ["unit", "pretrain", "finetune"])
+def test_level_histograms_draw_from_counts_what_pixel_histograms_draw_from_pixels(setting):
+    images = {"a": random_images(20, 6), "b": random_images(20, 7, 30, 220)}
+    own = {name: channel_stats(x) for name, x in images.items()}
+    from_pixels = plots.pixel_histograms(images, setting, finetune_stats=own)
+    from_counts = plots.level_histograms({n: level_counts(x) for n, x in images.items()}, setting, own, data="real data")
+    assert from_counts._suptitle.get_text() == f"Real data: pixel values after {setting}"
+    assert len(from_counts.axes) == 2
+    for ax_pixels, ax_counts in zip(from_pixels.axes, from_counts.axes):
+        assert len(drawn_lines(ax_counts)) == len(drawn_lines(ax_pixels)) == 3
+        for line_pixels, line_counts in zip(drawn_lines(ax_pixels), drawn_lines(ax_counts)):
+            np.testing.assert_allclose(line_counts.get_xydata(), line_pixels.get_xydata())
+    with pytest.raises(ValueError, match="not pointwise"):
+        plots.level_histograms({"a": level_counts(images["a"])}, "instance", own)
+
+
+def test_figure_titles_say_which_data_they_show():
+    images = {"a": random_images(2, 8)}
+    stats = {"a": channel_stats(images["a"])}
+    gallery = plots.normalization_gallery(images, ["unit"], finetune_stats=stats, data="synthetic data")
+    assert gallery._suptitle.get_text().startswith("Synthetic data: input normalization settings")
+    histograms = plots.pixel_histograms(images, "unit", data="synthetic data")
+    assert histograms._suptitle.get_text() == "Synthetic data: pixel values after unit"

@@ -55,12 +55,16 @@ class Report:
     the rest); ``studies`` names the run folders (``<root>/<study>/``) whose
     ``summary.json`` and ``history.csv`` it reads: their content is part of the
     stamp, and ``runs_root``/``results_root`` are passed to it as parameters.
+    ``reads`` names other folders under ``results_root`` whose files it reads
+    (the committed data set statistics): every file's content is part of the
+    stamp, and ``results_root`` is passed.
     """
 
     template: str
     chapter: str
     parameters: dict[str, Any] = field(default_factory=dict)
     studies: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
 
 
 # The one list of report notebooks; a study's report is added here with its studies.
@@ -68,9 +72,10 @@ REPORTS: tuple[Report, ...] = (
     # The landing page: each study's answer, from the same runs as the study chapters below.
     Report(template="notebooks/findings.ipynb", chapter="findings",
            studies=("input_normalization", "normalization_layers", "convnorm_label_noise")),
-    Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics"),
+    Report(template="notebooks/dataset_statistics.ipynb", chapter="dataset_statistics", reads=("dataset_statistics",)),
     Report(template="notebooks/grid_report.ipynb", chapter="quickstart", parameters={"study": "quickstart"}, studies=("quickstart",)),
-    Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",)),
+    Report(template="notebooks/input_normalization.ipynb", chapter="input_normalization", studies=("input_normalization",),
+           reads=("dataset_statistics",)),
     Report(template="notebooks/normalization_layers.ipynb", chapter="normalization_layers", studies=("normalization_layers",)),
     Report(template="notebooks/convnorm_label_noise.ipynb", chapter="convnorm_label_noise", studies=("convnorm_label_noise",)),
     # The errata of all three studies' earlier works, with evidence from their runs; the study chapters link to it.
@@ -171,6 +176,8 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
     placeholder = chapter.with_suffix(".md")
     stamp = chapter.with_suffix(".stamp.json")
     parameters = dict(report.parameters)
+    if report.reads:
+        parameters.update(results_root=str(relative_path(results_root, project)))
     if report.studies:
         # Relative to the project, where the notebook runs: a chapter shows no folder of the machine.
         parameters.update(
@@ -184,7 +191,7 @@ def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Pat
             _write_if_changed(placeholder, _placeholder_page(report))
             return False
     placeholder.unlink(missing_ok=True)
-    digest = report_digest(template, parameters, report.studies, (runs_root, results_root))
+    digest = report_digest(template, parameters, report.studies, (runs_root, results_root), _read_folders(report, results_root))
     if chapter.is_file() and stamp.is_file() and _read_stamp(stamp) == digest:
         log(f"{report.chapter}: unchanged, not re-executed")
         return False
@@ -263,8 +270,10 @@ def _read_stamp(path: Path) -> str | None:
         return None
 
 
-def report_digest(template: Path, parameters: dict[str, Any], studies: Iterable[str], roots: Iterable[Path]) -> str:
-    """A hash of everything a report's output depends on."""
+def report_digest(
+    template: Path, parameters: dict[str, Any], studies: Iterable[str], roots: Iterable[Path], reads: Iterable[Path] = ()
+) -> str:
+    """A hash of everything a report's output depends on; ``reads``: folders whose every file counts."""
     digest = hashlib.sha256()
     digest.update(template.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
@@ -275,7 +284,16 @@ def report_digest(template: Path, parameters: dict[str, Any], studies: Iterable[
                 if path.name in DIGESTED_RUN_FILES:
                     digest.update(str(path.relative_to(root)).encode())
                     digest.update(path.read_bytes())
+    for folder in reads:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                digest.update(str(path.relative_to(folder)).encode())
+                digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _read_folders(report: Report, results_root: Path) -> list[Path]:
+    return [results_root / folder for folder in report.reads]
 
 
 def library_digest() -> str:

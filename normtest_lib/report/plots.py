@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ..input_norm import make_normalizer
 from ..stats.reference import IMAGENET
-from ..stats.channel import ChannelStats, channel_stats
+from ..stats.channel import ChannelStats, channel_stats, level_counts
 from .colours import palette_for
 from .study_plots import _as_percent, metric_label
 
@@ -103,6 +103,7 @@ def normalization_gallery(
     settings: Sequence[str],
     finetune_stats: Mapping[str, ChannelStats],
     pretrain_stats: ChannelStats = IMAGENET,
+    data: str | None = None,
 ) -> Figure:
     """The same images under each setting: one row per setting, a group of columns per data set.
 
@@ -110,7 +111,8 @@ def normalization_gallery(
     show; ``finetune_stats`` maps it to the statistics of its whole training
     split (what ``finetune`` standardizes with and ``center`` subtracts). For
     display every output is mapped to [0, 1] per image (:func:`display_range`);
-    the figure's title says so, and so should any caption.
+    the figure's title says so, and so should any caption. ``data`` (``real
+    data``, ``synthetic data``) starts the title.
     """
     columns = [(name, i) for name, images in images_by_dataset.items() for i in range(images.shape[0])]
     fig, axes = plt.subplots(
@@ -128,7 +130,7 @@ def normalization_gallery(
                 if row == 0 and i == 0:
                     ax.set_title(name, loc="left", fontsize="small")
         axes[row][0].set_ylabel(setting, rotation=0, ha="right", va="center")
-    fig.suptitle(f"input normalization settings ({GALLERY_NOTE})", fontsize="medium")
+    fig.suptitle(_titled(data, f"input normalization settings ({GALLERY_NOTE})"), fontsize="medium")
     return fig
 
 
@@ -142,25 +144,38 @@ def channel_densities(images: torch.Tensor, setting: str, normalize, bins: int, 
     """Tidy (value, density, channel) of each channel of uint8 ``images`` after ``normalize``.
 
     A pointwise ``setting`` gets the exact density of each of the 256 levels
-    (count / (pixels x level spacing)); any other gets ``bins`` equal bins over
+    (:func:`level_densities`); any other gets ``bins`` equal bins over
     ``value_range``. Either way the density integrates to 1 over the values.
     """
-    per_channel = images.transpose(0, 1).reshape(3, -1)
-    total = per_channel.shape[1]
     if setting in POINTWISE_SETTINGS:
-        probe = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16).contiguous()
-        level_values = normalize(probe).reshape(3, 256).to(torch.float64)
-        spacing = (level_values[:, 1] - level_values[:, 0]).view(3, 1)
-        counts = torch.stack([torch.bincount(channel.to(torch.int64), minlength=256) for channel in per_channel])
-        x, density = level_values.numpy(), (counts / (total * spacing)).numpy()
-    else:
-        low, high = value_range
-        width = (high - low) / bins
-        values = normalize(images).transpose(0, 1).reshape(3, -1)
-        # histc (equal bins) is far faster than histogram with explicit edges.
-        counts = torch.stack([torch.histc(channel, bins=bins, min=low, max=high) for channel in values])
-        centres = low + width * (np.arange(bins) + 0.5)
-        x, density = np.tile(centres, (3, 1)), (counts.to(torch.float64) / (total * width)).numpy()
+        return level_densities(level_counts(images), normalize)
+    total = images.shape[0] * images.shape[2] * images.shape[3]
+    low, high = value_range
+    width = (high - low) / bins
+    values = normalize(images).transpose(0, 1).reshape(3, -1)
+    # histc (equal bins) is far faster than histogram with explicit edges.
+    counts = torch.stack([torch.histc(channel, bins=bins, min=low, max=high) for channel in values])
+    centres = low + width * (np.arange(bins) + 0.5)
+    x, density = np.tile(centres, (3, 1)), (counts.to(torch.float64) / (total * width)).numpy()
+    return _tidy_densities(x, density)
+
+
+def level_densities(counts: torch.Tensor, normalize) -> pd.DataFrame:
+    """Tidy (value, density, channel) from level counts (3, 256) through a pointwise ``normalize``.
+
+    Each of the 256 levels is drawn where ``normalize`` sends it, with density
+    count / (pixels x level spacing). Counts are all a pointwise setting's
+    histogram needs, so a committed record draws it without its images.
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    probe = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16).contiguous()
+    level_values = normalize(probe).reshape(3, 256).to(torch.float64)
+    spacing = (level_values[:, 1] - level_values[:, 0]).view(3, 1)
+    total = counts.sum(dim=1, keepdim=True)
+    return _tidy_densities(level_values.numpy(), (counts / (total * spacing)).numpy())
+
+
+def _tidy_densities(x: np.ndarray, density: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"value": x.ravel(), "density": density.ravel(), "channel": np.repeat(list(CHANNEL_COLOURS), x.shape[1])})
 
 
@@ -170,13 +185,15 @@ def pixel_histograms(
     finetune_stats: Mapping[str, ChannelStats] | None = None,
     pretrain_stats: ChannelStats = IMAGENET,
     bins: int = 64,
+    data: str | None = None,
 ) -> Figure:
     """Per-channel pixel histograms, one panel per data set, after ``setting``.
 
     ``images_by_dataset`` maps a name to uint8 images (a sample is plenty).
     ``finetune`` and ``center`` use ``finetune_stats[name]``, by default the
     statistics of the images given. Panels share their x axis, so the sets
-    compare at a glance.
+    compare at a glance. ``data`` (``real data``, ``synthetic data``) is the
+    figure's title.
     """
     normalizers = {}
     for name, images in images_by_dataset.items():
@@ -188,20 +205,59 @@ def pixel_histograms(
     if setting not in POINTWISE_SETTINGS:
         extremes = [normalizers[n](x).aminmax() for n, x in images_by_dataset.items()]
         value_range = (min(float(e.min) for e in extremes), max(float(e.max) for e in extremes))
+    tidies = {
+        name: channel_densities(images, setting, normalizers[name], bins, value_range)
+        for name, images in images_by_dataset.items()
+    }
+    return _histogram_panels(tidies, setting, data)
+
+
+def level_histograms(
+    counts_by_dataset: Mapping[str, torch.Tensor],
+    setting: str,
+    finetune_stats: Mapping[str, ChannelStats],
+    pretrain_stats: ChannelStats = IMAGENET,
+    data: str | None = None,
+) -> Figure:
+    """:func:`pixel_histograms` from level counts (3, 256) per data set, for a pointwise ``setting``.
+
+    What the book draws from committed records (``normtest_lib.stats.record``),
+    whose images a fresh clone does not have. ``finetune_stats[name]`` is the
+    set's own statistics (``finetune``, ``center``).
+    """
+    if setting not in POINTWISE_SETTINGS:
+        raise ValueError(f"setting {setting!r} is not pointwise; level counts draw only {', '.join(POINTWISE_SETTINGS)}")
+    tidies = {
+        name: level_densities(
+            counts, make_normalizer(setting, finetune_stats=finetune_stats.get(name), pretrain_stats=pretrain_stats)
+        )
+        for name, counts in counts_by_dataset.items()
+    }
+    return _histogram_panels(tidies, setting, data)
+
+
+def _histogram_panels(tidies: Mapping[str, pd.DataFrame], setting: str, data: str | None) -> Figure:
     import seaborn as sns
 
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(
-            1, len(normalizers), figsize=(3.6 * len(normalizers), 2.8), sharex=True, squeeze=False, layout="constrained"
+            1, len(tidies), figsize=(3.6 * len(tidies), 2.8 + (0.3 if data else 0)), sharex=True, squeeze=False,
+            layout="constrained",
         )
-        for ax, (name, images) in zip(axes[0], images_by_dataset.items()):
-            tidy = channel_densities(images, setting, normalizers[name], bins, value_range)
+        for ax, (name, tidy) in zip(axes[0], tidies.items()):
             sns.lineplot(data=tidy, x="value", y="density", hue="channel", palette=CHANNEL_COLOURS, ax=ax, errorbar=None)
             ax.set_title(name)
             ax.set_xlabel(f"pixel value after {setting}")
             if ax is not axes[0][-1] and ax.get_legend() is not None:
                 ax.get_legend().remove()
+        if data:
+            fig.suptitle(_titled(data, f"pixel values after {setting}"), fontsize="medium")
     return fig
+
+
+def _titled(data: str | None, title: str) -> str:
+    """``title`` led by its data label (``Real data: ...``), so real and synthetic never look alike."""
+    return f"{data[:1].upper()}{data[1:]}: {title}" if data else title
 
 
 def message_figure(message: str) -> Figure:

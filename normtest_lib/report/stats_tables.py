@@ -2,8 +2,10 @@
 
 "Table 1" is the earlier work's table of per-channel mean and std after an
 input normalization setting; here every setting gets its rows. Every number is
-computed from images (:mod:`normtest_lib.stats`); published values are only
-set beside them.
+computed from images (:mod:`normtest_lib.stats`), live or earlier into a
+committed record (:mod:`normtest_lib.stats.record`, the ``records_*`` functions);
+published values are only set beside them. Tables that can hold real and
+synthetic rows carry a ``data`` level (:func:`label_data`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pandas as pd
 import torch
 
 from ..input_norm import SETTINGS
-from ..stats.channel import ChannelStats, channel_stats
-from ..stats.normalized import normalized_stats
+from ..stats.channel import ChannelStats
+from ..stats.normalized import affine_stats, stats_after_settings
+from ..stats.record import CHANNEL_ORDER, REAL, SYNTHETIC, StatisticsRecord
 from ..stats.reference import IMAGENET, PUBLISHED_TABLE1, published_for
 
 CHANNELS = ("R", "G", "B")
@@ -85,20 +88,26 @@ def table1_frame(
     set's own statistics (computed once here), ``pretrain`` ``pretrain_stats``
     (ImageNet's, as published). Rows (dataset, setting), columns (statistic, channel).
     """
-    rows, labels = [], []
-    for name, images in images_by_dataset.items():
-        own = channel_stats(images)
-        for setting in settings:
-            stats = normalized_stats(images, setting, finetune_stats=own, pretrain_stats=pretrain_stats)
-            rows.append(stats_row(stats))
-            labels.append((name, setting))
+    return _table1_from_stats(
+        {name: stats_after_settings(images, settings, pretrain_stats) for name, images in images_by_dataset.items()}
+    )
+
+
+def _table1_from_stats(rows_by_dataset: Mapping[str, Mapping[str, ChannelStats]]) -> pd.DataFrame:
+    labels = [(name, setting) for name, rows in rows_by_dataset.items() for setting in rows]
+    rows = [stats_row(rows_by_dataset[name][setting]) for name, setting in labels]
     return pd.DataFrame(rows, index=_pairs_index(labels, ["dataset", "setting"]), columns=stats_columns(), dtype=float)
 
 
-def published_table1_frame(datasets: Sequence[str]) -> pd.DataFrame:
-    """The published Table 1 rows (setting ``pretrain``) of those ``datasets`` that have one."""
-    labels = [(name, "pretrain") for name in datasets if name in PUBLISHED_TABLE1]
-    rows = [stats_row(PUBLISHED_TABLE1[name]) for name, _ in labels]
+def published_table1_frame(datasets: Sequence[str] | Mapping[str, str | None]) -> pd.DataFrame:
+    """The published Table 1 rows (setting ``pretrain``) of those ``datasets`` that have one.
+
+    ``datasets`` are registry names, or a mapping of the names to show to the
+    names published (``{"cifar10-jpeg": "cifar10"}``).
+    """
+    published_as = dict(datasets) if isinstance(datasets, Mapping) else {name: name for name in datasets}
+    labels = [(name, "pretrain") for name, source in published_as.items() if source in PUBLISHED_TABLE1]
+    rows = [stats_row(PUBLISHED_TABLE1[published_as[name]]) for name, _ in labels]
     return pd.DataFrame(rows, index=_pairs_index(labels, ["dataset", "setting"]), columns=stats_columns(), dtype=float)
 
 
@@ -108,10 +117,10 @@ def _pairs_index(labels: Sequence[tuple[str, str]], names: list[str]) -> pd.Mult
 
 
 def table1_comparison(computed: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``computed`` Table 1 beside the published values (NaN where nothing was published).
+    """``computed`` Table 1 beside the published values and ``difference`` = computed - published.
 
-    When none of the data sets has a published row, the published block is
-    left out rather than shown as a block of dashes.
+    Both are NaN where nothing was published. When none of the data sets has a
+    published row, those blocks are left out rather than shown as dashes.
     """
     if published is None:
         published = published_table1_frame(list(computed.index.get_level_values("dataset").unique()))
@@ -119,6 +128,7 @@ def table1_comparison(computed: pd.DataFrame, published: pd.DataFrame | None = N
     blocks = {"computed": computed}
     if published.notna().any().any():
         blocks["published"] = published
+        blocks["difference"] = computed - published
     return pd.concat(blocks, axis=1, names=["source"])
 
 
@@ -131,3 +141,118 @@ def distance_from_standard(table1: pd.DataFrame, setting: str) -> pd.Series:
     rows = table1.xs(setting, level="setting")
     squared = rows["mean"].pow(2).sum(axis=1) + (rows["std"] - 1).pow(2).sum(axis=1)
     return (squared / (2 * len(CHANNELS))).pow(0.5).rename(f"distance from standard after {setting}")
+
+
+# --- committed records (normtest_lib.stats.record) and the real/synthetic label ---
+
+
+def data_kind(dataset) -> str:
+    """``synthetic data`` for a data set generated in code (``source == "generated"``), else ``real data``."""
+    return SYNTHETIC if getattr(dataset, "source", None) == "generated" else REAL
+
+
+def label_data(frame: pd.DataFrame, kinds: str | Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` with a first index level ``data``: one label, or each row's by its ``dataset`` level.
+
+    Every table that can hold real and synthetic rows carries this level, so
+    the two are told apart at a glance.
+    """
+    names = frame.index.get_level_values("dataset") if "dataset" in (frame.index.names or []) else frame.index
+    labels = [kinds if isinstance(kinds, str) else kinds[name] for name in names]
+    return frame.set_index(pd.Index(labels, name="data"), append=True).reorder_levels(
+        ["data", *[n for n in frame.index.names]]
+    )
+
+
+def records_stats_frame(records: Mapping[str, StatisticsRecord]) -> pd.DataFrame:
+    """:func:`channel_stats_frame` of committed records, each beside its published statistics."""
+    references = {}
+    for name, record in records.items():
+        published = published_for(record.published_as) if record.published_as else None
+        references[name] = ("published", published) if published is not None else None
+    return channel_stats_frame({name: record.stats for name, record in records.items()}, references)
+
+
+def records_table1_frame(
+    records: Mapping[str, StatisticsRecord], pretrain_stats: ChannelStats | None = None
+) -> pd.DataFrame:
+    """The committed records' Table 1, as :func:`table1_frame` lays it out.
+
+    With ``pretrain_stats`` the ``pretrain`` rows are recomputed for those
+    statistics from each record's raw ones (exact: ``pretrain`` is affine per
+    pixel), so another pretraining source's Table 1 needs no images.
+    """
+    rows = {}
+    for name, record in records.items():
+        rows[name] = dict(record.table1)
+        if pretrain_stats is not None and "pretrain" in rows[name]:
+            rows[name]["pretrain"] = affine_stats(record.stats, "pretrain", pretrain_stats=pretrain_stats)
+    return _table1_from_stats(rows)
+
+
+def records_published_table1(records: Mapping[str, StatisticsRecord]) -> pd.DataFrame:
+    """The published Table 1 rows matching the records, under the records' names."""
+    return published_table1_frame({name: record.published_as for name, record in records.items()})
+
+
+def records_provenance(records: Mapping[str, StatisticsRecord]) -> pd.DataFrame:
+    """What each record rests on: images (of the split), sample, split, channel order, size, code and time."""
+    rows = []
+    for name, record in records.items():
+        sample = "whole split" if record.sample is None else f"seeded sample (seed {record.sample['seed']})"
+        rows.append({
+            "data": record.data,
+            "dataset": name,
+            "read as": record.dataset,
+            "split": record.split,
+            "images": record.n_images,
+            "of": record.n_images_in_split,
+            "sample": sample,
+            "size": "x".join(str(v) for v in record.image_size),
+            "channels": CHANNEL_ORDER,
+            "published as": record.published_as or "",
+            "commit": (record.computed_with.get("git_commit") or "unknown")[:12],
+            "torch": record.computed_with.get("torch", "unknown"),
+            "seconds": record.seconds,
+        })
+    return pd.DataFrame(rows).set_index(["data", "dataset"])
+
+
+def published_difference_sentence(comparison: pd.DataFrame, setting: str = "pretrain") -> str:
+    """One sentence per data set with a published ``setting`` row: the largest gap to it, means and stds apart.
+
+    ``comparison`` is a :func:`table1_comparison` (with its ``difference`` block).
+    """
+    if "difference" not in comparison.columns.get_level_values("source"):
+        return "None of these data sets has a published row to compare with."
+    gaps = comparison["difference"].xs(setting, level="setting").dropna(how="all").abs()
+    parts = [
+        f"`{name}` differs from its published row by at most {row['mean'].max():.2f} in the means "
+        f"and {row['std'].max():.2f} in the standard deviations"
+        for name, row in gaps.iterrows()
+    ]
+    return "; ".join(parts) + "." if parts else "None of these data sets has a published row to compare with."
+
+
+def data_caption(frame: pd.DataFrame, title: str) -> str:
+    """``title`` led by the data kinds of ``frame``'s ``data`` level: "Real data and synthetic data: ..."."""
+    kinds = list(dict.fromkeys(frame.index.get_level_values("data")))
+    label = " and ".join(kinds) if kinds else "no data"
+    return f"{label[:1].upper()}{label[1:]}: {title}"
+
+
+def distances_frame(table1: pd.DataFrame, settings: Sequence[str] = ("pretrain", "finetune", "instance")) -> pd.DataFrame:
+    """:func:`distance_from_standard` of each of ``settings``, one column each, rows by data set."""
+    return pd.concat({setting: distance_from_standard(table1, setting) for setting in settings}, axis=1)
+
+
+def table1_summary(table1: pd.DataFrame, data: str, setting: str = "pretrain") -> str:
+    """What ``setting`` leaves of each channel over a :func:`table1_frame`'s data sets, in one sentence."""
+    rows = table1.xs(setting, level="setting")
+    distances = distance_from_standard(table1, setting)
+    return (
+        f"On the {data} ({', '.join(f'`{name}`' for name in rows.index)}), `{setting}` leaves channel means between "
+        f"{rows['mean'].min().min():.2f} and {rows['mean'].max().max():.2f} and standard deviations between "
+        f"{rows['std'].min().min():.2f} and {rows['std'].max().max():.2f}; the set it leaves farthest from zero mean "
+        f"and unit standard deviation is `{distances.idxmax()}` (distance {distances.max():.2f})."
+    )

@@ -76,7 +76,18 @@ def channel_stats(images: torch.Tensor, chunk_size: int = DEFAULT_CHUNK) -> Chan
 
 def _uint8_stats(images: torch.Tensor, chunk_size: int) -> ChannelStats:
     """Exact and fast: count each channel's 256 values, then take float64 moments of the counts."""
+    return stats_from_counts(level_counts(images, chunk_size), int(images.shape[0]))
+
+
+def level_counts(images: torch.Tensor, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+    """How many pixels of each channel take each value 0..255: int64 (3, 256), on the CPU.
+
+    Together with the number of images this is everything the per-pixel
+    settings' statistics and histograms need, in 768 integers.
+    """
     _check_images(images)
+    if images.dtype != torch.uint8:
+        raise ValueError(f"level counts need uint8 images, got {images.dtype}")
     if images.shape[0] == 0:
         raise ValueError("cannot compute statistics of zero images")
     counts = torch.zeros(3, 256, dtype=torch.int64, device=images.device)
@@ -84,11 +95,21 @@ def _uint8_stats(images: torch.Tensor, chunk_size: int) -> ChannelStats:
         chunk = images[start : start + chunk_size].transpose(0, 1).reshape(3, -1)
         for channel in range(3):
             counts[channel] += torch.bincount(chunk[channel], minlength=256)
-    values = torch.arange(256, dtype=torch.float64, device=images.device) / 255.0
+    return counts.cpu()
+
+
+def stats_from_counts(counts: torch.Tensor, n_images: int = 0) -> ChannelStats:
+    """Mean and std per channel on the [0, 1] scale from :func:`level_counts`, in float64."""
+    counts = torch.as_tensor(counts, dtype=torch.int64)
+    if counts.shape != (3, 256):
+        raise ValueError(f"expected level counts of shape (3, 256), got {tuple(counts.shape)}")
     n = counts.sum(dim=1).to(torch.float64)
+    if bool((n == 0).any()):
+        raise ValueError("cannot compute statistics of zero images")
+    values = torch.arange(256, dtype=torch.float64) / 255.0
     mean = (counts * values).sum(dim=1) / n
     var = (counts * (values - mean[:, None]) ** 2).sum(dim=1) / n
-    return ChannelStats(tuple(mean.cpu().tolist()), tuple(var.sqrt().cpu().tolist()), int(images.shape[0]))
+    return ChannelStats(tuple(mean.tolist()), tuple(var.sqrt().tolist()), n_images)
 
 
 def transformed_stats(

@@ -8,6 +8,8 @@ with the same float64 accumulation as :func:`normtest_lib.stats.channel.channel_
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from ..input_norm import Normalizer, make_normalizer
@@ -38,10 +40,55 @@ def normalized_stats(
         raw = channel_stats(images, chunk_size)
     if setting in ("finetune", "center") and finetune_stats is None:
         finetune_stats = raw
-    normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
     if setting in PER_PIXEL_AFFINE:
-        return _through_affine(raw, normalize)
+        return affine_stats(raw, setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
+    normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
     return transformed_stats(images, normalize, chunk_size)
+
+
+def stats_after_settings(
+    images: torch.Tensor,
+    settings: Sequence[str],
+    pretrain_stats: ChannelStats,
+    *,
+    raw_stats: ChannelStats | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict[str, ChannelStats]:
+    """One row of "Table 1" per setting: the statistics of ``images`` after each of ``settings``.
+
+    ``finetune`` and ``center`` use the images' own statistics (``raw_stats``,
+    computed here when not given), ``pretrain`` ``pretrain_stats``.
+    """
+    raw = raw_stats if raw_stats is not None else channel_stats(images, chunk_size)
+    return {
+        setting: normalized_stats(
+            images, setting, finetune_stats=raw, pretrain_stats=pretrain_stats, raw_stats=raw, chunk_size=chunk_size
+        )
+        for setting in settings
+    }
+
+
+def affine_stats(
+    raw: ChannelStats,
+    setting: str,
+    *,
+    finetune_stats: ChannelStats | None = None,
+    pretrain_stats: ChannelStats | None = None,
+) -> ChannelStats:
+    """Statistics after a per-pixel affine ``setting``, from the raw statistics alone (no pixels needed).
+
+    What lets a committed record answer for other pretraining statistics than
+    the ones it was computed with. ``finetune_stats`` defaults to ``raw``.
+    """
+    if setting not in PER_PIXEL_AFFINE:
+        raise ValueError(
+            f"setting {setting!r} is not a per-pixel affine map: its statistics need the pixels; "
+            f"affine ones: {', '.join(sorted(PER_PIXEL_AFFINE))}"
+        )
+    if setting in ("finetune", "center") and finetune_stats is None:
+        finetune_stats = raw
+    normalize = make_normalizer(setting, finetune_stats=finetune_stats, pretrain_stats=pretrain_stats)
+    return _through_affine(raw, normalize)
 
 
 # Settings that map every pixel by the same per-channel affine function: their statistics
