@@ -48,11 +48,23 @@ def data_kind(runs: pd.DataFrame) -> str:
     return MIXED if synthetic else REAL
 
 
+def kind_label(runs: pd.DataFrame) -> str:
+    """``**Real data.**`` or ``**Synthetic data.**`` (Markdown), to open a figure's caption; empty without runs."""
+    return f"**{data_kind(runs).capitalize()}.**" if len(runs) else ""
+
+
 def titled(title: str, runs: pd.DataFrame) -> str:
     """``title`` prefixed with what kind of data its runs used, so real and synthetic results
     are told apart at a glance: ``Real data: ...``."""
     kind = data_kind(runs)
     return f"{kind[0].upper()}{kind[1:]}: {title}"
+
+
+def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str) -> Any:
+    """``table`` (a frame or a pandas Styler) as a Styler captioned ``<Real|Synthetic> data: what``,
+    so a reader tells real from synthetic results at a glance; with no runs, ``what`` alone."""
+    styler = table.style if isinstance(table, pd.DataFrame) else table
+    return styler.set_caption(titled(what, runs) if len(runs) else what)
 
 
 def interval_text(row: pd.Series, digits: int = 1) -> str:
