@@ -258,9 +258,11 @@ def test_smoke_step_runs_the_smoke_profile_of_every_grid(tmp_path, monkeypatch):
     runner.run_grid = run_grid
     monkeypatch.setitem(sys.modules, "normtest_lib.grid.runner", runner)
     monkeypatch.setattr(executors, "cpu_count", lambda: 3)
+    monkeypatch.chdir(tmp_path)
     book.run_smoke_profiles(tmp_path / "params", tmp_path / "runs", lambda _: None)
-    # Smoke runs are CPU runs (gpus=[]), one worker per usable core, whatever GPUs the machine has.
-    assert calls == [("a.yml", "smoke", tmp_path / "runs", 3, []), ("b.yml", "smoke", tmp_path / "runs", 3, [])]
+    # Smoke runs are CPU runs (gpus=[]), one worker per usable core, whatever GPUs the machine has; their
+    # root is relative to the working directory, so their notebooks name no folder of the machine.
+    assert calls == [("a.yml", "smoke", Path("runs"), 3, []), ("b.yml", "smoke", Path("runs"), 3, [])]
 
 
 def grid_report(statuses: list[str], runs_dir: Path = Path("runs/g/smoke")) -> GridReport:
