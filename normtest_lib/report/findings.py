@@ -280,9 +280,10 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
         accuracy = accuracy.reindex([v for v in order if v in accuracy.index])
         listed = "; ".join(f"`{name}` {row['mean']:.1f} ± {row['std']:.1f} %" for name, row in accuracy.iterrows())
         parts.append(f"Without noise, test accuracy (mean ± std over seeds): {listed}.")
-    seeds = int(runs.groupby(["variant", "label_noise"])["seed"].nunique().min()) if len(runs) else 0
+    per_cell = runs.groupby(["variant", "label_noise"])["seed"].nunique() if len(runs) else pd.Series([0])
+    seeds = f"{per_cell.min()}" if per_cell.min() == per_cell.max() else f"{per_cell.min()} to {per_cell.max()}"
     certainty = (
-        f"How sure: {seeds} or more seeds per variant and noise level, each drawing its own noisy labels; losses are "
+        f"How sure: {seeds} seeds per variant and noise level, each drawing its own noisy labels; losses are "
         "paired by seed within a variant and compared between variants seed by seed, in points with 95 % t intervals, "
         "at the epoch chosen on a clean validation split."
     )
