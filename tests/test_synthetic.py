@@ -1,7 +1,7 @@
 import torch
 
 from normtest_lib.data import load_dataset
-from normtest_lib.data.synthetic import CLASSES, DOMAINS, generate_split
+from normtest_lib.data.synthetic import CLASSES, DOMAINS, generate_split, load_synthetic
 from normtest_lib.stats.channel import channel_stats
 
 
@@ -44,3 +44,14 @@ def test_target_domains_differ_from_the_source_by_design():
         target = channel_stats(generate_split(1000, domain, "train").images)
         shift = max(abs(a - b) for a, b in zip(source.mean + source.std, target.mean + target.std))
         assert shift > 0.1, domain
+
+
+def test_the_registered_synthetic_sets_are_generated_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    from normtest_lib.data import load_dataset
+
+    monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path))
+    first = load_dataset("synthetic-dim")
+    second = load_dataset("synthetic-dim")
+    assert (first.extra["cache"], second.extra["cache"]) == ("miss", "hit")
+    assert torch.equal(first.train.images, second.train.images) and torch.equal(first.test.labels, second.test.labels)
+    assert torch.equal(second.train.images, load_synthetic("dim").train.images)  # the cache holds what the generator makes
