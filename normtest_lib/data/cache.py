@@ -1,4 +1,5 @@
-"""A disk cache of decoded data sets, so image files are decoded once.
+"""A disk cache of decoded data sets, so image files are decoded once (and the built-in
+synthetic sets generated once: :func:`normtest_lib.data.synthetic.load_cached_synthetic`).
 
 An entry is a folder ``<cache dir>/datasets/<name>-<key>/`` holding one ``.npy``
 file per array (``train_images``, ``train_labels``, ``test_images``,
