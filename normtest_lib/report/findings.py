@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import labels
+from . import labels, protocol
 from .label_noise import add_variant, noise_level_text, variant_order
 from .paired import confidence_interval, paired_differences, significant, within_noise
 
@@ -98,7 +98,7 @@ def evidence_sentence(runs: pd.DataFrame, profile: str, changed: int | None = No
     and how many of the published protocol's parameters the profile changed (when known)."""
     complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
     datasets = ", ".join(f"`{name}`" for name in sorted({labels.dataset_label(run) for run in complete.to_dict("records")}))
-    text = f"**{data_kind(complete)[0].upper()}{data_kind(complete)[1:]}**: {len(complete)} complete runs of the `{profile}` profile on {datasets}."
+    text = f"**{data_kind(complete).capitalize()}**: {len(complete)} complete runs of the `{profile}` profile on {datasets}."
     if changed is not None and total is not None:
         text += (
             f" The profile changes {changed} of {total} parameters of the published protocol, so its numbers "
@@ -318,7 +318,7 @@ def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: 
     frame): the runs of ``profile``, or of the profile with the most complete runs when it has
     none; the published protocol is the ``paper`` profile of ``grid_file``."""
     from ..grid.spec import load_grid
-    from . import headline_plots, protocol
+    from . import headline_plots
     from .published import published_results
     from .results import fullest_profile
 
@@ -420,12 +420,12 @@ def provenance_table(answers: Mapping[str, StudyAnswer]) -> pd.DataFrame:
     and how many of the published protocol's parameters the profile changed."""
     rows = {}
     for study, answer in answers.items():
-        changed = int((~answer.reductions["same"].astype(bool)).sum())
+        changed, total = protocol.changed_parameters(answer.reductions)
         rows[study] = {
             "profile": answer.profile,
             "data": answer.kind,
             "complete runs": len(answer.complete),
             "data sets": ", ".join(sorted({labels.dataset_label(r) for r in answer.complete.to_dict("records")})),
-            "parameters changed": f"{changed} of {len(answer.reductions)}",
+            "parameters changed": f"{changed} of {total}",
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("study")
