@@ -11,9 +11,11 @@ import base64
 import functools
 import io
 import json
+import os
 import re
 import shutil
 import sys
+import threading
 import time
 import types
 from dataclasses import dataclass
@@ -472,3 +474,44 @@ def test_reports_that_read_committed_statistics_get_the_results_root(tmp_path, m
     assert executed == [{"results_root": "results"}]  # relative to the project, and no runs_root
     datasets = {r.chapter: r.reads for r in book.REPORTS}
     assert datasets["dataset_statistics"] == datasets["input_normalization"] == ("dataset_statistics",)
+
+
+def test_reports_run_one_per_worker_at_a_time_and_all_finish_before_a_failure_is_raised(tmp_path, monkeypatch):
+    running, most, finished = [0], [0], []
+    guard = threading.Lock()
+    both_started = threading.Barrier(2, timeout=10)
+
+    def fake_execute(report, project, book_dir, runs_root, results_root, log):
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if report.chapter in ("a", "b"):
+            both_started.wait()  # the first two run side by side, or this times out
+        time.sleep(0.05)
+        with guard:
+            running[0] -= 1
+            finished.append(report.chapter)
+        if report.chapter == "b":
+            raise BookBuildError("b failed")
+        return True
+
+    monkeypatch.setattr(book, "execute_report", fake_execute)
+    reports = [Report(template="t.ipynb", chapter=name) for name in "abcde"]
+    with pytest.raises(BookBuildError, match="b failed"):
+        book.execute_reports(reports, tmp_path, tmp_path / "book", tmp_path / "runs", tmp_path / "results", workers=2)
+    assert most[0] == 2
+    assert sorted(finished) == list("abcde")  # the failure stopped nothing already queued half-way
+
+
+def test_a_report_kernel_runs_in_the_project_and_the_builder_stays_where_it_was(tmp_path):
+    template = tmp_path / "where.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nprint(os.getcwd())")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, template)
+    project, before = tmp_path / "project", os.getcwd()
+    project.mkdir()
+    chapter = tmp_path / "book" / "where.ipynb"
+    book._execute_notebook(template, chapter, {}, project)
+    printed = nbformat.read(chapter, as_version=4).cells[0].outputs[0]["text"].strip()
+    assert Path(printed).resolve() == project.resolve()
+    assert os.getcwd() == before  # no process-wide chdir, which the other reports' threads would share

@@ -4,7 +4,7 @@ Four steps, each skipped when it has nothing to do:
 
 1. optionally, the ``smoke`` profile of every ``params/*.yml`` grid;
 2. each report notebook template in :data:`REPORTS`, executed with papermill
-   into ``book/chapters/<name>.ipynb``, unless neither the template, its
+   (one report per core at a time) into ``book/chapters/<name>.ipynb``, unless neither the template, its
    parameters, the results it reads nor the library changed since the stamp
    written by the last successful execution;
 3. the run index ``book/chapters/runs.md`` and a copy of every executed run
@@ -67,8 +67,16 @@ class Report:
     reads: tuple[str, ...] = ()
 
 
-# The one list of report notebooks; a study's report is added here with its studies.
+# The one list of report notebooks; a study's report is added here with its studies. They run one per
+# core in this order (the table of contents orders the book), so the longest comes first.
 REPORTS: tuple[Report, ...] = (
+    # The errata of all three studies' earlier works, with evidence from their runs and the real data sets'
+    # whole training splits; the study chapters link to it.
+    Report(
+        template="notebooks/errata.ipynb",
+        chapter="errata",
+        studies=("input_normalization", "normalization_layers", "convnorm_label_noise"),
+    ),
     # The landing page: each study's answer, from the same runs as the study chapters below.
     Report(template="notebooks/findings.ipynb", chapter="findings",
            studies=("input_normalization", "normalization_layers", "convnorm_label_noise")),
@@ -78,12 +86,6 @@ REPORTS: tuple[Report, ...] = (
            reads=("dataset_statistics",)),
     Report(template="notebooks/normalization_layers.ipynb", chapter="normalization_layers", studies=("normalization_layers",)),
     Report(template="notebooks/convnorm_label_noise.ipynb", chapter="convnorm_label_noise", studies=("convnorm_label_noise",)),
-    # The errata of all three studies' earlier works, with evidence from their runs; the study chapters link to it.
-    Report(
-        template="notebooks/errata.ipynb",
-        chapter="errata",
-        studies=("input_normalization", "normalization_layers", "convnorm_label_noise"),
-    ),
     Report(
         template="notebooks/reproducibility.ipynb", chapter="reproducibility", parameters={"studies": list(STUDIES)}, studies=STUDIES
     ),
@@ -120,8 +122,7 @@ def build_book(
         raise BookBuildError(f"book_dir {book_dir} must lie inside {project}, where _toc.yml finds its pages")
     if run_smoke:
         run_smoke_profiles(project / "params", runs_root, log)
-    for report in reports:
-        execute_report(report, project, book_dir, runs_root, results_root, log)
+    execute_reports(reports, project, book_dir, runs_root, results_root, log)
     doc_prefix = "/" + book_dir.resolve().relative_to(project).as_posix()
     studies = tuple(dict.fromkeys(study for report in reports for study in report.studies))
     write_run_pages(collect_runs(runs_root, results_root), book_dir, doc_prefix, log, studies=studies)
@@ -165,6 +166,35 @@ def run_smoke_profiles(params_dir: Path, runs_root: Path, log: Log = print) -> N
 
 def chapters_dir(book_dir: Path) -> Path:
     return book_dir / "chapters"
+
+
+def execute_reports(
+    reports: Sequence[Report],
+    project: Path,
+    book_dir: Path,
+    runs_root: Path,
+    results_root: Path,
+    log: Log = print,
+    workers: int | None = None,
+) -> list[bool]:
+    """:func:`execute_report` for each of ``reports``, ``workers`` (default: one per core) at a time.
+
+    Each report runs in its own kernel, and most of a report's time is its
+    kernel's, so threads that wait on them suffice. Every report is finished or
+    failed before this returns; a failure raises the first :class:`BookBuildError`
+    (in ``reports`` order) after the others are done, so no kernel outlives it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..grid.executors import cpu_count
+
+    workers = max(1, min(workers or cpu_count(), len(reports) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
+        futures = [pool.submit(execute_report, r, project, book_dir, runs_root, results_root, log) for r in reports]
+    errors = [future.exception() for future in futures if future.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [future.result() for future in futures]
 
 
 def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Path, results_root: Path, log: Log = print) -> bool:
@@ -226,8 +256,11 @@ def _execute_notebook(template: Path, chapter: Path, parameters: dict[str, Any],
     failed = chapter.with_suffix(".failed.ipynb")
     chapter.parent.mkdir(parents=True, exist_ok=True)
     try:
+        # The kernel starts in ``cwd`` (nbclient's resources path), not papermill's ``cwd=``: that
+        # one changes the whole process's directory, which other reports' threads share.
         papermill.execute_notebook(
-            str(template), str(running), parameters=parameters, kernel_name=KERNEL, cwd=str(cwd), progress_bar=False
+            str(template), str(running), parameters=parameters, kernel_name=KERNEL, progress_bar=False,
+            resources={"metadata": {"path": str(cwd)}},
         )
     except PapermillExecutionError as exc:
         running.replace(failed)
