@@ -55,3 +55,14 @@ def test_every_committed_run_is_a_whole_run_folder():
     runs = collect_runs(RESULTS)
     runs = runs[runs["path"].map(lambda path: not running(Path(path)))]
     assert len(runs) == len(folders) and not runs["problem"].notna().any()
+
+
+@pytest.mark.skipif(not (RESULTS / "dataset_statistics").is_dir(), reason="no committed data set statistics")
+def test_committed_statistics_records_are_current_and_cover_whole_training_splits():
+    from normtest_lib.stats.record import read_records, statistics_folder
+
+    records = read_records(statistics_folder(RESULTS))  # a record of an older format is refused, naming it
+    assert records, "no record in results/dataset_statistics/local"
+    for name, record in records.items():
+        assert record.sample is None and record.n_images == record.n_images_in_split, name
+        assert record.image_checks.n_images == record.n_images, name  # the errata's checks rest on the same images

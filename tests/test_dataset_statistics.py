@@ -24,6 +24,7 @@ from normtest_lib.stats.channel import ChannelStats, level_counts, stats_from_co
 from normtest_lib.stats.normalized import affine_stats
 from normtest_lib.stats.record import (
     REAL,
+    RECORD_FORMAT,
     SYNTHETIC,
     compute_record,
     project_relative,
@@ -83,6 +84,12 @@ def test_record_of_a_fabricated_folder_has_the_hand_computed_statistics(project)
     assert record.table1["finetune"].std == pytest.approx((1, 1, 1), abs=1e-6)
     # Each image is flat: per-image standardization leaves 0 everywhere (its eps keeps 0 / 0 away).
     assert record.table1["instance"].std == pytest.approx((0, 0, 0), abs=1e-4)
+    # The same images' per-image checks: both flat (every channel constant), neither spans 0..255.
+    checks = record.image_checks
+    assert checks.n_images == 2 and checks.constant_channel == 2 and checks.spanning_full_range == 0
+    assert checks.mean_channel_range == 0.0 and checks.own_mean == pytest.approx(HAND_MEAN)
+    bgr_mean = [(m - im) / s for m, im, s in zip(HAND_MEAN[::-1], IMAGENET.mean, IMAGENET.std)]
+    assert checks.bgr_pretrain.mean == pytest.approx(bgr_mean, abs=1e-6)
 
 
 def test_written_record_names_no_machine_path_and_records_the_code(project):
@@ -92,7 +99,7 @@ def test_written_record_names_no_machine_path_and_records_the_code(project):
     text = path.read_text()
     assert str(project) not in text and "/tmp/" not in text
     data = json.loads(text)
-    assert data["format"] == 1 and data["channel_order"] == "RGB" and data["split"] == "train"
+    assert data["format"] == RECORD_FORMAT == 2 and data["channel_order"] == "RGB" and data["split"] == "train"
     assert data["computed_with"]["torch"] == torch.__version__ and "git_commit" in data["computed_with"]
     assert data["pretrain_stats"]["name"] == "imagenet" and data["pretrain_stats"]["mean"] == list(IMAGENET.mean)
     assert data["command"] == (
@@ -100,6 +107,7 @@ def test_written_record_names_no_machine_path_and_records_the_code(project):
     )
     back = read_record(path)
     assert back.stats == record.stats and back.table1 == record.table1 and back.level_counts == record.level_counts
+    assert back.image_checks.to_dict() == record.image_checks.to_dict()
     assert list(back.table1) == list(SETTINGS)  # the file's keys are sorted; the settings keep their order
 
 

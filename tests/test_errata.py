@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pandas as pd
 
 from normtest_lib.report import errata
+from normtest_lib.stats.record import compute_record
 
 
 def runs_frame(*rows: tuple[str, str, str]) -> pd.DataFrame:
@@ -39,12 +43,25 @@ def test_study_runs_hold_the_complete_runs_of_the_profile_and_describe_them():
 def test_what_an_entry_says_without_its_data():
     assert errata.not_here("because.").data == "*Not computed here:* because."
     text = errata.missing_data({"tiny_imagenet_200": "data/tiny"}).data
-    assert "`tiny_imagenet_200` (expected in `data/tiny`), which is not on this machine" in text and "make data" in text
+    assert "`tiny_imagenet_200` (expected in `data/tiny`), which is not on this machine" in text
+    assert "make data" in text and "make dataset-stats" in text
     assert "which are not" in errata.missing_data({"a": "x", "b": "y"}).data
-    sentence = errata.data_sentence({"cifar10-jpeg": "data/c"}, {"tiny_imagenet_200": "data/t"})
-    assert sentence.startswith("Training splits read on this machine: `cifar10-jpeg` (`data/c`).")
-    assert "Not on this machine (run `make data`): `tiny_imagenet_200` (`data/t`)" in sentence
-    assert "Not on this machine" not in errata.data_sentence({"a": "x"}, {})
+
+
+def test_the_data_sentence_says_where_each_data_sets_numbers_came_from():
+    whole = compute_record("synthetic-dim", name="tiny_imagenet_200", max_images=None)
+    sample = dataclasses.replace(compute_record("synthetic", name="cifar10-jpeg", max_images=10),
+                                 data_root="data/cifar10-jpeg")
+    folder = Path("results/dataset_statistics/local")
+    sentence = errata.data_sentence({"tiny_imagenet_200": whole}, folder, {"cifar10-jpeg": sample}, {"svhn": "data/svhn"})
+    assert (
+        "from the statistics records committed in `results/dataset_statistics/local`: "
+        f"`tiny_imagenet_200` ({whole.n_images:,} images, the whole training split)."
+    ) in sentence
+    assert ("Computed now from the training splits on this machine: `cifar10-jpeg` (10 images, a seeded sample of "
+            "the training split, `data/cifar10-jpeg`).") in sentence
+    assert "Neither recorded nor on this machine (run `make data`): `svhn` (`data/svhn`)" in sentence
+    assert "No data set's images were read" in errata.data_sentence({}, folder, {}, {"svhn": "data/svhn"})
 
 
 def test_paired_text_pairs_by_seed_and_drops_index_levels_with_one_value():

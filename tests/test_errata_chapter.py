@@ -2,7 +2,8 @@
 
 The entries were the study chapters' errata sections; what those chapters' tests asserted about
 them is asserted here, on the same fabricated results of all three studies (their fixtures,
-imported), with the CIFAR-10 JPEG copy present and Tiny ImageNet missing.
+imported), with the CIFAR-10 JPEG copy's images present, a committed statistics record standing for
+Tiny ImageNet's, and SVHN missing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from test_convnorm_label_noise_chapter import fabricate as fabricate_convnorm_label_noise
 from test_input_normalization_chapter import REPO, execute_chapter, fabricate_local_profile, write_imagefolder
 from test_normalization_layers_chapter import fabricate as fabricate_normalization_layers
+
+from normtest_lib.stats.record import compute_record, statistics_folder, write_record
 
 TEMPLATE = REPO / "notebooks" / "errata.ipynb"
 GLUE_PREFIX = "application/papermill.record/"
@@ -98,8 +101,14 @@ def executed(tmp_path_factory) -> tuple[nbformat.NotebookNode, dict[str, str], d
     fabricate_local_profile(project / "results")
     fabricate_normalization_layers(project / "results")
     fabricate_convnorm_label_noise(project / "results")
-    write_imagefolder(project / "data" / "cifar10-jpeg")  # Tiny ImageNet stays missing
-    execute_chapter("errata", project, {"grids_dir": str(REPO / "params"), "tests_dir": str(REPO / "tests")})
+    # CIFAR-10's images are here, without a record; Tiny ImageNet has a committed record (made from a synthetic
+    # sample), without images; SVHN has neither.
+    write_imagefolder(project / "data" / "cifar10-jpeg")
+    tiny = compute_record("synthetic", name="tiny_imagenet_200", max_images=200)
+    write_record(tiny, statistics_folder(project / "results"), project_root=project)
+    data_roots = {"cifar10-jpeg": "data/cifar10-jpeg", "tiny_imagenet_200": "data/tiny-imagenet-200", "svhn": "data/svhn"}
+    execute_chapter("errata", project, {"grids_dir": str(REPO / "params"), "tests_dir": str(REPO / "tests"),
+                                        "data_roots": data_roots})
     notebook = nbformat.read(project / "chapter.ipynb", as_version=4)
     glued = glued_outputs(notebook)
     return notebook, {name: text_of(bundle) for name, bundle in glued.items()}, glued
@@ -127,9 +136,17 @@ def test_the_runs_read_are_named_and_counted(executed):
 @pytest.mark.slow
 def test_study_1_entries_compute_from_runs_and_say_when_data_is_missing(executed):
     _, text, _ = executed
-    assert "Not on this machine (run `make data`): `tiny_imagenet_200`" in text["input_data_text"]
-    assert "Not computed here" in text["errata_bgr"] and "tiny_imagenet_200" in text["errata_bgr"]
-    assert "share spanning 0..255" in text["errata_minmax"] and "cifar10-jpeg" in text["errata_minmax"]
+    data_text = text["input_data_text"]
+    assert "committed in `results/dataset_statistics/local`: `tiny_imagenet_200` (200 images" in data_text
+    assert "Computed now from the training splits on this machine: `cifar10-jpeg`" in data_text
+    assert "Neither recorded nor on this machine (run `make data`): `svhn` (`data/svhn`)" in data_text
+    # Tiny ImageNet's rows come from its record alone: its images are not here.
+    assert "BGR (the earlier work's loading)" in text["errata_bgr"] and "Not computed here" not in text["errata_bgr"]
+    assert "the rows computed here where the data is" in text["errata_bgr_rank"]
+    for name in ("cifar10-jpeg", "tiny_imagenet_200"):
+        assert name in text["errata_minmax"] and name in text["errata_instance_eps"]
+    assert "share spanning 0..255" in text["errata_minmax"] and "svhn" not in text["errata_minmax"]
+    assert "over the image zero-padded by 4" in text["errata_padding"]
     # instance is 10 points under finetune in every seed of the fixture
     assert "`instance` -10.0 [-10.0, -10.0]" in text["errata_instance_paired"]
     assert "one constant image made here" in text["errata_instance_eps"] and text["errata_eps"] == "1e-05"

@@ -26,6 +26,8 @@ from normtest_lib.report.errata_input_norm import (
     unit_vs_minmax,
 )
 from normtest_lib.stats.channel import ChannelStats
+from normtest_lib.stats.image_checks import compute_image_checks
+from normtest_lib.stats.normalized import normalized_stats
 from normtest_lib.stats.reference import IMAGENET, PUBLISHED_TABLE1
 
 
@@ -38,9 +40,15 @@ def _images(red, green, blue) -> torch.Tensor:
 DISTINCT = _images([[255] * 4], [[0] * 4], [[0, 255, 0, 255]])
 
 
+def _bgr_rows(images: torch.Tensor, pretrain_stats: ChannelStats = IMAGENET, **published) -> pd.DataFrame:
+    checks = compute_image_checks(images, pretrain_stats)
+    return bgr_table1_rows(normalized_stats(images, "pretrain", pretrain_stats=pretrain_stats), checks.bgr_pretrain,
+                           **published)
+
+
 def test_bgr_row_is_rgb_reversed_under_channel_symmetric_stats():
     symmetric = ChannelStats((0.5,) * 3, (0.25,) * 3)
-    frame = bgr_table1_rows(DISTINCT, pretrain_stats=symmetric, published=None)
+    frame = _bgr_rows(DISTINCT, symmetric, published=None)
     rgb, bgr = frame.loc["RGB (correct)"], frame.loc["BGR (the earlier work's loading)"]
     assert rgb["mean"].tolist() == pytest.approx([2.0, -2.0, 0.0])
     assert bgr["mean"].tolist() == pytest.approx(rgb["mean"].tolist()[::-1])
@@ -51,7 +59,7 @@ def test_bgr_row_is_rgb_reversed_under_channel_symmetric_stats():
 def test_bgr_row_standardizes_blue_with_red_statistics_and_is_compared_to_published():
     bgr_values = ((0.5 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (1.0 - 0.406) / 0.225)
     published = ChannelStats(bgr_values, (0.5 / 0.229, 0.0, 0.0))
-    frame = bgr_table1_rows(DISTINCT, pretrain_stats=IMAGENET, published=published)
+    frame = _bgr_rows(DISTINCT, IMAGENET, published=published)
     assert frame.loc["RGB (correct)", ("mean", "R")] == pytest.approx((1.0 - 0.485) / 0.229)
     assert frame.loc["BGR (the earlier work's loading)", "mean"].tolist() == pytest.approx(bgr_values)
     diff = frame[("max |diff| to published", "")]
@@ -61,51 +69,40 @@ def test_bgr_row_standardizes_blue_with_red_statistics_and_is_compared_to_publis
     assert math.isnan(diff["published"])
 
 
-def test_unit_and_minmax_agree_on_images_spanning_the_full_range():
+def test_unit_vs_minmax_has_a_row_per_data_set_in_shares_and_means():
     full = [[0, 255, 0, 255], [255, 0, 10, 0]]
-    frame = unit_vs_minmax(_images(full, full, full), name="full", chunk_size=1)
-    row = frame.loc["full"]
-    assert row["images"] == 2
-    assert row["share spanning 0..255"] == 1.0
-    assert row["mean channel range"] == pytest.approx(1.0)
-    assert row["mean |unit - minmax| per pixel"] == pytest.approx(0.0, abs=1e-7)
+    narrow = [[51, 102, 51, 102]]
+    frame = unit_vs_minmax({
+        "full": compute_image_checks(_images(full, full, full), IMAGENET),
+        "narrow": compute_image_checks(_images(narrow, narrow, narrow), IMAGENET),
+    })
+    assert list(frame.index) == ["full", "narrow"] and frame.index.name == "dataset"
+    assert frame.loc["full", "images"] == 2 and frame.loc["full", "share spanning 0..255"] == 1.0
+    assert frame.loc["narrow", "share spanning 0..255"] == 0.0
+    assert frame.loc["narrow", "mean channel range"] == pytest.approx(0.2)
+    assert frame.loc["narrow", "mean |unit - minmax| per pixel"] == pytest.approx((0.2 + 0.6) / 2)
 
 
-def test_unit_and_minmax_differ_on_a_narrow_range():
-    narrow = [[51, 102, 51, 102]]  # 0.2 and 0.4: min-max maps them to 0 and 1
-    row = unit_vs_minmax(_images(narrow, narrow, narrow)).iloc[0]
-    assert row["share spanning 0..255"] == 0.0
-    assert row["mean channel range"] == pytest.approx(0.2)
-    assert row["mean |unit - minmax| per pixel"] == pytest.approx((0.2 + 0.6) / 2)
-
-
-def test_constant_channel_is_counted_and_instance_stays_finite():
+def test_constant_channel_table_gives_count_share_and_what_the_checks_ran_on():
     varied = [[0, 1, 2, 3]] * 3
     green = [[0, 1, 2, 3], [7, 7, 7, 7], [0, 1, 2, 3]]
-    row = constant_channel_images(_images(varied, green, varied), chunk_size=2).iloc[0]
-    assert row["with a constant channel"] == 1
-    assert row["share"] == pytest.approx(1 / 3)
-    assert row["instance output finite"]
-    assert not row["finite without eps"]  # 0 / 0 without eps
-    assert row["checked on"] == "the 1 image(s) found"
-
-
-def test_constant_channel_without_such_images_checks_a_synthetic_one():
-    varied = [[0, 1, 2, 3]]
-    row = constant_channel_images(_images(varied, varied, varied)).iloc[0]
-    assert row["with a constant channel"] == 0 and row["share"] == 0.0
+    frame = constant_channel_images({
+        "one of three": compute_image_checks(_images(varied, green, varied), IMAGENET),
+        "none": compute_image_checks(_images(varied[:1], varied[:1], varied[:1]), IMAGENET),
+    })
+    row = frame.loc["one of three"]
+    assert row["with a constant channel"] == 1 and row["share"] == pytest.approx(1 / 3)
     assert row["instance output finite"] and not row["finite without eps"]
-    assert row["checked on"] == "a synthetic constant image"
+    assert row["checked on"] == "the 1 image(s) found"
+    assert frame.loc["none", "share"] == 0.0 and frame.loc["none", "checked on"] == "a synthetic constant image"
 
 
-def test_padding_a_white_image_dilutes_its_mean_by_the_border_share():
-    frame = padding_bias(torch.full((2, 3, 32, 32), 255, dtype=torch.uint8), pad=4, chunk_size=1)
+def test_padding_table_rows_are_own_padded_and_relative_change():
+    checks = compute_image_checks(torch.full((2, 3, 32, 32), 255, dtype=torch.uint8), IMAGENET, pad=4)
+    frame = padding_bias(checks)
     share = 32 * 32 / (40 * 40)  # 0.64
     assert frame.loc["over the image", "mean"].tolist() == [1.0] * 3
-    assert frame.loc["over the image", "std"].tolist() == [0.0] * 3
-    padded = frame.loc["over the image zero-padded by 4"]
-    assert padded["mean"].tolist() == pytest.approx([255 * 32 * 32 / (40 * 40) / 255] * 3, abs=1e-12)
-    assert padded["std"].tolist() == pytest.approx([math.sqrt(share - share**2)] * 3)
+    assert frame.loc["over the image zero-padded by 4", "mean"].tolist() == pytest.approx([share] * 3)
     change = frame.loc["mean relative change (padded / own - 1)"]
     assert change["mean"].tolist() == pytest.approx([share - 1] * 3)
     assert change["std"].isna().all()  # no image has a positive own std
@@ -209,11 +206,11 @@ def test_farthest_ranks_the_published_rows_and_replaces_those_computed_here():
 
 
 def test_closest_row_sentence_names_the_row_nearest_the_published_one():
-    frame = bgr_table1_rows(DISTINCT, pretrain_stats=IMAGENET, published=ChannelStats((0.0,) * 3, (1.0,) * 3))
+    frame = _bgr_rows(DISTINCT, IMAGENET, published=ChannelStats((0.0,) * 3, (1.0,) * 3))
     sentence = closest_row_sentence(frame)
     column = frame[("max |diff| to published", "")].drop("published")
     assert f"**{column.idxmin()}**" in sentence and f"{column.min():.3f}" in sentence
-    assert "no published row" in closest_row_sentence(bgr_table1_rows(DISTINCT, published=None))
+    assert "no published row" in closest_row_sentence(_bgr_rows(DISTINCT, published=None))
 
 
 def test_model_source_table_counts_runs_and_distinct_file_hashes_per_source():

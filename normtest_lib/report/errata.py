@@ -12,11 +12,13 @@ every ``{glue:}`` reference and tells the reader what is missing and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
 from IPython.display import Markdown
 
+from ..stats.record import StatisticsRecord
 from .paired import paired_differences
 from .results import fullest_profile
 from .sentences import paired_sentence
@@ -69,20 +71,44 @@ def not_here(reason: str) -> Markdown:
 
 
 def missing_data(roots: Mapping[str, str]) -> Markdown:
-    """:func:`not_here` for evidence that needs the training split of data sets absent from this machine."""
+    """:func:`not_here` for evidence that needs data sets with neither a committed record nor images here."""
     listed = ", ".join(f"`{name}` (expected in `{root}`)" for name, root in roots.items())
     verb = "is" if len(roots) == 1 else "are"
-    return not_here(f"this needs the training split of {listed}, which {verb} not on this machine; `make data` extracts it.")
+    return not_here(
+        f"this needs the training split of {listed}, which {verb} not on this machine, or its committed "
+        "statistics record; `make data` extracts the data, `make dataset-stats` records it."
+    )
 
 
-def data_sentence(present: Mapping[str, str], missing: Mapping[str, str]) -> str:
-    """Which data sets' training splits the chapter read, and which it looked for and did not find."""
-    read = ", ".join(f"`{name}` (`{root}`)" for name, root in present.items()) or "none"
-    sentence = f"Training splits read on this machine: {read}."
+def data_sentence(
+    committed: Mapping[str, StatisticsRecord],
+    folder: Path,
+    computed: Mapping[str, StatisticsRecord],
+    missing: Mapping[str, str],
+) -> str:
+    """Where the chapter's numbers on each data set's images come from: a committed statistics record
+    in ``folder``, the images on this machine (computed now), or nowhere (``missing``: name -> root)."""
+    sentences = []
+    if committed:
+        read = ", ".join(f"`{name}` ({_images(record)})" for name, record in committed.items())
+        sentences.append(f"Data sets' images, from the statistics records committed in `{folder.as_posix()}`: {read}.")
+    if computed:
+        read = ", ".join(f"`{name}` ({_images(record)}, `{record.data_root}`)" for name, record in computed.items())
+        sentences.append(f"Computed now from the training splits on this machine: {read}.")
+    if not sentences:
+        sentences.append("No data set's images were read: none has a committed record or is on this machine.")
     if missing:
         absent = ", ".join(f"`{name}` (`{root}`)" for name, root in missing.items())
-        sentence += f" Not on this machine (run `make data`): {absent}; the evidence that needs them says so where it would be."
-    return sentence
+        sentences.append(
+            f"Neither recorded nor on this machine (run `make data`): {absent}; "
+            "the evidence that needs them says so where it would be."
+        )
+    return " ".join(sentences)
+
+
+def _images(record: StatisticsRecord) -> str:
+    whole = "the whole training split" if record.sample is None else "a seeded sample of the training split"
+    return f"{record.n_images:,} images, {whole}"
 
 
 def paired_text(runs: pd.DataFrame, metric: str, compare: str, baseline: str, index: Sequence[str]) -> str:

@@ -11,8 +11,10 @@ by its distance from ImageNet's statistics, published and recomputed (the
 argument the BGR row carried), the input sizes a grid's and a profile's runs
 use against their checkpoints', the checkpoint files runs started from, and
 how often the published table puts a setting last. Tables are DataFrames
-ready to display, sentences strings; images are uint8 tensors (N, 3, H, W)
-in RGB order.
+ready to display, sentences strings. The numbers about a data set's images
+come from its :class:`~normtest_lib.stats.image_checks.ImageChecks`, computed
+over the whole training split by ``normtest stats`` and committed with its
+statistics record.
 """
 
 from __future__ import annotations
@@ -21,40 +23,31 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..input_norm import make_normalizer
 from ..stats.channel import ChannelStats
-from ..stats.normalized import normalized_stats
+from ..stats.image_checks import ImageChecks
 from ..stats.reference import IMAGENET, PUBLISHED_TABLE1
 from .stats_tables import distance_from_standard, stats_columns, stats_row
 from .tables import aggregate_seeds
 
-CHUNK = 2048
-# Per-image float64 copies of 64 px images: 512 images is about 50 MB.
-FLOAT_CHUNK = 512
 PP = 100.0  # fractions to percentage points
 
 
 def bgr_table1_rows(
-    images: torch.Tensor,
-    pretrain_stats: ChannelStats = IMAGENET,
-    published: ChannelStats | None = PUBLISHED_TABLE1.get("tiny_imagenet_200"),
+    rgb: ChannelStats, bgr: ChannelStats, published: ChannelStats | None = PUBLISHED_TABLE1.get("tiny_imagenet_200")
 ) -> pd.DataFrame:
-    """Table 1's ``pretrain`` row of ``images`` loaded in RGB and in BGR, beside the published row.
+    """Table 1's ``pretrain`` row of a data set loaded in RGB and in BGR, beside the published row.
 
-    Each row holds the per-channel mean and std of the images standardized with
-    ``pretrain_stats``. The BGR row reverses the channel order before
-    standardizing, as OpenCV's loading did in the earlier work: its "R" column
-    holds the blue channel standardized with red's statistics. The column
+    ``rgb`` and ``bgr`` are the per-channel mean and std of the images
+    standardized with the pretraining statistics, loaded in RGB order and in
+    reversed order as OpenCV's loading did in the earlier work (its "R" column
+    holds the blue channel standardized with red's statistics): a record's
+    ``table1["pretrain"]`` and ``image_checks.bgr_pretrain``. The column
     ``max |diff| to published`` is the largest absolute difference of a row's
     six numbers to the published ones; if the BGR row is the one close to the
     published row, the published row was computed on BGR images.
     """
-    rows = {
-        "RGB (correct)": normalized_stats(images, "pretrain", pretrain_stats=pretrain_stats),
-        "BGR (the earlier work's loading)": normalized_stats(images.flip(1), "pretrain", pretrain_stats=pretrain_stats),
-    }
+    rows = {"RGB (correct)": rgb, "BGR (the earlier work's loading)": bgr}
     if published is not None:
         rows["published"] = published
     frame = pd.DataFrame([stats_row(s) for s in rows.values()], index=list(rows), columns=stats_columns(), dtype=float)
@@ -67,10 +60,10 @@ def bgr_table1_rows(
     return frame
 
 
-def unit_vs_minmax(images: torch.Tensor, name: str = "images", chunk_size: int = CHUNK) -> pd.DataFrame:
+def unit_vs_minmax(checks: Mapping[str, ImageChecks]) -> pd.DataFrame:
     """How far plain /255 scaling (the earlier work's "minmax", our ``unit``) is from per-image min-max.
 
-    One row labelled ``name`` (concatenate rows of several data sets for a table):
+    One row per data set of ``checks``:
 
     - ``share spanning 0..255``: images whose every channel already has min 0
       and max 255; only for them do the two settings give the same input;
@@ -79,63 +72,44 @@ def unit_vs_minmax(images: torch.Tensor, name: str = "images", chunk_size: int =
     - ``mean |unit - minmax| per pixel``: mean absolute difference between the
       two settings' outputs, over all pixel values ([0, 1] units).
     """
-    unit, minmax = make_normalizer("unit"), make_normalizer("minmax")
-    spanning, range_sum, abs_diff_sum, n_values = 0, 0.0, 0.0, 0
-    for start in range(0, images.shape[0], chunk_size):
-        chunk = images[start : start + chunk_size]
-        low, high = chunk.amin(dim=(2, 3)), chunk.amax(dim=(2, 3))
-        spanning += int(((low == 0) & (high == 255)).all(dim=1).sum())
-        range_sum += float((high.double() - low.double()).sum()) / 255.0
-        abs_diff_sum += float((unit(chunk) - minmax(chunk)).abs().double().sum())
-        n_values += chunk.numel()
-    n = images.shape[0]
-    row = {
-        "images": n,
-        "share spanning 0..255": spanning / n,
-        "mean channel range": range_sum / (3 * n),
-        "mean |unit - minmax| per pixel": abs_diff_sum / n_values,
-    }
-    return pd.DataFrame([row], index=pd.Index([name], name="dataset"))
+    rows = [
+        {
+            "images": c.n_images,
+            "share spanning 0..255": c.spanning_full_range / c.n_images,
+            "mean channel range": c.mean_channel_range,
+            "mean |unit - minmax| per pixel": c.mean_abs_unit_minus_minmax,
+        }
+        for c in checks.values()
+    ]
+    return pd.DataFrame(rows, index=pd.Index(list(checks), name="dataset"))
 
 
-def constant_channel_images(images: torch.Tensor, name: str = "images", chunk_size: int = CHUNK) -> pd.DataFrame:
+def constant_channel_images(checks: Mapping[str, ImageChecks]) -> pd.DataFrame:
     """Images with a constant channel, where per-image standardization without eps divides 0 by 0.
 
-    One row labelled ``name``: how many images have at least one channel
-    whose spatial std is zero (min == max), their share, and whether our
-    ``instance`` setting (with its eps) and the same setting with eps = 0 give
-    finite outputs on them. When the images have no such image, both checks
-    run on a synthetic constant image (every pixel 128) made here, so the
-    columns always say something; ``checked on`` says which it was.
+    One row per data set of ``checks``: how many images have at least one
+    channel whose spatial std is zero (min == max), their share, and whether
+    our ``instance`` setting (with its eps) and the same setting with eps = 0
+    give finite outputs on them. A data set without such an image was checked
+    on a synthetic constant image (every pixel 128), so the columns always say
+    something; ``checked on`` says which it was.
     """
-    constant = []
-    for start in range(0, images.shape[0], chunk_size):
-        chunk = images[start : start + chunk_size]
-        flat = chunk.flatten(2)
-        constant.append((flat.amin(dim=2) == flat.amax(dim=2)).any(dim=1))
-    is_constant = torch.cat(constant) if constant else torch.zeros(0, dtype=torch.bool)
-    found = images[is_constant]
-    checked_on = f"the {found.shape[0]} image(s) found"
-    if found.shape[0] == 0:
-        found = torch.full((1, 3, *images.shape[2:]), 128, dtype=torch.uint8)
-        checked_on = "a synthetic constant image"
-    row = {
-        "images": images.shape[0],
-        "with a constant channel": int(is_constant.sum()),
-        "share": float(is_constant.double().mean()) if images.shape[0] else np.nan,
-        "instance output finite": _all_finite(make_normalizer("instance"), found, chunk_size),
-        "finite without eps": _all_finite(make_normalizer("instance", eps=0.0), found, chunk_size),
-        "checked on": checked_on,
-    }
-    return pd.DataFrame([row], index=pd.Index([name], name="dataset"))
+    rows = [
+        {
+            "images": c.n_images,
+            "with a constant channel": c.constant_channel,
+            "share": c.constant_channel / c.n_images,
+            "instance output finite": c.instance_finite,
+            "finite without eps": c.instance_finite_without_eps,
+            "checked on": c.constant_checked_on,
+        }
+        for c in checks.values()
+    ]
+    return pd.DataFrame(rows, index=pd.Index(list(checks), name="dataset"))
 
 
-def _all_finite(normalize, images: torch.Tensor, chunk_size: int) -> bool:
-    return all(bool(torch.isfinite(normalize(images[s : s + chunk_size])).all()) for s in range(0, len(images), chunk_size))
-
-
-def padding_bias(images: torch.Tensor, pad: int = 4, chunk_size: int = FLOAT_CHUNK) -> pd.DataFrame:
-    """Per-image channel statistics over the image itself vs over the image zero-padded by ``pad``.
+def padding_bias(checks: ImageChecks) -> pd.DataFrame:
+    """Per-image channel statistics over the image itself vs over the image zero-padded by ``checks.pad``.
 
     The earlier work padded before its per-image settings saw the image, so
     their statistics included the black border of a pad-4 random crop; our
@@ -143,42 +117,17 @@ def padding_bias(images: torch.Tensor, pad: int = 4, chunk_size: int = FLOAT_CHU
     the per-image channel mean and (population) std, taken both ways ([0, 1]
     scale), and the mean relative change padded / own - 1 of each per-image
     value, over the image-channels whose own value is positive (a relative
-    change of a zero mean or std is undefined). Zeros add nothing to the sums
-    and only to the count of values, so the padded statistics are computed
-    from the image's own sums, without building the padded image.
+    change of a zero mean or std is undefined).
     """
-    height, width = images.shape[2:]
-    own_count, padded_count = height * width, (height + 2 * pad) * (width + 2 * pad)
-    own_mean, own_std, padded_mean, padded_std = [], [], [], []
-    for start in range(0, images.shape[0], chunk_size):
-        x = images[start : start + chunk_size].to(torch.float64).div_(255.0).flatten(2)
-        mean = x.mean(dim=2)
-        own_mean.append(mean)
-        own_std.append((x - mean[..., None]).square().mean(dim=2).sqrt())
-        p_mean = x.sum(dim=2) / padded_count
-        p_var = x.square().sum(dim=2) / padded_count - p_mean.square()
-        padded_mean.append(p_mean)
-        padded_std.append(p_var.clamp_min(0.0).sqrt())
-    own_mean, own_std, padded_mean, padded_std = map(torch.cat, (own_mean, own_std, padded_mean, padded_std))
+    c = checks
     rows = {
-        "over the image": [*own_mean.mean(dim=0).tolist(), *own_std.mean(dim=0).tolist()],
-        f"over the image zero-padded by {pad}": [*padded_mean.mean(dim=0).tolist(), *padded_std.mean(dim=0).tolist()],
-        "mean relative change (padded / own - 1)": [
-            *_mean_relative_change(own_mean, padded_mean),
-            *_mean_relative_change(own_std, padded_std),
-        ],
+        "over the image": [*c.own_mean, *c.own_std],
+        f"over the image zero-padded by {c.pad}": [*c.padded_mean, *c.padded_std],
+        "mean relative change (padded / own - 1)": [*c.padded_mean_change, *c.padded_std_change],
     }
     frame = pd.DataFrame(list(rows.values()), index=list(rows), columns=stats_columns(), dtype=float)
     frame.index.name = "per-image statistics taken"
     return frame
-
-
-def _mean_relative_change(own: torch.Tensor, changed: torch.Tensor) -> list[float]:
-    """Per channel: the mean of changed / own - 1 over the images where own > 0 (NaN if none)."""
-    positive = own > 0
-    ratio = torch.where(positive, changed / own.where(positive, torch.ones_like(own)) - 1.0, torch.zeros_like(own))
-    counts = positive.sum(dim=0).double()
-    return (ratio.sum(dim=0) / counts).tolist()  # 0 / 0 is NaN where no image qualifies
 
 
 def selection_bias(runs: pd.DataFrame, histories: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -362,7 +311,7 @@ def model_source_table(runs: pd.DataFrame) -> pd.DataFrame:
 def farthest_sentence(table: pd.DataFrame, dataset: str = "tiny_imagenet_200") -> str:
     """Where ``dataset`` ranks in :func:`farthest_from_imagenet`'s table, by the published rows and by ours."""
     if pd.isna(table.loc[dataset, "computed here (RGB)"]):
-        return f"Without `{dataset}`'s images on this machine its rank cannot be recomputed."
+        return f"Without `{dataset}`'s images or its statistics record its rank cannot be recomputed."
     parts = []
     for rows, ranks in (("the published rows", table["rank, published rows"]),
                         ("the rows computed here where the data is", table["rank, computed rows where here"])):

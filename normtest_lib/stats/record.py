@@ -19,6 +19,8 @@ profile ``local`` for the project's local copies of the real data)::
     level_counts      [[256 ints] x 3]: pixels per value 0..255 and channel (histograms, exact moments)
     pretrain_stats    what ``pretrain`` standardized with: {"name": "imagenet", "mean", "std"}
     table1            {setting: {"mean", "std"}} after every input setting (``pretrain``: the row published)
+    image_checks      per-image checks of the input settings over the same images (``image_checks.py``):
+                      unit against per-image min-max, constant channels, a zero border, BGR order
     computed_with     normtest version, git_commit, python, torch, numpy, pillow versions
     seconds           wall time of the computation (loading included)
     command           the ``normtest stats`` command that regenerates the file
@@ -43,10 +45,11 @@ import torch
 from ..errors import DatasetError
 from ..input_norm import SETTINGS
 from .channel import ChannelStats, level_counts, stats_from_counts
+from .image_checks import ImageChecks, compute_image_checks
 from .normalized import sample_images, stats_after_settings
 from .reference import IMAGENET, PUBLISHED
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: image_checks added
 STATISTICS_FOLDER = "dataset_statistics"  # results/<this>/<profile>/
 DEFAULT_PROFILE = "local"
 REAL, SYNTHETIC = "real data", "synthetic data"
@@ -72,6 +75,7 @@ class StatisticsRecord:
     pretrain_stats: ChannelStats
     pretrain_name: str
     table1: dict[str, ChannelStats]
+    image_checks: ImageChecks
     computed_with: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     command: str = ""
@@ -95,6 +99,7 @@ class StatisticsRecord:
             "level_counts": [list(row) for row in self.level_counts],
             "pretrain_stats": {"name": self.pretrain_name, **_triplets(self.pretrain_stats)},
             "table1": {setting: _triplets(stats) for setting, stats in self.table1.items()},
+            "image_checks": self.image_checks.to_dict(),
             "computed_with": self.computed_with,
             "seconds": round(self.seconds, 1),
             "command": self.command,
@@ -120,6 +125,7 @@ class StatisticsRecord:
             pretrain_stats=ChannelStats.from_dict(pretrain),
             pretrain_name=str(pretrain.get("name", "")),
             table1={s: ChannelStats.from_dict({**data["table1"][s], "n_images": n_images}) for s in _in_order(data["table1"])},
+            image_checks=ImageChecks.from_dict(data["image_checks"]),
             computed_with=dict(data.get("computed_with") or {}),
             seconds=float(data.get("seconds", 0.0)),
             command=str(data.get("command", "")),
@@ -199,6 +205,7 @@ def compute_record(
         pretrain_stats=pretrain_stats,
         pretrain_name=pretrain_name,
         table1=table1,
+        image_checks=compute_image_checks(images, pretrain_stats),
         computed_with=code_versions(),
         seconds=time.perf_counter() - start,
     )
