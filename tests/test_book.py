@@ -197,9 +197,10 @@ def test_run_index_lists_each_run_with_the_params_that_vary(tmp_path):
     text = book.run_index_markdown(runs, "/book")
     assert "## study1 / smoke" in text and "## study1 / paper" in text
     smoke = text.split("## study1 / smoke")[1]
-    assert "| run | source | status | test acc. at best val | seed |" in smoke  # lr and dataset do not vary
+    assert "| run | source | status | test acc. at best val (%) | seed |" in smoke  # lr and dataset do not vary
+    assert "| --- | --- | --- | ---: | ---: |" in smoke  # numbers right-aligned
     assert "{doc}`abc1 </book/runs/runs/study1/smoke/abc1>`" in smoke
-    assert "| 0.72 |" in smoke
+    assert "| 72.0 |" in smoke  # percent, one decimal
     paper = text.split("## study1 / paper")[1].split("##")[0]
     assert "`real0`" in paper and "{doc}" not in paper and "failed" in paper  # no notebook, no link
     assert "No run folders" in book.run_index_markdown(collect_runs(tmp_path / "nowhere"))

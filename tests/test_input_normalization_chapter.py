@@ -81,7 +81,7 @@ def test_the_chapter_runs_on_partial_results_and_without_tiny_imagenet(tmp_path,
     fabricate_local_profile(tmp_path / "results")
     write_imagefolder(tmp_path / "data" / "cifar10-jpeg")
     text = execute_chapter(STUDY, tmp_path)
-    assert "Images not on this machine (run `make data`): tiny_imagenet_200" in text
+    assert "Neither committed statistics nor images on this machine (run `make data`): tiny_imagenet_200" in text
     assert "computed from images here: cifar10-jpeg." in text  # no committed statistics in this project
     assert "pretrained in this profile on `tiny_imagenet_200` at 32 px for 10 epochs" in text
     # instance is 10 points under finetune in every seed: the generated sentence must say it exceeds the spread.

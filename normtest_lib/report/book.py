@@ -445,17 +445,28 @@ def _profile_tables(runs: pd.DataFrame, study: str, params: list[str], doc_prefi
     lines = []
     for profile, group in runs.groupby("profile", sort=True):
         varying = [c for c in params if group[c].astype(str).nunique(dropna=False) > 1]
-        header = ["run", "source", "status", "test acc. at best val", *varying]
+        header = ["run", "source", "status", ACCURACY_HEADER, *varying]
+        # Numbers right-aligned (---:), text left.
+        numeric = [False, False, False, True, *(pd.api.types.is_numeric_dtype(group[c]) for c in varying)]
         lines += [f"({run_index_target(study, str(profile))})=", f"### {study} / {profile}", "",
-                  _table_row(header), _table_row(["---"] * len(header))]
+                  _table_row(header), _table_row(["---:" if number else "---" for number in numeric])]
         for row in group.to_dict("records"):
             link = f"`{row['run_id']}`"
             if row["path"] in linked:
                 link = f"{{doc}}`{row['run_id']} <{doc_prefix}/{run_page_docname(row)}>`"
-            cells = [link, row["source"], row["status"], _format_value(row.get("test_acc_at_best_val"))]
+            cells = [link, row["source"], row["status"], _percent(row.get("test_acc_at_best_val"))]
             lines.append(_table_row(cells + [_format_value(row[c]) for c in varying]))
         lines.append("")
     return lines
+
+
+ACCURACY_HEADER = "test acc. at best val (%)"
+
+
+def _percent(fraction: Any) -> str:
+    if fraction is None or (isinstance(fraction, float) and pd.isna(fraction)):
+        return "–"
+    return f"{100 * float(fraction):.1f}"
 
 
 def _format_value(value: Any) -> str:
