@@ -47,6 +47,14 @@ DECODED_IMAGES = """async () => {
     return images.map((img) => [img.getAttribute("src"), img.naturalWidth]);
 }"""
 TABLE_ROWS = "() => Array.from(document.querySelectorAll('table')).map((t) => t.querySelectorAll('tbody tr, tr').length)"
+# Every table cell of the content that holds one number (not a link or code, such as a run id made of
+# digits): its text, alignment and horizontal padding in px.
+NUMBER_CELLS = r"""() => Array.from(document.querySelectorAll('article table td'))
+    .filter((td) => !td.querySelector('a, code') && /^[-+\u2212]?\d[\d,]*(\.\d+)?( ?%)?$/.test(td.innerText.trim()))
+    .map((td) => {
+        const style = getComputedStyle(td);
+        return [td.innerText.trim(), style.textAlign, parseFloat(style.paddingLeft) + parseFloat(style.paddingRight)];
+    })"""
 LINKS = "() => Array.from(document.querySelectorAll('a[href]'), (a) => a.href)"
 # What a reader sees of the page's content (collapsed code excluded), its title, and stderr output blocks.
 VISIBLE_TEXT = "() => (document.querySelector('main') || document.body).innerText"
@@ -105,6 +113,7 @@ def crawl(browser, start: str) -> dict[str, dict]:
                 "status": response.status,
                 "images": page.evaluate(DECODED_IMAGES),
                 "table_rows": page.evaluate(TABLE_ROWS),
+                "number_cells": page.evaluate(NUMBER_CELLS),
                 "links": {urldefrag(link)[0] for link in page.evaluate(LINKS) if urlparse(link).netloc == origin},
                 "text": page.evaluate(VISIBLE_TEXT),
                 "title": page.evaluate(TITLE),
@@ -174,6 +183,16 @@ def test_every_table_has_rows(visited, site):
         assert all(rows > 0 for rows in data["table_rows"]), f"{url}: a table without rows {data['table_rows']}"
     assert len(pages(visited)[urljoin(site, "book/chapters/dataset_statistics.html")]["table_rows"]) >= 3
     assert len(pages(visited)[urljoin(site, "book/chapters/runs.html")]["table_rows"]) >= 2
+
+
+def test_numbers_in_tables_are_right_aligned_and_padded(visited, site):
+    checked = 0
+    for url, data in pages(visited).items():
+        for text, align, padding in data.get("number_cells", []):
+            checked += 1
+            assert align in ("right", "end"), f"{url}: {text!r} is aligned {align!r}"
+            assert padding >= 8, f"{url}: {text!r} has {padding} px of horizontal padding: columns would run together"
+    assert checked > 100  # the chapters' tables, glued ones included, and the run index
 
 
 def test_no_internal_link_is_broken(visited, browser, site):
