@@ -27,6 +27,7 @@ from normtest_lib.stats.record import (
     RECORD_FORMAT,
     SYNTHETIC,
     compute_record,
+    gather_records,
     project_relative,
     read_record,
     read_records,
@@ -248,3 +249,20 @@ def test_records_stats_frame_and_the_data_label(records):
     provenance = stats_tables.records_provenance(records)
     assert provenance.loc[(REAL, "cifar10-jpeg"), "images"] == 2
     assert provenance.loc[(SYNTHETIC, "synthetic-dim"), "sample"] == "seeded sample (seed 0)"
+
+
+def test_gathered_records_read_the_committed_one_compute_the_others_and_name_the_missing(project):
+    committed = compute_record("imagefolder", project / "data" / "two-colours", name="recorded", project_root=project)
+    write_record(committed, statistics_folder(project / "results"), project_root=project)
+    roots = {"recorded": "data/nowhere", "two-colours": str(project / "data" / "two-colours"), "absent": "data/absent"}
+    gathered = gather_records(roots, project / "results", registry_names={"two-colours": "imagefolder"},
+                              published_as={"two-colours": "cifar10"})
+    assert list(gathered.committed) == ["recorded"]  # read, though its images are not here
+    assert list(gathered.computed) == ["two-colours"] and gathered.computed["two-colours"].published_as == "cifar10"
+    assert gathered.missing == {"absent": "data/absent"}
+    assert list(gathered.records) == ["recorded", "two-colours"]
+    assert gathered.records["two-colours"].stats.mean == pytest.approx(HAND_MEAN, abs=1e-12)
+    # A sample must come from the images: the committed record (a whole split) is not used for it.
+    sampled = gather_records(roots, project / "results", registry_names={"two-colours": "imagefolder"}, max_images=1)
+    assert not sampled.committed and list(sampled.computed) == ["two-colours"]
+    assert set(sampled.missing) == {"recorded", "absent"}

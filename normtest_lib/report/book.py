@@ -191,10 +191,7 @@ def execute_reports(
     workers = max(1, min(workers or cpu_count(), len(reports) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
         futures = [pool.submit(execute_report, r, project, book_dir, runs_root, results_root, log) for r in reports]
-    errors = [future.exception() for future in futures if future.exception() is not None]
-    if errors:
-        raise errors[0]
-    return [future.result() for future in futures]
+    return [future.result() for future in futures]  # the first failure, in ``reports`` order, raises
 
 
 def execute_report(report: Report, project: Path, book_dir: Path, runs_root: Path, results_root: Path, log: Log = print) -> bool:
@@ -463,14 +460,16 @@ def _profile_tables(runs: pd.DataFrame, study: str, params: list[str], doc_prefi
 ACCURACY_HEADER = "test acc. at best val (%)"
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
 def _percent(fraction: Any) -> str:
-    if fraction is None or (isinstance(fraction, float) and pd.isna(fraction)):
-        return "–"
-    return f"{100 * float(fraction):.1f}"
+    return "–" if _is_missing(fraction) else f"{100 * float(fraction):.1f}"
 
 
 def _format_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if _is_missing(value):
         return "–"
     if isinstance(value, float):
         return f"{value:.4g}"

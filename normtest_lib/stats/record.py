@@ -317,3 +317,46 @@ def read_records(folder: str | Path) -> dict[str, StatisticsRecord]:
         )
     records = [read_record(path) for path in sorted(folder.glob("*.json")) if not path.name.startswith(".")]
     return {record.name: record for record in records}
+
+
+@dataclass(frozen=True)
+class GatheredRecords:
+    """The records of some data sets, and where each came from (see :func:`gather_records`)."""
+
+    folder: Path  # where committed records are read from
+    committed: dict[str, StatisticsRecord]  # read from ``folder``: whole training splits
+    computed: dict[str, StatisticsRecord]  # computed now from the images on this machine
+    missing: dict[str, str]  # name -> root: neither a usable record nor the images
+
+    @property
+    def records(self) -> dict[str, StatisticsRecord]:
+        return {**self.committed, **self.computed}
+
+
+def gather_records(
+    data_roots: Mapping[str, str],
+    results_root: str | Path = "results",
+    *,
+    registry_names: Mapping[str, str] | None = None,
+    published_as: Mapping[str, str] | None = None,
+    max_images: int | None = None,
+) -> GatheredRecords:
+    """Each data set's record (``data_roots``: the book's name -> its image folder): the committed one
+    in ``<results_root>/dataset_statistics/local/``, else one computed now from its images.
+
+    A committed record covers the whole training split, so with ``max_images`` (a seeded sample)
+    every record is computed from the images. ``registry_names`` maps a name to the reader that
+    loads it (default: the name itself), ``published_as`` to the published statistics it stands for.
+    """
+    registry_names, published_as = registry_names or {}, published_as or {}
+    folder = statistics_folder(results_root)
+    found = read_records(folder) if folder.is_dir() and max_images is None else {}
+    committed = {name: found[name] for name in data_roots if name in found}
+    computed = {
+        name: compute_record(registry_names.get(name, name), root, name=name, published_as=published_as.get(name),
+                             max_images=max_images)
+        for name, root in data_roots.items()
+        if name not in committed and Path(root).is_dir()
+    }
+    missing = {name: root for name, root in data_roots.items() if name not in committed and name not in computed}
+    return GatheredRecords(folder, committed, computed, missing)
