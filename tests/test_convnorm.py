@@ -11,7 +11,15 @@ from normtest_lib.config import make_config
 from normtest_lib.engine.optim import bind_step_hooks, build_optimizer, run_step_hooks
 from normtest_lib.errors import ModelError
 from normtest_lib.layers import check_conv_name, conv_names, convnorm, create_conv
-from normtest_lib.layers.convnorm import PreconditionedConv2d, fft_size, preconditioner, running_weight
+from normtest_lib.layers.convnorm import (
+    ChannelAffine,
+    DepthwiseAffine,
+    PreconditionedConv2d,
+    fft_size,
+    preconditioner,
+    running_weight,
+    same_window,
+)
 from normtest_lib.models import create_model
 
 
@@ -20,37 +28,20 @@ def layer(in_channels=3, out_channels=4, kernel_size=3, stride=1, padding=1, see
     return PreconditionedConv2d(in_channels, out_channels, kernel_size, stride, padding, **options).to(dtype)
 
 
-def effective_filter_spectra(module, size):
-    """Per input channel i, the spectrum of what the layer does to channel i: its output for a unit impulse in
-    channel i of an n-periodic map (circularly padded, padding 0). Shape (C_in, C_out, n, n // 2 + 1)."""
-    k = module.kernel_size
-    impulses = torch.zeros(module.in_channels, module.in_channels, size, size, dtype=module.weight.dtype)
-    impulses[torch.arange(module.in_channels), torch.arange(module.in_channels), 0, 0] = 1
-    periodic = F.pad(impulses, (0, k - 1, 0, k - 1), mode="circular")
-    with torch.no_grad():
-        out = module(periodic)
-    assert out.shape[-2:] == (size, size)
-    return torch.fft.rfft2(out)
-
-
 # --- the preconditioner -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kernel_size,size", [(3, 8), (3, 7), (5, 6), (1, 5), (3, 2)])
+@pytest.mark.parametrize("kernel_size,size", [(3, 8), (3, 7), (5, 6), (1, 5), (3, 3)])
 def test_each_output_channel_has_unit_energy_at_every_frequency(kernel_size, size):
     module = layer(3, 4, kernel_size, padding=0, eps=0.0)
-    # The preconditioner times the filters' spectra: unit energy per output channel and frequency ...
     kernel = module.weight.detach()
-    spectrum = torch.fft.rfft2(convnorm.kernel_on_torus(kernel, (size, size)), s=(size, size))
-    v = preconditioner(kernel, (size, size), eps=0.0)
-    assert v.shape == (4, size, size // 2 + 1)
+    torus = fft_size((size, size), kernel_size)
+    assert torus == (size + kernel_size - 1,) * 2
+    spectrum = torch.fft.rfft2(kernel, s=torus)
+    v = preconditioner(kernel, torus, eps=0.0)
+    assert v.shape == (4, torus[0], torus[1] // 2 + 1)
     energy = (v.unsqueeze(1) * spectrum).abs().square().sum(dim=1)
     torch.testing.assert_close(energy, torch.ones_like(energy), rtol=1e-9, atol=1e-9)
-    # ... and the layer itself applies exactly that filter, in training and in evaluation.
-    for mode in (True, False):
-        module.train(mode)
-        layer_energy = effective_filter_spectra(module, size).abs().square().sum(dim=0)
-        torch.testing.assert_close(layer_energy, torch.ones_like(layer_energy), rtol=1e-9, atol=1e-9)
     # Without the preconditioner the energies are far from 1, so the check is not vacuous.
     assert (spectrum.abs().square().sum(dim=1) - 1).abs().max() > 0.1
 
@@ -77,7 +68,7 @@ def test_scaling_one_output_channels_filter_changes_nothing():
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_1x1_is_a_1x1_convolution_with_each_output_channels_weights_divided_by_their_norm(stride):
-    module = layer(5, 6, 1, stride=stride, padding=0)
+    module = layer(5, 6, 1, stride=stride, padding=0, affine="channel")
     x = torch.randn(2, 5, 7, 6, dtype=torch.float64)
     weight = module.weight.detach()
     norms = torch.sqrt(weight.square().sum(dim=(1, 2, 3), keepdim=True) + module.eps)
@@ -91,7 +82,7 @@ def test_1x1_is_a_1x1_convolution_with_each_output_channels_weights_divided_by_t
 @pytest.mark.parametrize("size", [(9, 9), (8, 10), (7, 8)])
 def test_with_the_preconditioner_at_1_the_layer_is_conv2d(monkeypatch, kernel_size, stride, padding, size):
     monkeypatch.setattr(convnorm, "preconditioner", lambda w, s, eps: torch.ones(w.shape[0], s[0], s[1] // 2 + 1))
-    module = layer(3, 4, kernel_size, stride, padding)
+    module = layer(3, 4, kernel_size, stride, padding, affine="channel")
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     expected = F.conv2d(x, module.weight.detach(), stride=stride, padding=padding)
     torch.testing.assert_close(module(x), expected, rtol=1e-10, atol=1e-10)
@@ -113,11 +104,9 @@ def test_output_shape_is_conv2ds(kernel_size, stride, padding, size):
 
 def test_gradients_reach_the_weights_and_the_affine():
     module = layer(dtype=torch.float32, stride=2)
-    with torch.no_grad():
-        module.scale.uniform_(0.5, 1.5)
     x = torch.randn(3, 3, 8, 8, requires_grad=True)
     (module(x) * torch.randn(3, 4, 4, 4)).sum().backward()
-    for tensor in (module.weight, module.scale, module.shift, x):
+    for tensor in (module.weight, module.affine.weight, module.affine.bias, x):
         assert tensor.grad is not None and torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
 
 
@@ -159,7 +148,7 @@ def test_cosine_schedule_of_the_running_weight():
 def test_eval_uses_the_running_preconditioner_updated_by_the_schedule():
     module = layer(decay_steps=100, floor=0.1, eps=0.0)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
-    fft = fft_size((6, 6), 3, 1)
+    fft = fft_size((6, 6), 3)
     module.eval()
     untrained = module(x)  # before any training: the current weights' preconditioner, and no buffer yet
     assert module.running_preconditioner.numel() == 0 and module.input_size.tolist() == [0, 0]
@@ -184,31 +173,42 @@ def test_eval_uses_the_running_preconditioner_updated_by_the_schedule():
     module.eval()
     eval_out = module(x)
     assert not torch.allclose(eval_out, trained_out)  # training uses V of the current weights, eval the average
-    spectrum = torch.fft.rfft2(F.conv2d(x, module.weight.detach(), padding=1))
-    torch.testing.assert_close(eval_out, torch.fft.irfft2(spectrum * expected_running, s=(6, 6)))
+    spectrum = torch.fft.rfft2(F.conv2d(x, module.weight.detach(), padding=2))  # the full convolution, 8x8
+    flat = same_window(torch.fft.irfft2(spectrum * expected_running, s=fft), 3, 1)
+    torch.testing.assert_close(eval_out, module.affine(flat))
 
 
 def test_the_builder_takes_the_decay_length_and_ignores_the_bias():
     default = create_conv("convnorm", 3, 8, 3, padding=1, bias=True)
-    assert isinstance(default, PreconditionedConv2d)
+    assert isinstance(default, PreconditionedConv2d) and isinstance(default.affine, DepthwiseAffine)
     assert (default.decay_steps, default.floor) == (40_000, 0.01)
-    assert not any("bias" in name for name, _ in default.named_parameters())
-    assert {name for name, _ in default.named_parameters()} == {"weight", "scale", "shift"}
-    assert (default.scale == 1).all() and (default.shift == 0).all()
+    assert {name for name, _ in default.named_parameters()} == {"weight", "affine.weight", "affine.bias"}
+    assert default.affine.weight.shape == (8, 1, 3, 3)
+    channel = create_conv("convnorm_channel_affine:500", 3, 8, 3, padding=1, bias=True)
+    assert isinstance(channel.affine, ChannelAffine) and channel.decay_steps == 500
+    assert {name for name, _ in channel.named_parameters()} == {"weight", "affine.scale", "affine.shift"}
+    assert (channel.affine.scale == 1).all() and (channel.affine.shift == 0).all()
     assert create_conv("convnorm:1000", 3, 8, 3).decay_steps == 1000
-    assert "convnorm" in conv_names()
+    assert {"convnorm", "convnorm_channel_affine"} <= set(conv_names())
     check_conv_name("convnorm:1000")
     for bad in ("convnorm:fast", "convnorm:0", "convnorm:-5", "convnorm:1.5"):
         with pytest.raises(ModelError, match=r"conv_layer 'convnorm:.*decay"):
             create_conv(bad, 3, 8, 3)
+    with pytest.raises(ModelError, match="affine must be one of depthwise, channel"):
+        PreconditionedConv2d(3, 8, 3, affine="batch")
 
 
-def test_default_initialisation_is_conv2ds():
+def test_default_initialisation_is_conv2ds_and_the_affine_a_depthwise_conv2ds():
     torch.manual_seed(3)
-    ours = create_conv("convnorm", 16, 32, 3).weight
+    ours = create_conv("convnorm", 16, 32, 3)
     torch.manual_seed(3)
-    plain = nn.Conv2d(16, 32, 3, bias=False).weight
-    torch.testing.assert_close(ours, plain)
+    plain = nn.Conv2d(16, 32, 3, bias=False)
+    depthwise = nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=True)
+    torch.testing.assert_close(ours.weight, plain.weight)
+    torch.testing.assert_close(ours.affine.weight, depthwise.weight)
+    torch.testing.assert_close(ours.affine.bias, depthwise.bias)
+    x = torch.randn(2, 32, 6, 6)
+    torch.testing.assert_close(ours.affine(x), depthwise(x))
 
 
 # --- resolution ---------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_a_state_dict_of_another_resolution_is_refused_naming_the_layer_and_both
 
     fresh = nn.Sequential(layer(seed=2), nn.ReLU())  # untrained: takes the state dict and its resolution
     fresh.load_state_dict(trained_at_8)
-    assert fresh[0].running_preconditioner.shape == (4, 8, 5)
+    assert fresh[0].running_preconditioner.shape == (4, 10, 6)  # the 10x10 torus of an 8x8 map and a 3x3 kernel
     model.eval(), fresh.eval()
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
     torch.testing.assert_close(fresh(x), model(x))
@@ -251,7 +251,7 @@ def test_state_dict_round_trip_keeps_the_step_and_an_untrained_layer_loads_anywh
     module(torch.randn(2, 3, 8, 8, dtype=torch.float64))
     copy_ = layer(seed=5)
     copy_.load_state_dict(module.state_dict())
-    assert copy_._step == 123 and copy_._trained_size == (8, 8)
+    assert int(copy_.step) == 123 and copy_._trained_size == (8, 8)
     untrained = layer(seed=6).state_dict()
     copy_.load_state_dict(untrained)  # an untrained state dict resets the layer's resolution
     assert copy_._trained_size is None and copy_.running_preconditioner.numel() == 0
@@ -265,7 +265,7 @@ def test_cifar_resnet_with_convnorm_trains_and_with_bn_builds():
     model = create_model("cifar_resnet", 10, depth_n=1, norm_layer="none", conv_layer="convnorm:100").module
     layers = [m for m in model.modules() if isinstance(m, PreconditionedConv2d)]
     assert len(layers) == 9  # stem, 3 x 2 block convolutions, 2 projection shortcuts
-    assert not any(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert not any(isinstance(m, nn.Conv2d) for m in model.modules())  # the depthwise affine is not one either
     optimizer = build_optimizer(model, make_config(lr=0.05, momentum=0.9, weight_decay=1e-4))
     hooks = bind_step_hooks(model)
     assert len(hooks) == len(layers)
@@ -280,7 +280,8 @@ def test_cifar_resnet_with_convnorm_trains_and_with_bn_builds():
         run_step_hooks(hooks, step)
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
-    assert all(m._step == 3 and m._trained_size is not None for m in layers)
+    assert all(int(m.step) == 3 for m in layers)
+    assert all(m._trained_size is not None for m in layers if m.kernel_size > 1)
     model.eval()
     assert torch.isfinite(model(images)).all()
 
@@ -307,8 +308,39 @@ def test_engine_trains_a_convnorm_run_and_reloads_its_checkpoint(tmp_path, monke
     assert int(state["stem.conv.step"]) == 2 * 3  # 120 training images, batch 40: 3 steps per epoch
     size = summary["input_size"]
     assert state["stem.conv.input_size"].tolist() == [size, size]
-    assert state["stem.conv.running_preconditioner"].shape == (16, size, size // 2 + 1)
+    assert state["stem.conv.running_preconditioner"].shape == (16, size + 2, (size + 2) // 2 + 1)
     rebuilt = create_model("cifar_resnet", 10, depth_n=1, norm_layer="none", conv_layer="convnorm:4").module
     rebuilt.load_state_dict(state)
     rebuilt.eval()
     assert torch.isfinite(rebuilt(torch.randn(2, 3, size, size))).all()
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3, 4])
+def test_the_depthwise_affine_pads_as_torchs_same_padding(kernel_size):
+    affine = DepthwiseAffine(5, kernel_size)
+    x = torch.randn(2, 5, 7, 8)
+    expected = F.conv2d(x, affine.weight, affine.bias, padding="same", groups=5)
+    torch.testing.assert_close(affine(x), expected)
+
+
+def test_a_compiled_layer_compiles_once_for_all_its_training_steps():
+    """The decay weight a(t) comes from the ``step`` buffer, not a Python int: compiled code that read an int
+    would be specialised to it and recompile at every optimizer step (then stop compiling after 8)."""
+    torch._dynamo.reset()
+    module = layer(dtype=torch.float32, decay_steps=10)
+    compiled = torch.compile(module, backend="eager")  # dynamo's guards and recompiles, without inductor's cost
+    x = torch.randn(2, 3, 8, 8)
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    for step in range(1, 7):
+        compiled(x).sum().backward()
+        module.after_optimizer_step(step)
+    frames = counters["stats"]["unique_graphs"]
+    # The first forward creates the running buffer (its own graph); every later step reuses one graph.
+    assert frames <= 3, f"{frames} graphs compiled for 6 steps"
+    eager = layer(dtype=torch.float32, decay_steps=10)
+    for step in range(1, 7):
+        eager(x).sum().backward()
+        eager.after_optimizer_step(step)
+    torch.testing.assert_close(module.running_preconditioner, eager.running_preconditioner)

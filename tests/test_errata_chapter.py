@@ -181,3 +181,21 @@ def test_study_3_entries_read_the_noisy_runs_and_the_published_values(executed):
     assert re.search(r"<th>20 %</th>(\s*<td>9</td>){3}", saved), saved  # 9 noisy runs, all saved, all give back their rate
     files = re.findall(r"<td>(\d+)</td>\s*</tr>", glued["errata_seed_runs"]["text/html"])  # the last column
     assert len(files) == 6 and set(files) == {"1"}  # 2 levels x 3 noise seeds, one noisy-label file each
+
+
+CORRECTION_PARTS = ("**What the first edition computed.**", "**Which numbers it affected.**",
+                    "**What replaced them.**", "**Evidence computed here.**")
+
+
+def test_the_book_corrects_its_own_convnorm_in_the_open():
+    sources = markdown_sources(TEMPLATE)
+    corrections = [text for text in sources if text.startswith("(errata-corrections)=\n## Corrections to this book")]
+    assert len(corrections) == 1
+    section = corrections[0]
+    assert "(correction-convnorm-fft)=\n### ConvNorm's FFT size" in section
+    assert all(part in section for part in CORRECTION_PARTS)
+    assert {"correction_convnorm_runs", "correction_convnorm_table"} <= glue_references([section])
+    # The study 3 chapter and the port's entry point readers to it.
+    chapter = "\n".join(markdown_sources(REPO / "notebooks" / "convnorm_label_noise.ipynb"))
+    assert "<errata-corrections>" in chapter
+    assert any("<errata-corrections>" in text and "(errata-convnorm-port)=" in text for text in sources)

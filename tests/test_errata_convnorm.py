@@ -28,12 +28,13 @@ def test_ours_is_the_layers_preconditioning_and_normalizes_every_frequency():
     energy = filter_energy(weight, (8, 7), ours_precondition)
     assert energy.shape == (6, 8, 4)
     torch.testing.assert_close(energy, torch.ones_like(energy), rtol=TOLERANCE, atol=TOLERANCE)
-    # The same preconditioning as the layer's (stride 1, identity affine, padding 0).
-    layer = PreconditionedConv2d(4, 6, 3, eps=0.0)
+    # The same preconditioning as the layer's: on the full convolution, before the window and the affine.
+    layer = PreconditionedConv2d(4, 6, 3, padding=2, eps=0.0, affine="channel")  # padding k - 1: no window
     with torch.no_grad():
         layer.weight.copy_(weight)
     x = torch.randn(2, 4, 10, 9)
-    torch.testing.assert_close(ours_precondition(F.conv2d(x, weight), weight), layer(x), rtol=1e-5, atol=1e-5)
+    full = F.conv2d(x, weight, padding=2)
+    torch.testing.assert_close(ours_precondition(full, weight), layer(x), rtol=1e-5, atol=1e-5)
 
 
 def test_the_port_runs_on_layer_outputs_but_does_not_normalize():
@@ -66,8 +67,8 @@ def test_energy_table_per_layer_of_a_network():
     torch.manual_seed(0)
     model = create_model("cifar_resnet", 10, depth_n=1, norm_layer="none", conv_layer="convnorm").module
     layers = convnorm_layers(model, image_size=16)
-    assert len(layers) == 9 and layers["stem.conv"][1] == (16, 16)
-    assert layers["stages.2.0.shortcut.conv"][1] == (8, 8)  # its 8x8 input, preconditioned before the stride
+    assert len(layers) == 9 and layers["stem.conv"][1] == (18, 18)  # the full convolution's torus
+    assert layers["stages.2.0.shortcut.conv"][1] == (8, 8)  # 1x1: its 8x8 input, preconditioned before the stride
     assert model.training  # the mode is restored, and nothing was trained
     assert all(m.running_preconditioner.numel() == 0 for m in model.modules() if isinstance(m, PreconditionedConv2d))
     table = energy_table(layers)

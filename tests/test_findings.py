@@ -85,6 +85,14 @@ def test_convnorm_finding_reports_losses_the_real_noise_rate_and_the_clean_start
     assert "`bn` 80.0 ± 0.0 %; `convnorm` 60.0 ± 0.0 %" in finding.answer
 
 
+def test_convnorm_finding_names_the_variants_without_runs():
+    finding = findings.convnorm_finding(noise_runs(), METRIC, "local")
+    assert "`convnorm+bn` has no complete runs in the `local` profile, so it answers nothing about it yet." in finding.answer
+    bn_only = findings.convnorm_finding(noise_runs().query("variant == 'bn'"), METRIC, "local")
+    assert "`convnorm` and `convnorm+bn` have no complete runs in the `local` profile" in bn_only.answer
+    assert "loses less" not in bn_only.answer and "`bn` 80.0 ± 0.0 %" in bn_only.answer
+
+
 def test_convnorm_finding_with_one_seed_claims_nothing_about_the_spread():
     one_seed = noise_runs().query("seed == 0")
     finding = findings.convnorm_finding(one_seed, METRIC, "local")

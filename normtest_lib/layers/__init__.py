@@ -9,7 +9,8 @@ the from-scratch ones, plain tensor arithmetic with torch's semantics: ``bn`` (b
 ``in`` (instancenorm.py), ``ln`` (layernorm.py), ``gn[:<groups>]`` (groupnorm.py; plain ``gn`` is
 C/4 groups) and ``bin`` (batchinstancenorm.py, Batch-Instance Norm with its gate ``rho``).
 Convolutions: ``conv`` (torch's Conv2d; conv.py) and ``convnorm[:<decay_steps>]`` (convnorm.py, ConvNorm's
-preconditioned convolution with its per-channel affine, from scratch with torch.fft).
+preconditioned convolution as the published layer computes it, with its depthwise affine, from scratch with
+torch.fft; ``convnorm_channel_affine[:<decay_steps>]`` with a per-channel scale and shift instead).
 
 To add a family: write one module with a builder decorated by ``@register_norm("name")``
 (or ``@register_conv("name")``) and add it to the import list below.

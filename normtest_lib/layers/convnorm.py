@@ -1,19 +1,32 @@
-"""ConvNorm (Liu et al., NeurIPS 2021, arXiv:2103.00673), derived from the paper: ``convnorm[:<decay_steps>]``.
+"""ConvNorm (Liu et al., NeurIPS 2021, arXiv:2103.00673), re-derived from the paper and the construction
+``../shared/STUDIES.md`` states: ``convnorm[:<decay_steps>]`` and ``convnorm_channel_affine[:<decay_steps>]``.
 
-A convolution whose every output channel has unit energy at every frequency. With weight
-W (C_out x C_in x k x k), per output channel o and frequency w of an n_h x n_w map:
+A convolution whose every output channel has unit energy at every frequency. Per k x k layer with
+weight W (C_out x C_in x k x k), padding p and stride s, on an H x W map:
 
-    V_o(w) = ( sum_i |FFT2(W_o,i zero-padded to n_h x n_w)(w)|^2 + eps )^(-1/2)
+1. convolve with padding k - 1: the full linear convolution, (H + k - 1) x (W + k - 1). On that
+   torus it is exactly a circular convolution, which makes the next step exact;
+2. per output channel o and frequency w of that torus,
 
-computed from the weights without gradient. The layer convolves as usual (stride 1, the given
-padding), multiplies each output channel's spectrum by V_o, transforms back, subsamples by the
-stride (as the official layer did, so the output shape is the plain convolution's), and ends
-with a learnable per-channel affine. A 1x1 convolution reduces to dividing each output
-channel's weight vector by its norm.
+       V_o(w) = ( sum_i |FFT2(W_o,i zero-padded to the torus)(w)|^2 + eps )^(-1/2),
 
-The FFT size is the stride-1 output's own size (n = H + 2p - k + 1 per dimension); see
-:meth:`PreconditionedConv2d._precondition` for what that makes exact and what stays the
-paper's circular approximation.
+   from the weights without gradient;
+3. multiply each output channel's spectrum by V_o and transform back: each output channel's
+   operator now has orthonormal rows on the torus, so it is a contraction (norm <= 1);
+4. crop k - 1 - p rows and columns from each side (the window a padding-p convolution gives),
+   then subsample by the stride: the output shape is the plain convolution's;
+5. an affine. ``convnorm``: the official layer's depthwise k x k convolution with bias,
+   default-initialised (Conv2d's initialisation, "same" padding), which can also filter each
+   channel spatially. ``convnorm_channel_affine``: the paper's description instead, a
+   per-channel scale (ones) and shift (zeros) as in batch norm.
+
+A 1x1 convolution reduces to dividing each output channel's weight vector by its norm, which the
+layer computes directly (no FFT, and its preconditioner is not tied to a resolution).
+
+Taking the FFT at the "same" output's size instead (convolving with padding p, as this project's
+first edition did) applies a circular inverse to an output that is not circular: that is not
+ConvNorm, and its per-channel operator norm reaches 1.4 to 2.3 at random initialisation and
+tens for an edge filter (the errata chapter's "Corrections to this book").
 
 Evaluation uses a running preconditioner R (a buffer), updated at each training forward with
 the preconditioner V of the current weights:
@@ -26,9 +39,11 @@ where t is the number of optimizer steps done so far (the engine passes it to
 a(t) = floor: R then averages the last ~1/floor steps. The official defaults are T = 40,000
 steps and floor 0.01; a reduced profile with ~1,000 steps needs ``convnorm:1000``. Without the
 engine (no step ever passed) a = 1 and R is the last training forward's V. Before any training
-forward, evaluation falls back to the preconditioner of the current weights.
+forward, evaluation falls back to the preconditioner of the current weights. The step lives in a
+tensor buffer and a(t) is computed from it with tensor operations, so a compiled model does not
+recompile at every step (compiled code treats a module's Python ints as constants).
 
-R is defined per frequency of one map size, so a trained layer is tied to the resolution of
+R is defined per frequency of one torus, so a trained k > 1 layer is tied to the resolution of
 the feature maps it was trained on: evaluating, training or loading a state dict at another
 one raises :class:`~normtest_lib.errors.ModelError` naming the layer and both resolutions.
 
@@ -40,6 +55,7 @@ has the convolution's dtype.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -57,41 +73,33 @@ from .registry import register_conv
 DEFAULT_EPS = 1e-5
 DEFAULT_DECAY_STEPS = 40_000  # the official default, ~100 CIFAR epochs at batch 128
 DEFAULT_FLOOR = 0.01  # the official default
+AFFINES = ("depthwise", "channel")
 
 
-def fft_size(input_size: tuple[int, int], kernel_size: int, padding: int) -> tuple[int, int]:
-    """The stride-1 output size for an input of ``input_size`` (H, W): the size the FFTs use."""
+def fft_size(input_size: tuple[int, int], kernel_size: int) -> tuple[int, int]:
+    """The torus the FFTs use for an input of ``input_size`` (H, W): the full convolution's (H + k - 1, W + k - 1)."""
     height, width = input_size
-    return height + 2 * padding - kernel_size + 1, width + 2 * padding - kernel_size + 1
-
-
-def kernel_on_torus(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The kernel wrapped onto a ``size`` torus: taps whose offsets differ by a multiple of the size add up.
-
-    For a kernel no larger than the map this is the kernel itself (``rfft2`` zero-pads it). A kernel
-    larger than the map (3x3 on a 2x2 output) would otherwise be cropped by ``rfft2(s=size)``;
-    wrapped, its DFT at the map's frequencies is exactly that of the full kernel, as circular
-    convolution on that torus sees it.
-    """
-    height, width = size
-    kh, kw = weight.shape[-2:]
-    if kh <= height and kw <= width:
-        return weight
-    padded = F.pad(weight, (0, -kw % width, 0, -kh % height))
-    return padded.unflatten(-2, (-1, height)).sum(-3).unflatten(-1, (-1, width)).sum(-2)
+    return height + kernel_size - 1, width + kernel_size - 1
 
 
 @torch.no_grad()
 def preconditioner(weight: torch.Tensor, size: tuple[int, int], eps: float = DEFAULT_EPS) -> torch.Tensor:
-    """V_o(w) = (sum_i |FFT2(W_o,i)(w)|^2 + eps)^(-1/2) on a ``size`` (n_h, n_w) map: (C_out, n_h, n_w // 2 + 1).
+    """V_o(w) = (sum_i |FFT2(W_o,i)(w)|^2 + eps)^(-1/2) on a ``size`` (n_h, n_w) torus: (C_out, n_h, n_w // 2 + 1).
 
     The half spectrum of ``rfft2`` (what the layer multiplies), in float32 (float64 for float64
-    weights), detached: ConvNorm's gradient does not flow through the preconditioner.
+    weights), detached: ConvNorm's gradient does not flow through the preconditioner. ``rfft2``
+    zero-pads each k x k slice to the torus, which is never smaller than the kernel.
     """
-    kernel = kernel_on_torus(weight.detach().to(compute_dtype(weight)), size)
-    spectrum = torch.fft.rfft2(kernel, s=size)
+    spectrum = torch.fft.rfft2(weight.detach().to(compute_dtype(weight)), s=size)
     energy = (spectrum.real.square() + spectrum.imag.square()).sum(dim=1)
     return torch.rsqrt(energy + eps)
+
+
+@torch.no_grad()
+def pointwise_preconditioner(weight: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
+    """The 1x1 case: V_o = (sum_i W_o,i^2 + eps)^(-1/2), the same at every frequency: (C_out, 1, 1)."""
+    weight = weight.detach().to(compute_dtype(weight))
+    return torch.rsqrt(weight.square().sum(dim=(1, 2, 3)) + eps).view(-1, 1, 1)
 
 
 def precondition(out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
@@ -107,28 +115,85 @@ def precondition(out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft2(spectrum * multiplier.to(dtype), s=size)
 
 
-def running_weight(step: int, decay_steps: int = DEFAULT_DECAY_STEPS, floor: float = DEFAULT_FLOOR) -> float:
+def same_window(full: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
+    """The window of the full convolution's output that a padding-p convolution gives.
+
+    k - 1 - p rows and columns come off each side. With p > k - 1 a padding-p convolution sees only
+    zeros beyond the full output, so the window is the full output with p - (k - 1) zeros around it.
+    """
+    crop = kernel_size - 1 - padding
+    if crop > 0:
+        return full[..., crop:-crop, crop:-crop]
+    return F.pad(full, (-crop,) * 4) if crop < 0 else full
+
+
+def running_weight(
+    step: int | torch.Tensor, decay_steps: int = DEFAULT_DECAY_STEPS, floor: float = DEFAULT_FLOOR
+) -> float | torch.Tensor:
     """a(t): the weight of the current preconditioner in the running one after ``step`` optimizer steps.
 
     1 at step 0, ``floor`` from ``decay_steps`` on, along a cosine in between ((1 + floor) / 2 halfway).
+    A tensor step gives a tensor (computed on its device, so a compiled forward reads no Python int).
     """
+    if isinstance(step, torch.Tensor):
+        progress = step.clamp(0, decay_steps).to(torch.float64) / decay_steps
+        return floor + (1 - floor) * (1 + torch.cos(math.pi * progress)) / 2
     progress = min(max(step, 0), decay_steps) / decay_steps
     return floor + (1 - floor) * (1 + math.cos(math.pi * progress)) / 2
 
 
+class DepthwiseAffine(nn.Module):
+    """The official layer's affine: a depthwise k x k convolution with bias and "same" padding, initialised as
+    torch's Conv2d initialises itself (weights and bias uniform in +-1/sqrt(k * k)).
+
+    Not a Conv2d subclass, so code that walks a model's Conv2d modules (to initialise or count them) never
+    mistakes it for a convolution of the network."""
+
+    def __init__(self, channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, 1, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.empty(channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        bound = 1 / math.sqrt(self.weight[0].numel())
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        k = self.weight.shape[-1]
+        # A depthwise convolution runs 2-2.5x faster (forward and backward) on channels-last maps on the CPU
+        # (oneDNN; measured on 16 x 32 x 32 and 64 x 8 x 8 batches of 128), copy included.
+        x = x.contiguous(memory_format=torch.channels_last)
+        if k % 2 == 0:  # "same" for an even kernel: one more row and column after than before, as torch pads
+            x = F.pad(x, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2))
+        return F.conv2d(x, weight, bias, padding=(k - 1) // 2 if k % 2 else 0, groups=self.weight.shape[0])
+
+
+class ChannelAffine(nn.Module):
+    """The paper's description of the affine: a per-channel scale (ones) and shift (zeros), as in batch norm."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels))
+        self.shift = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(per_channel(self.shift, 4).to(x.dtype), x, per_channel(self.scale, 4).to(x.dtype))
+
+
 class PreconditionedConv2d(nn.Module):
-    """ConvNorm's convolution: plain convolution, per-frequency unit-energy preconditioner, per-channel affine.
+    """ConvNorm's convolution: full convolution, per-frequency unit-energy preconditioner, window, affine.
 
-    Parameters: ``weight`` (C_out, C_in, k, k; Conv2d's default initialisation, no bias), and the
-    affine ``scale`` (ones) and ``shift`` (zeros), one of each per output channel. The paper
-    describes this affine as a per-channel scale and shift after the normalization, as in BN.
-    The official code implemented it as a depthwise k x k convolution with bias, which also
-    filters each channel spatially: that re-introduces a per-channel frequency response right
-    after the step that flattened it, so we keep the paper's description.
+    Parameters: ``weight`` (C_out, C_in, k, k; Conv2d's default initialisation, no bias) and the
+    affine's: ``affine.weight`` (C_out, 1, k, k) and ``affine.bias`` for ``affine="depthwise"``
+    (the official layer's, the default), ``affine.scale`` and ``affine.shift`` for ``"channel"``.
 
-    Buffers: ``running_preconditioner`` (C_out, n_h, n_w // 2 + 1; empty until the first training
-    forward), ``input_size`` (the (H, W) of the feature maps it was trained on; zeros before) and
-    ``step`` (the optimizer steps done, as last passed by the engine).
+    Buffers: ``running_preconditioner`` (C_out, n_h, n_w // 2 + 1 on the (H + k - 1, W + k - 1)
+    torus, or C_out, 1, 1 for a 1x1 layer; empty until the first training forward), ``input_size``
+    (the (H, W) of the feature maps a k > 1 layer was trained on; zeros before, and always for
+    1x1) and ``step`` (the optimizer steps done, as last passed by the engine).
     """
 
     def __init__(
@@ -141,95 +206,96 @@ class PreconditionedConv2d(nn.Module):
         eps: float = DEFAULT_EPS,
         decay_steps: int = DEFAULT_DECAY_STEPS,
         floor: float = DEFAULT_FLOOR,
+        affine: str = "depthwise",
     ) -> None:
         super().__init__()
-        _check_options(kernel_size, stride, padding, eps, decay_steps, floor)
+        _check_options(kernel_size, stride, padding, eps, decay_steps, floor, affine)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.eps, self.decay_steps, self.floor = eps, decay_steps, floor
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        self.scale = nn.Parameter(torch.ones(out_channels))
-        self.shift = nn.Parameter(torch.zeros(out_channels))
+        # Conv2d's own default initialisation (kaiming uniform with a = sqrt(5)), drawn before the affine's,
+        # so a seeded layer has a seeded Conv2d's weights.
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.affine = DepthwiseAffine(out_channels, kernel_size) if affine == "depthwise" else ChannelAffine(out_channels)
         self.register_buffer("running_preconditioner", torch.empty(out_channels, 0, 0))
         self.register_buffer("input_size", torch.zeros(2, dtype=torch.long))
         self.register_buffer("step", torch.tensor(0, dtype=torch.long))
-        # Python mirrors of input_size and step, so a forward pass never waits for the device to read them.
+        # A Python mirror of input_size, so a forward pass never waits for the device to read it.
         self._trained_size: tuple[int, int] | None = None
-        self._step = 0
         # The module path, once known (a state dict load tells it); only for error messages.
         self.layer_name: str | None = None
-        self.reset_parameters()
+
+    @property
+    def pointwise(self) -> bool:
+        return self.kernel_size == 1
 
     def reset_parameters(self) -> None:
-        # Conv2d's own default initialisation (kaiming uniform with a = sqrt(5)).
+        """Both initialisations again, in the constructor's order."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        with torch.no_grad():
-            self.scale.fill_(1)
-            self.shift.zero_()
+        if isinstance(self.affine, DepthwiseAffine):
+            self.affine.reset_parameters()
+        else:
+            with torch.no_grad():
+                self.affine.scale.fill_(1)
+                self.affine.shift.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self.describe()} expects an input of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
-        size = (int(x.shape[-2]), int(x.shape[-1]))
-        out = F.conv2d(x, self.weight, None, 1, self.padding)
-        multiplier = self._multiplier(size, (int(out.shape[-2]), int(out.shape[-1])))
-        return self._precondition(out, multiplier)
+        if self.pointwise:  # the window and the stride commute with a per-channel gain: convolve as Conv2d does
+            out = F.conv2d(x, self.weight, None, self.stride, self.padding)
+        else:
+            out = F.conv2d(x, self.weight, None, 1, self.kernel_size - 1)
+        flat = self.normalized(out, (int(x.shape[-2]), int(x.shape[-1])))
+        with torch.autocast(device_type=x.device.type, enabled=False):  # the affine in the FFT's precision too
+            result = self.affine(flat)
+        return result.to(out.dtype)
 
-    def _multiplier(self, size: tuple[int, int], fft: tuple[int, int]) -> torch.Tensor:
-        """The preconditioner for input maps of ``size``: the current weights' in training (updating the running
-        one), the running one in evaluation, the current weights' in evaluation before any training forward."""
-        if self._trained_size is not None and self._trained_size != size:
+    def normalized(self, out: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+        """Steps 2-4 on the convolution ``out`` of an ``input_size`` map (the full one for k > 1, the plain one
+        for 1x1): the preconditioned output before the affine, in float32 (float64 for float64)."""
+        dtype = compute_dtype(out)
+        if self.pointwise:
+            multiplier = self._multiplier(None, lambda: pointwise_preconditioner(self.weight, self.eps))
+            return out.to(dtype) * multiplier.to(dtype)
+        torus = (int(out.shape[-2]), int(out.shape[-1]))
+        multiplier = self._multiplier(input_size, lambda: preconditioner(self.weight, torus, self.eps))
+        flat = precondition(out, multiplier)
+        return same_window(flat, self.kernel_size, self.padding)[..., :: self.stride, :: self.stride]
+
+    def _multiplier(self, size: tuple[int, int] | None, current_weights: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The preconditioner: the current weights' in training (updating the running one), the running one in
+        evaluation, the current weights' in evaluation before any training forward. ``size`` is the input's
+        (H, W) for a layer tied to a resolution, None for a 1x1 layer."""
+        if size is not None and self._trained_size is not None and self._trained_size != size:
             action = "train on" if self.training else "evaluate"
             raise ModelError(self._resolution_message(self._trained_size, size, f"cannot {action}"))
-        if not self.training and self._trained_size is not None:
+        trained = self.running_preconditioner.numel() > 0
+        if not self.training and trained:
             return self.running_preconditioner
-        current = preconditioner(self.weight, fft, self.eps)
+        current = current_weights()
         if self.training:
-            self._update_running(current, size)
+            self._update_running(current, size, trained)
         return current
 
     @torch.no_grad()
-    def _update_running(self, current: torch.Tensor, size: tuple[int, int]) -> None:
+    def _update_running(self, current: torch.Tensor, size: tuple[int, int] | None, trained: bool) -> None:
         """R <- (1 - a(t)) R + a(t) V; the first update sets R = V (what a(0) = 1 gives from step 0)."""
-        current = current.to(self.running_preconditioner.dtype)
-        if self._trained_size is None:
+        if not trained:
             self.running_preconditioner = current.clone()
-            self.input_size.copy_(torch.tensor(size))
-            self._trained_size = size
+            if size is not None:
+                self.input_size.copy_(torch.tensor(size))
+                self._trained_size = size
             return
-        weight = running_weight(self._step, self.decay_steps, self.floor)
-        self.running_preconditioner.mul_(1 - weight).add_(current, alpha=weight)
-
-    def _precondition(self, out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
-        """Multiply the stride-1 output's spectrum by the preconditioner, subsample by the stride, apply the affine.
-
-        The FFT size is the stride-1 output's own size n (per dimension). What is exact: let A_o be
-        output channel o's convolution as a circular one on an n-periodic map; A_o A_o^T is circulant
-        with eigenvalues sum_i |FFT_n(W_o,i)|^2 = V_o^-2 (less eps), so multiplying the output's n-point
-        spectrum by V_o applies exactly (A_o A_o^T)^(-1/2) to it: P_o A_o has orthonormal rows, each
-        output channel's effective filter has unit energy at each of the n frequencies, and for
-        n-periodic inputs (circular padding) the layer is exactly the paper's ConvNorm. Any other FFT
-        size, such as the padded input's (n + k - 1), would zero-pad or crop the output before the
-        multiplication: the result is then not a circulant operator on the output, and its gain at the
-        output's frequencies is no longer the inverse square root of the filters' energy there. The
-        subsampling after it is exact too: a strided convolution is the stride-1 one subsampled.
-        The (paper's) circular approximation: the input is not n-periodic (it is zero-padded, or larger
-        than n without padding), so the output is not a circular convolution's (with "same" padding it
-        differs from one in k - 1 border rows and columns), yet the deconvolution treats it as
-        periodic and mixes the opposite borders of the map.
-        """
-        flat = precondition(out, multiplier)[..., :: self.stride, :: self.stride]
-        with torch.autocast(device_type=out.device.type, enabled=False):  # the affine in the FFT's precision too
-            dtype = flat.dtype
-            result = torch.addcmul(per_channel(self.shift, 4).to(dtype), flat, per_channel(self.scale, 4).to(dtype))
-        return result.to(out.dtype)
+        weight = running_weight(self.step, self.decay_steps, self.floor).to(self.running_preconditioner.dtype)
+        self.running_preconditioner.mul_(1 - weight).add_(current.to(self.running_preconditioner.dtype) * weight)
 
     def after_optimizer_step(self, step: int) -> None:
         """Record the global optimizer step count (the engine calls this after each step), which sets a(t)."""
-        self._step = int(step)
-        self.step.fill_(self._step)
+        self.step.fill_(int(step))
 
     def _load_from_state_dict(
         self,
@@ -264,7 +330,6 @@ class PreconditionedConv2d(nn.Module):
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
         self._trained_size = _size_or_none(self.input_size)
-        self._step = int(self.step)
 
     def describe(self) -> str:
         """The layer for error messages: its module path when known, and its shape."""
@@ -289,12 +354,14 @@ class PreconditionedConv2d(nn.Module):
 
 
 def _size_or_none(size: torch.Tensor) -> tuple[int, int] | None:
-    """An ``input_size`` buffer as (H, W), or None for an untrained layer (zeros)."""
+    """An ``input_size`` buffer as (H, W), or None for an untrained or 1x1 layer (zeros)."""
     height, width = (int(v) for v in size.tolist())
     return None if height == 0 and width == 0 else (height, width)
 
 
-def _check_options(kernel_size: int, stride: int, padding: int, eps: float, decay_steps: int, floor: float) -> None:
+def _check_options(
+    kernel_size: int, stride: int, padding: int, eps: float, decay_steps: int, floor: float, affine: str
+) -> None:
     if kernel_size < 1 or stride < 1 or padding < 0:
         raise ModelError(f"needs kernel_size >= 1, stride >= 1, padding >= 0 (got {kernel_size}, {stride}, {padding})")
     if eps < 0:
@@ -303,6 +370,8 @@ def _check_options(kernel_size: int, stride: int, padding: int, eps: float, deca
         raise ModelError(f"decay_steps must be a positive number of optimizer steps, got {decay_steps}")
     if not 0 <= floor <= 1:
         raise ModelError(f"floor must be in [0, 1], got {floor}")
+    if affine not in AFFINES:
+        raise ModelError(f"affine must be one of {', '.join(AFFINES)}, got {affine!r}")
 
 
 def parse_decay_steps(arg: str | None) -> int:
@@ -321,15 +390,29 @@ def parse_decay_steps(arg: str | None) -> int:
     return steps
 
 
+# ``bias`` is ignored by both builders: a bias before the preconditioner would be filtered by it (and
+# scaled per frequency), and the affine after it already carries the per-channel shift that
+# models/blocks.py asks a convolution's bias for when the norm is ``none``.
+
+
 @register_conv("convnorm")
 def build_convnorm(
     in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, bias: bool, arg: str | None
 ) -> nn.Module:
-    """ConvNorm's preconditioned convolution with its affine; ``convnorm:<decay_steps>`` shortens the decay."""
-    # ``bias`` is ignored: a bias before the preconditioner would be filtered by it (and scaled per
-    # frequency), and the affine after it already carries the per-channel shift that models/blocks.py
-    # asks a convolution's bias for when the norm is ``none``.
+    """ConvNorm as the official layer computes it (depthwise affine); ``convnorm:<decay_steps>`` shortens the decay."""
     del bias
     return PreconditionedConv2d(
         in_channels, out_channels, kernel_size, stride=stride, padding=padding, decay_steps=parse_decay_steps(arg)
     )
+
+
+@register_conv("convnorm_channel_affine")
+def build_convnorm_channel_affine(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, bias: bool, arg: str | None
+) -> nn.Module:
+    """ConvNorm with the paper's per-channel scale and shift in place of the official depthwise affine."""
+    del bias
+    return PreconditionedConv2d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=padding, decay_steps=parse_decay_steps(arg),
+        affine="channel",
+    )  # fmt: skip

@@ -29,8 +29,9 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
+from torch.nn import functional as F
 
-from ..layers.convnorm import PreconditionedConv2d, fft_size, kernel_on_torus, precondition, preconditioner
+from ..layers.convnorm import PreconditionedConv2d, fft_size, precondition, preconditioner
 
 OURS = "ours"
 PORT = "the course paper's port (re-derived)"
@@ -41,7 +42,7 @@ TOLERANCE = 1e-3
 # E into E / (E + eps), visible only where a filter has almost no energy (pass eps to see it).
 EPS = 0.0
 
-# (stride-1 output maps (N, C_out, n_h, n_w), weight, eps) -> the preconditioned maps
+# (full convolution output maps (N, C_out, n_h, n_w), weight, eps) -> the preconditioned maps
 Preconditioning = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
@@ -53,14 +54,14 @@ def published_port_preconditioner(weight: torch.Tensor, size: tuple[int, int], e
     complex square and ``sum(-1)`` runs over the column frequencies, so one complex value per
     output channel and row frequency is left where ours has a real one per frequency.
     """
-    spectrum = torch.fft.rfft2(kernel_on_torus(weight.detach().float(), size), s=size)
+    spectrum = torch.fft.rfft2(weight.detach().float(), s=size)
     power = spectrum.pow(2).sum(-1)  # meant: |z|^2 over (re, im); here: sum of z^2 over the last frequency axis
     return (power.sum(dim=1) + eps).pow(-0.5)
 
 
 @torch.no_grad()
 def published_port_precondition(out: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """The port's preconditioning of stride-1 outputs ``out`` (N, C_out, n_h, n_w) of a convolution by ``weight``."""
+    """The port's preconditioning of full convolution outputs ``out`` (N, C_out, n_h, n_w) by ``weight``."""
     size = (int(out.shape[-2]), int(out.shape[-1]))
     v = published_port_preconditioner(weight, size, eps)
     spectrum = torch.fft.rfft2(out.float(), s=size)
@@ -73,7 +74,7 @@ def published_port_precondition(out: torch.Tensor, weight: torch.Tensor, eps: fl
 
 @torch.no_grad()
 def ours_precondition(out: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Our layer's preconditioning of stride-1 outputs (before its stride and affine)."""
+    """Our layer's preconditioning of full convolution outputs (before its window, stride and affine)."""
     size = (int(out.shape[-2]), int(out.shape[-1]))
     return precondition(out, preconditioner(weight, size, eps))
 
@@ -89,7 +90,7 @@ def filter_energy(
     itself laid on the map (each input channel a batch element).
     """
     kernels = torch.zeros(weight.shape[1], weight.shape[0], *size, dtype=torch.float32)
-    placed = kernel_on_torus(weight.detach().float(), size).transpose(0, 1)
+    placed = weight.detach().float().transpose(0, 1)  # the torus is never smaller than the kernel
     kernels[..., : placed.shape[-2], : placed.shape[-1]] = placed
     filtered = preconditioning(kernels, weight, eps)
     return torch.fft.rfft2(filtered.float(), s=size).abs().square().sum(dim=0)
@@ -143,7 +144,7 @@ def convnorm_layers(model: nn.Module, image_size: int = 32) -> dict[str, tuple[t
 def _record_fft_size(path: str, sizes: dict[str, tuple[int, int]]) -> Callable:
     def hook(module: PreconditionedConv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         height, width = inputs[0].shape[-2:]
-        sizes[path] = fft_size((int(height), int(width)), module.kernel_size, module.padding)
+        sizes[path] = fft_size((int(height), int(width)), module.kernel_size)
 
     return hook
 
@@ -180,3 +181,107 @@ def channel_spectra(weight: torch.Tensor, size: tuple[int, int], channel: int = 
     fig.colorbar(image, ax=axes, label="energy of the preconditioned filters")
     fig.suptitle(f"Output channel {channel}, {size[0]}x{size[1]} map")
     return fig
+
+
+# --- Corrections to this book: the first edition's ConvNorm -------------------------------------
+#
+# The first edition convolved with the layer's own padding p and took its FFTs at that output's
+# size, (H + 2p - k + 1) x (W + 2p - k + 1), instead of the full convolution's (H + k - 1) x
+# (W + k - 1) torus. It is re-created here (the code that made study 3's earlier runs, commit
+# 0de5806, `layers/convnorm.py`), only to measure what it computed against the published layer.
+FIRST_EDITION = "first edition (FFT at the padded output's size)"
+PUBLISHED = "published construction (this edition)"
+FILTER_KINDS = ("random initialisation", "box blur", "edge filter")
+
+
+@torch.no_grad()
+def first_edition_convnorm(x: torch.Tensor, weight: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    """The first edition's preconditioned convolution without its affine (eps 0), in ``x``'s precision."""
+    out = F.conv2d(x, weight, None, 1, padding)
+    size = (int(out.shape[-2]), int(out.shape[-1]))
+    return precondition(out, preconditioner(_wrapped(weight, size), size, eps=0.0))[..., ::stride, ::stride]
+
+
+def _wrapped(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A kernel larger than the map, wrapped onto it as the first edition did (taps a period apart add up)."""
+    height, width = size
+    kh, kw = weight.shape[-2:]
+    if kh <= height and kw <= width:
+        return weight
+    padded = F.pad(weight, (0, -kw % width, 0, -kh % height))
+    return padded.unflatten(-2, (-1, height)).sum(-3).unflatten(-1, (-1, width)).sum(-2)
+
+
+@torch.no_grad()
+def published_convnorm(x: torch.Tensor, weight: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    """This edition's layer (the published construction) without its affine (eps 0), in ``x``'s precision."""
+    out_channels, in_channels, k, _ = weight.shape
+    layer = PreconditionedConv2d(in_channels, out_channels, k, stride, padding, eps=0.0).to(x.dtype)
+    layer.weight.copy_(weight)
+    full = F.conv2d(x, weight, None, 1, k - 1) if k > 1 else F.conv2d(x, weight, None, stride, padding)
+    return layer.normalized(full, (int(x.shape[-2]), int(x.shape[-1])))
+
+
+def example_filters(kind: str, out_channels: int, in_channels: int, k: int, seed: int = 0) -> torch.Tensor:
+    """float64 filters of one kind: Conv2d's random initialisation, box blurs or horizontal edge filters, each slice
+    with a random gain in [0.5, 1.5] and a 5 % random perturbation (so that no frequency has exactly zero energy)."""
+    generator = torch.Generator().manual_seed(seed)
+    bound = 1 / (in_channels * k * k) ** 0.5  # Conv2d's default initialisation
+    noise = (torch.rand(out_channels, in_channels, k, k, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+    if kind == FILTER_KINDS[0]:
+        return noise
+    gains = torch.rand(out_channels, in_channels, 1, 1, generator=generator, dtype=torch.float64) + 0.5
+    if kind == FILTER_KINDS[1]:
+        shape = torch.full((k, k), 1.0 / k**2, dtype=torch.float64)
+    elif kind == FILTER_KINDS[2]:
+        shape = torch.zeros(k, k, dtype=torch.float64)
+        shape[:, 0], shape[:, -1] = -1.0, 1.0
+    else:
+        raise ValueError(f"unknown filter kind {kind!r}; known: {', '.join(FILTER_KINDS)}")
+    return gains * shape + 0.05 * noise / bound * shape.abs().max()
+
+
+@torch.no_grad()
+def operator_norms(construction: Callable, weight: torch.Tensor, size: int, padding: int, stride: int) -> torch.Tensor:
+    """Each output channel's operator norm (largest singular value), from its explicit matrix on ``size`` maps."""
+    in_channels = weight.shape[1]
+    basis = torch.eye(in_channels * size * size, dtype=torch.float64).view(-1, in_channels, size, size)
+    out = construction(basis, weight, padding, stride)  # (inputs, C_out, h, w)
+    matrices = out.flatten(2).permute(1, 2, 0)  # (C_out, outputs, inputs)
+    return torch.linalg.matrix_norm(matrices, ord=2)
+
+
+def correction_table(size: int = 16, in_channels: int = 3, out_channels: int = 4, seed: int = 0) -> pd.DataFrame:
+    """The first edition's ConvNorm against the published one, per kind of 3x3 filter (padding 1, stride 1,
+    ``size`` x ``size`` maps): the largest per-channel operator norm of each (the published layer's is at most 1)
+    and the relative difference of their outputs on random maps, in float64."""
+    rows = {}
+    images = torch.randn(8, in_channels, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    for kind in FILTER_KINDS:
+        weight = example_filters(kind, out_channels, in_channels, 3, seed)
+        old, new = (c(images, weight, 1, 1) for c in (first_edition_convnorm, published_convnorm))
+        rows[kind] = {
+            f"largest operator norm, {FIRST_EDITION}": float(operator_norms(first_edition_convnorm, weight, size, 1, 1).max()),
+            f"largest operator norm, {PUBLISHED}": float(operator_norms(published_convnorm, weight, size, 1, 1).max()),
+            "relative difference of the outputs (%)": float(100 * (old - new).norm() / new.norm()),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = f"3x3 filters, {in_channels} -> {out_channels} channels, {size}x{size} maps"
+    return table
+
+
+def superseded_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs a correction took out of the book (``results.superseded_runs``), counted per profile, variant and
+    nominal noise level, with the seeds among them."""
+    from .label_noise import add_variant, noise_label
+
+    if runs.empty:
+        return pd.DataFrame(columns=["runs", "seeds"])
+    runs = add_variant(runs).assign(noise=lambda frame: frame["label_noise"].astype(float).map(noise_label))
+    grouped = runs.groupby(["profile", "variant", "noise"])
+    table = pd.DataFrame({
+        "runs": grouped.size(),
+        "seeds": grouped["seed"].agg(lambda seeds: ", ".join(str(s) for s in sorted(set(seeds)))),
+    })  # fmt: skip
+    table.index.names = ["profile", "variant", "label noise"]
+    return table

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import labels, protocol
-from .label_noise import add_variant, noise_level_text, variant_order
+from .label_noise import VARIANT_ORDER, add_variant, noise_level_text, variant_order
 from .paired import confidence_interval, paired_differences, significant, within_noise
 
 SYNTHETIC_PREFIX = "synthetic"
@@ -280,6 +280,12 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
         accuracy = accuracy.reindex([v for v in order if v in accuracy.index])
         listed = "; ".join(f"`{name}` {row['mean']:.1f} ± {row['std']:.1f} %" for name, row in accuracy.iterrows())
         parts.append(f"Without noise, test accuracy (mean ± std over seeds): {listed}.")
+    missing = [name for name in VARIANT_ORDER if name not in set(runs["variant"])]
+    if missing:
+        parts.append(
+            f"{' and '.join(f'`{name}`' for name in missing)} {'has' if len(missing) == 1 else 'have'} no complete runs "
+            f"in the `{profile}` profile, so it answers nothing about {'it' if len(missing) == 1 else 'them'} yet."
+        )
     per_cell = runs.groupby(["variant", "label_noise"])["seed"].nunique() if len(runs) else pd.Series([0])
     seeds = f"{per_cell.min()}" if per_cell.min() == per_cell.max() else f"{per_cell.min()} to {per_cell.max()}"
     certainty = (

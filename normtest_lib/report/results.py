@@ -23,12 +23,15 @@ from ..run_files import HISTORY, PARAMS, PROBES, RUN_NOTEBOOK, SUMMARY
 LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]
 MISSING = "missing"
 PREFERRED_SOURCE = "results"  # where committed runs live; their copy wins over a local one
+PREVIOUS = "previous"  # a folder of superseded records, beside the runs that replace them: never read
 
 
 def find_run_folders(root: str | Path) -> list[Path]:
     """Every ``<study>/<profile>/<run id>`` folder under ``root``, sorted; none if ``root`` is absent.
 
-    Hidden folders (a leading dot, as temporary folders use) are skipped.
+    Hidden folders (a leading dot, as temporary folders use) are skipped, and so are folders named
+    ``previous`` (:data:`PREVIOUS`) at any of the three levels: they keep records that the current
+    code no longer reproduces (a corrected layer, a stale run), which no chapter shows as evidence.
     """
     root = Path(root)
     if not root.is_dir():
@@ -40,8 +43,23 @@ def find_run_folders(root: str | Path) -> list[Path]:
     return folders
 
 
+def superseded_runs(root: str | Path, study: str) -> pd.DataFrame:
+    """The records kept under ``<root>/<study>/<profile>/previous/``: one row per run, as :func:`collect_runs`
+    reads a run, with ``profile`` the profile they were made for. Only the errata chapter's "Corrections to
+    this book" reads them, to say which runs a correction took out of the book."""
+    records = []
+    study_dir = Path(root) / study
+    for profile in _visible_dirs(study_dir) if study_dir.is_dir() else []:
+        previous = profile / PREVIOUS
+        for folder in _visible_dirs(previous) if previous.is_dir() else []:
+            record, _ = read_run(folder, Path(root).name)
+            record.update(study=study, profile=profile.name)
+            records.append(record)
+    return pd.DataFrame.from_records(records, columns=None if records else [*LOCATION_COLUMNS, "status"])
+
+
 def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != PREVIOUS)
 
 
 def read_run(folder: str | Path, source: str = "") -> tuple[dict[str, Any], list[str]]:

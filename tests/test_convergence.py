@@ -1,0 +1,73 @@
+"""The convergence verdict on fabricated histories: a rising curve is not converged, a plateau is."""
+
+import math
+
+import pytest
+
+from normtest_lib.convergence import last_step_decay, loss_slope, verdict, window_size
+
+
+def history(losses, accuracies=None, lrs=None):
+    accuracies = accuracies or [min(0.99, 1 - loss / 3) for loss in losses]
+    lrs = lrs or [0.1] * len(losses)
+    return [
+        {"epoch": epoch, "train_loss": loss, "train_acc": acc, "lr": lr}
+        for epoch, (loss, acc, lr) in enumerate(zip(losses, accuracies, lrs), start=1)
+    ]
+
+
+def test_a_curve_still_learning_in_a_straight_line_is_not_converged():
+    # study 2's first edition: accuracy 26 % -> 58 % in 8 epochs, the loss falling steadily
+    losses = [2.0 - 0.12 * epoch for epoch in range(8)]
+    accuracies = [0.26 + 0.045 * epoch for epoch in range(8)]
+    result = verdict(history(losses, accuracies))
+    assert not result.converged and "still falling" in result.reason
+    assert result.window == 3 and result.loss_slope == pytest.approx(-0.12)
+
+
+def test_a_plateau_is_converged():
+    losses = [2.0 * math.exp(-epoch / 3) + 0.1 for epoch in range(30)]
+    result = verdict(history(losses))
+    assert result.converged, result.reason
+    assert result.window == 6  # the last fifth of 30 epochs
+    assert abs(result.loss_change) <= 0.05
+
+
+def test_a_flat_loss_below_the_best_accuracy_is_not_converged():
+    losses = [1.0] * 10
+    accuracies = [0.5] * 8 + [0.8, 0.7]  # the last epoch 10 points below the best
+    result = verdict(history(losses, accuracies))
+    assert not result.converged and "10.0 points below its best" in result.reason
+
+
+def test_a_loss_near_zero_that_halves_is_flat_in_absolute_terms():
+    losses = [1.0 / (epoch + 1) for epoch in range(40)] + [0.008, 0.006, 0.005, 0.004, 0.003, 0.002, 0.002, 0.001, 0.001, 0.001]
+    result = verdict(history(losses, [0.999] * len(losses)))
+    assert abs(result.loss_change) > 0.05 and result.converged  # -60 % relative, but under 0.01 nats
+
+
+def test_the_window_starts_after_the_last_step_decay():
+    lrs = [0.1] * 16 + [0.01] * 4  # a step decay at epoch 17 of 20
+    losses = [1.0] * 16 + [0.5, 0.5, 0.5, 0.5]
+    assert last_step_decay(lrs) == 16
+    result = verdict(history(losses, [0.9] * 20, lrs))
+    assert result.converged and result.window == 4  # the drop before the decay is outside the window
+    late = verdict(history(losses[:18], [0.9] * 18, lrs[:18]))
+    assert not late.converged and "too short to judge" in late.reason and "epoch 17" in late.reason
+
+
+def test_a_cosine_schedule_has_no_step_decay():
+    lrs = [0.05 * (1 + math.cos(math.pi * epoch / 50)) for epoch in range(50)]
+    assert last_step_decay(lrs) is None
+
+
+def test_incomplete_or_too_short_runs_are_not_judged():
+    assert not verdict(history([1.0] * 10), status="failed").converged
+    assert "too short" in verdict(history([1.0, 1.0])).reason
+    assert window_size(8) == 3 and window_size(100) == 20
+
+
+def test_loss_slope_is_the_least_squares_slope_over_the_last_fifth():
+    losses = [5.0] * 10 + [1.0, 0.8, 0.6]  # 13 epochs: the last 3
+    assert loss_slope(losses) == pytest.approx(-0.2)
+    assert math.isnan(loss_slope([1.0]))
