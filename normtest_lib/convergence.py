@@ -50,6 +50,24 @@ class Verdict:
     accuracy_gap: float = math.nan  # best training accuracy minus the last epoch's (fraction)
 
 
+def rule_text() -> str:
+    """The rule of this module in a reader's words (Markdown), from its constants: what the book prints."""
+    share = round(100 * WINDOW_SHARE)
+    return (
+        f"A run has converged when, over the last {share} % of its epochs (at least {MIN_WINDOW}, and only epochs "
+        "after its last step decay of the learning rate, so that the drop a decay causes is not taken for learning), "
+        f"(1) its training loss is flat: the least-squares line through those epochs' training losses changes by at "
+        f"most {100 * LOSS_TOLERANCE:g} % of their mean, or by at most {LOSS_FLOOR:g} nats when the loss is near zero; "
+        f"and (2) its last epoch's training accuracy is within {100 * ACCURACY_TOLERANCE:g} point"
+        f"{'' if 100 * ACCURACY_TOLERANCE == 1 else 's'} of its best. A run that is not complete, or too short for "
+        f"{MIN_WINDOW} such epochs, is not judged converged. Training loss and accuracy are each epoch's averages over "
+        "its augmented batches in training mode. The rule cannot see a schedule that anneals the learning rate to zero "
+        "(cosine), which flattens the loss whether the network has learnt its training set or not; that is why the "
+        "training accuracy of the last epoch's weights, in evaluation mode and without augmentation "
+        "(`train_acc_final`), stands beside each verdict."
+    )
+
+
 def last_step_decay(learning_rates: Sequence[float]) -> int | None:
     """The index of the last epoch whose learning rate is a step decay (at most half the previous epoch's and
     the same in the next epoch); None without one. A schedule that falls every epoch (cosine) has none."""

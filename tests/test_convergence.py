@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from normtest_lib.convergence import last_step_decay, loss_slope, verdict, window_size
+from normtest_lib import convergence
+from normtest_lib.convergence import last_step_decay, loss_slope, rule_text, verdict, window_size
 
 
 def history(losses, accuracies=None, lrs=None):
@@ -71,3 +72,11 @@ def test_loss_slope_is_the_least_squares_slope_over_the_last_fifth():
     losses = [5.0] * 10 + [1.0, 0.8, 0.6]  # 13 epochs: the last 3
     assert loss_slope(losses) == pytest.approx(-0.2)
     assert math.isnan(loss_slope([1.0]))
+
+
+def test_the_books_rule_is_written_from_the_modules_constants(monkeypatch):
+    assert "most 5 % of their mean" in rule_text() and "0.01 nats" in rule_text() and "within 1 point of" in rule_text()
+    assert "last 20 % of its epochs (at least 3" in rule_text()
+    monkeypatch.setattr(convergence, "LOSS_TOLERANCE", 0.02)
+    monkeypatch.setattr(convergence, "ACCURACY_TOLERANCE", 0.005)
+    assert "most 2 % of their mean" in rule_text() and "within 0.5 points of" in rule_text()

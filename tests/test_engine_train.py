@@ -16,6 +16,7 @@ from torch import nn
 from normtest_lib.api import load_run, run_experiment
 from normtest_lib.checkpoint import load_checkpoint
 from normtest_lib.config import make_config
+from normtest_lib.convergence import loss_slope, verdict
 from normtest_lib.data.synthetic import load_synthetic
 from normtest_lib.engine import loop, prepare, train
 from normtest_lib.engine.environment import Execution
@@ -60,6 +61,7 @@ SUMMARY_KEYS = {
     "n_test",
     "noise_rate_actual",
     "noise_rate_actual_val",
+    *(FIT_KEYS := ("train_acc_final", "train_loss_slope", "converged", "convergence")),  # set when a run ends
 }
 TIMING = ("seconds", "images_per_second", "probe_seconds")
 _DATASETS: dict = {}
@@ -164,7 +166,7 @@ def test_failure_is_recorded_then_resume_equals_uninterrupted(tmp_path, uninterr
         train(tiny(epochs=3), tmp_path, on_epoch_end=crash_after_first_epoch)
     failed = json.loads((tmp_path / "summary.json").read_text())
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: simulated crash"
-    assert set(failed) == SUMMARY_KEYS | {"error"} and failed["epochs_completed"] == 1
+    assert set(failed) == SUMMARY_KEYS - set(FIT_KEYS) | {"error"} and failed["epochs_completed"] == 1
 
     summary = train(tiny(epochs=3), tmp_path)
     assert summary["status"] == "complete" and "error" not in summary
@@ -320,6 +322,47 @@ def test_cuda_code_path_runs_on_cpu(tmp_path, monkeypatch):
     assert summary["status"] == "complete" and summary["input_size"] == 40
     assert load_checkpoint(tmp_path / "checkpoint.pt")["source"]["input_size"] == 40
     assert math.isfinite(read_history(tmp_path / "history.csv")[0]["train_loss"])
+
+
+def hand_train_accuracy(out: Path, config, labels=None) -> float:
+    """The last epoch's weights (checkpoint.pt) evaluated by hand on the run's training split."""
+    from normtest_lib.data import Split
+    from normtest_lib.engine.trained import evaluate_split, load_trained
+
+    model, pipeline = load_trained(out, "last")
+    split = prepare.prepare_data(config).train
+    return evaluate_split(model, pipeline, Split(split.images, split.labels if labels is None else labels), 256)[1]
+
+
+def test_train_acc_final_is_the_last_weights_on_the_training_split(uninterrupted):
+    out, summary = uninterrupted
+    assert summary["train_acc_final"] == pytest.approx(hand_train_accuracy(out, tiny(epochs=3)))
+    rows = read_history(out / "history.csv")
+    assert summary["train_loss_slope"] == pytest.approx(loss_slope([row["train_loss"] for row in rows]))
+    judged = verdict(rows, "complete")
+    assert (summary["converged"], summary["convergence"]) == (judged.converged, judged.reason)
+
+
+def test_train_acc_final_uses_the_noisy_labels_it_trained_on(tmp_path):
+    config = tiny(epochs=2, label_noise=0.4)
+    summary = train(config, tmp_path)
+    prepared = prepare.prepare_data(config)
+    assert not torch.equal(prepared.train.labels, prepared.train_labels_original)
+    noisy = hand_train_accuracy(tmp_path, config)
+    clean = hand_train_accuracy(tmp_path, config, labels=prepared.train_labels_original.cpu())
+    assert summary["train_acc_final"] == pytest.approx(noisy) and noisy != pytest.approx(clean)
+
+
+def test_the_final_evaluation_leaves_the_run_unchanged(tmp_path, uninterrupted):
+    """The extra pass over the training split draws no random numbers: the numbers equal those of a run without it."""
+    out, summary = uninterrupted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "_training_fit", lambda session, status: {})
+        without = train(tiny(epochs=3), tmp_path)
+    assert without_timing(read_history(tmp_path / "history.csv")) == without_timing(read_history(out / "history.csv"))
+    assert {k: v for k, v in without.items() if k not in TIMING} == {
+        k: v for k, v in summary.items() if k not in (*TIMING, *FIT_KEYS)
+    }
 
 
 def test_input_size_resolution():

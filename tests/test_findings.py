@@ -4,6 +4,7 @@ and the landing page executed on fabricated results of all three studies."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import nbformat
@@ -148,3 +149,85 @@ def test_run_count_counts_distinct_runs():
 
     assert run_count(pd.DataFrame({"run_id": ["a", "a", "b"], "epoch": [1, 2, 1]})) == 2
     assert run_count(pd.DataFrame()) == 0
+
+
+# --- whether the runs converged ---------------------------------------------------
+
+
+def with_verdicts(runs: pd.DataFrame, converged: bool) -> pd.DataFrame:
+    reason = "converged: training loss -1.0% over the last 3 epochs" if converged else (
+        "not converged: training loss still falling, -15.0% over the last 3 epochs")
+    return runs.assign(converged=converged, convergence=reason, train_acc_final=float("nan"),
+                       train_acc_last_epoch=runs[METRIC] + 0.01)
+
+
+def test_unconverged_layer_runs_are_worded_as_learning_speed_never_as_better():
+    finding = findings.normalization_layers_finding(with_verdicts(layer_runs(), False), METRIC, "local")
+    assert "how fast each layer learns in the first 8 epochs (learning speed), not which layer is better" in finding.answer
+    assert "None of these 12 runs converged" in finding.answer
+    assert "Slower to learn than `torch_bn` in the first 8 epochs, beyond the spread: `ln` -10.0" in finding.answer
+    assert "cannot test the earlier claim that BIN is the best layer" in finding.answer
+    assert "supports" not in finding.answer and "Behind `torch_bn`" not in finding.answer
+
+
+def test_converged_layer_runs_are_compared_as_trained_networks():
+    finding = findings.normalization_layers_finding(with_verdicts(layer_runs(), True), METRIC, "local")
+    assert "learning speed" not in finding.answer and "in the first" not in finding.answer
+    assert "Behind `torch_bn`, beyond the spread: `ln` -10.0" in finding.answer
+    assert "which supports the earlier claim that BIN is the best layer" in finding.answer
+
+
+def test_unconverged_noise_runs_say_after_how_many_epochs_and_what_it_measures():
+    runs = noise_runs().assign(epochs=10)
+    unconverged = findings.convnorm_finding(with_verdicts(runs, False), METRIC, "local").answer
+    assert "lost against no noise after 10 epochs" in unconverged and "how fast each variant learns" in unconverged
+    converged = findings.convnorm_finding(with_verdicts(runs, True), METRIC, "local").answer
+    assert "learning speed" not in converged and "lost against no noise:" in converged
+
+
+def test_the_baseline_sentence_gives_absolute_accuracies_published_ones_and_the_verdict():
+    baseline = with_verdicts(layer_runs().query("norm_layer == 'torch_bn'"), False)
+    text = findings.baseline_sentence(baseline, "torch_bn", METRIC, 0.879, 0.970, "after 100 epochs")
+    assert text.startswith("The baseline, `torch_bn` (3 runs of 8 epochs): test accuracy 71.0 ± 1.0 %, training accuracy 72.0 ± 1.0 %")
+    assert "the last epoch's running average over augmented batches: train_acc_final was not recorded" in text
+    assert "Published (after 100 epochs): 87.9 % test and 97.0 % training accuracy." in text
+    assert "Its runs converged: 0 of 3 (not converged: training loss still falling" in text
+    recorded = findings.baseline_sentence(baseline.assign(train_acc_final=0.5, converged=True), "torch_bn", METRIC)
+    assert "training accuracy 50.0 ± 0.0 % (of the last weights on the training set" in recorded
+    assert "Its runs converged: 3 of 3" in recorded and "Published" not in recorded
+
+
+def test_figure_titles_say_when_their_runs_did_not_converge():
+    assert "learning speed, not final accuracy" in findings.unconverged_title("t", with_verdicts(layer_runs(), False))
+    assert findings.unconverged_title("t", with_verdicts(layer_runs(), True)) == "t"
+    assert findings.unconverged_title("t", layer_runs()) == "t"  # a frame that does not say
+
+
+def write_run(folder: Path, losses, status="complete", **summary) -> None:
+    folder.mkdir(parents=True)
+    rows = ["epoch,train_loss,train_acc,lr"] + [f"{i + 1},{loss},{0.5},0.1" for i, loss in enumerate(losses)]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    (folder / "summary.json").write_text(json.dumps({"status": status, **summary}))
+    (folder / "params.yaml").write_text("seed: 0\nnorm_layer: bn\n")
+
+
+def test_verdicts_are_read_from_the_summary_or_computed_from_an_old_runs_history(tmp_path):
+    from normtest_lib.report import converged
+    from normtest_lib.report.results import collect_runs
+
+    write_run(tmp_path / "s" / "p" / "old_falling", [2.0, 1.5, 1.0, 0.5, 0.2])
+    write_run(tmp_path / "s" / "p" / "old_flat", [1.0] * 10)
+    write_run(tmp_path / "s" / "p" / "new", [2.0, 1.0, 0.5], converged=True, convergence="recorded", train_acc_final=0.9)
+    runs = converged.add_convergence(collect_runs(tmp_path))
+    by_run = runs.set_index("run_id")
+    assert by_run.loc["old_falling", "converged"] == False and "still falling" in by_run.loc["old_falling", "convergence"]  # noqa: E712
+    assert by_run.loc["old_flat", "converged"] == True and math.isnan(by_run.loc["old_flat", "train_acc_final"])  # noqa: E712
+    assert (by_run.loc["new", "convergence"], by_run.loc["new", "train_acc_final"]) == ("recorded", 0.9)
+    assert by_run.loc["new", "train_acc_last_epoch"] == 0.5
+    assert converged.runs_behind(runs) == "3, 2 converged"
+    assert converged.runs_behind(runs[runs["run_id"] == "old_falling"].drop(columns=["converged"])) == "1, none converged"
+    assert converged.caption_note(runs) == "runs converged: 2 of 3"
+    assert converged.converged_by(runs, "norm_layer").to_dict() == {"bn": "2 of 3"}
+    table = findings.labelled(pd.DataFrame({"x": [1]}), runs, "accuracy")
+    assert table.caption == "Real data: accuracy (runs converged: 2 of 3)"  # no dataset column: real
+    assert converged.runs_behind(pd.DataFrame({"run_id": ["a", "b"]})) == "2"  # nothing to read a verdict from

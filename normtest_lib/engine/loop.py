@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import RunConfig
+from ..convergence import loss_slope, verdict
 from ..data import Split
 from ..data.label_noise import write_noisy_labels
 from ..errors import ConfigError, ModelError
@@ -463,6 +464,7 @@ def _run_epochs(session: Session, folder: RunFolder, show: bool, on_epoch_end: E
 
 def _finish(session: Session, folder: RunFolder, status: str, **extra: Any) -> dict[str, Any]:
     """Evaluate best.pt on test (accuracy when not done per epoch, and F1); write and return the final summary."""
+    extra = {**_training_fit(session, status), **extra}  # before best.pt replaces the last epoch's weights
     if folder.best.is_file():
         session.model.load_state_dict(load_checkpoint(folder.best)["state_dict"])
         if not session.config.test_every_epoch:
@@ -546,6 +548,25 @@ def _evaluate(session: Session, split: Split) -> tuple[float, float]:
     return evaluate_split(
         session.step_model, session.pipeline, split, session.config.eval_batch_size, session.execution.autocast
     )
+
+
+def _training_fit(session: Session, status: str) -> dict[str, Any]:
+    """How far the run got on its training set, for the summary: ``train_acc_final`` (the last epoch's weights on
+    the training split, with the labels trained on, in evaluation mode without augmentation: the history's
+    ``train_acc`` is a running average over augmented batches in training mode), ``train_loss_slope`` and the
+    convergence ``verdict`` of :mod:`normtest_lib.convergence`.
+
+    It runs after the last checkpoint is written and draws no random numbers, so the run's numbers are those
+    it would have without it; a diverged run's weights are not finite, so it has no ``train_acc_final``."""
+    judged = verdict(session.rows, status)
+    final = _evaluate(session, session.train)[1] if status == "complete" and session.train is not None else None
+    slope = loss_slope([row["train_loss"] for row in session.rows])
+    return {
+        "train_acc_final": final,
+        "train_loss_slope": slope if math.isfinite(slope) else None,  # None, not NaN: summary.json stays strict JSON
+        "converged": judged.converged,
+        "convergence": judged.reason,
+    }
 
 
 def _test_f1(session: Session) -> dict[str, float]:

@@ -61,10 +61,16 @@ def titled(title: str, runs: pd.DataFrame) -> str:
 
 
 def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str) -> Any:
-    """``table`` (a frame or a pandas Styler) as a Styler captioned ``<Real|Synthetic> data: what``,
-    so a reader tells real from synthetic results at a glance; with no runs, ``what`` alone."""
+    """``table`` (a frame or a pandas Styler) as a Styler captioned ``<Real|Synthetic> data: what; runs
+    converged: k of n``, so a reader tells real from synthetic results, and finished training from a network
+    stopped while still learning, at a glance; with no runs, ``what`` alone."""
+    from .converged import caption_note
+
     styler = table.style if isinstance(table, pd.DataFrame) else table
-    return styler.set_caption(titled(what, runs) if len(runs) else what)
+    if not len(runs):
+        return styler.set_caption(what)
+    note = caption_note(runs)
+    return styler.set_caption(titled(what, runs) + (f" ({note})" if note else ""))
 
 
 def interval_text(row: pd.Series, digits: int = 1) -> str:
@@ -107,6 +113,91 @@ def evidence_sentence(runs: pd.DataFrame, profile: str, changed: int | None = No
     return text
 
 
+# --- whether the runs converged ------------------------------------------------------
+
+
+def all_converged(runs: pd.DataFrame) -> bool | None:
+    """Whether every run of ``runs`` converged by the book's rule (its ``converged`` column,
+    :func:`normtest_lib.report.converged.add_convergence`); None when the frame does not say."""
+    if "converged" not in runs.columns or not len(runs):
+        return None
+    return bool(runs["converged"].astype(bool).all())
+
+
+def epochs_text(runs: pd.DataFrame) -> str:
+    """The runs' epoch count(s): ``8``, or ``5 to 12``."""
+    epochs = sorted({int(e) for e in pd.to_numeric(runs.get("epochs", pd.Series(dtype=float)), errors="coerce").dropna()})
+    if not epochs:
+        return "its"
+    return str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}"
+
+
+def learning_speed_caveat(runs: pd.DataFrame, unit: str) -> str:
+    """What a comparison of unconverged runs measures, in words: how fast each ``unit`` (layer, setting,
+    variant) learns in the first epochs, never which is better; empty when every run converged or nothing says."""
+    from .converged import converged_text
+
+    if all_converged(runs) is not False:
+        return ""
+    done = int(runs["converged"].astype(bool).sum())
+    which = f"None of these {len(runs)} runs" if done == 0 else f"Only {converged_text(runs['converged'])} runs"
+    return (
+        f"{which} converged by the book's rule, so these differences say how fast each {unit} learns in the first "
+        f"{epochs_text(runs)} epochs (learning speed), not which {unit} is better once trained."
+    )
+
+
+def unconverged_title(title: str, runs: pd.DataFrame) -> str:
+    """A figure's title, saying so when its runs did not all converge: it shows learning speed."""
+    return title if all_converged(runs) is not False else f"{title}\n(unconverged runs: learning speed, not final accuracy)"
+
+
+def _percent(values: pd.Series) -> str:
+    values = 100 * pd.to_numeric(values, errors="coerce").dropna()
+    if not len(values):
+        return "not recorded"
+    return f"{values.mean():.1f} %" if len(values) == 1 else f"{values.mean():.1f} ± {values.std():.1f} %"
+
+
+def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_test: float | None = None,
+                      published_train: float | None = None, published_what: str = "") -> str:
+    """The baseline's absolute accuracies beside the published ones, and whether its runs converged.
+
+    Training accuracy is ``train_acc_final`` (the last weights on the training split, evaluation mode, no
+    augmentation) where the runs recorded it, else the last epoch's ``train_acc`` (a running average over
+    augmented batches in training mode), and the sentence says which."""
+    from .converged import add_convergence, converged_text
+
+    runs = add_convergence(baseline) if "path" in baseline.columns or set(("converged", "train_acc_final")) <= set(baseline.columns) else baseline
+    recorded = "train_acc_final" in runs.columns and pd.to_numeric(runs["train_acc_final"], errors="coerce").notna().all()
+    if recorded:
+        train, how = runs["train_acc_final"], "of the last weights on the training set, in evaluation mode"
+    elif "train_acc_last_epoch" in runs.columns:
+        train = runs["train_acc_last_epoch"]
+        how = ("the last epoch's running average over augmented batches: train_acc_final was not recorded "
+               "by these runs")
+    else:
+        train, how = pd.Series(dtype=float), "not recorded"
+    text = (
+        f"The baseline, `{name}` ({len(runs)} runs of {epochs_text(runs)} epochs): test accuracy "
+        f"{_percent(runs[metric])}, training accuracy {_percent(train)} ({how})."
+    )
+    published = []
+    if published_test is not None and pd.notna(published_test):
+        published.append(f"{100 * published_test:.1f} % test")
+    if published_train is not None and pd.notna(published_train):
+        published.append(f"{100 * published_train:.1f} % training")
+    if published:
+        text += f" Published{f' ({published_what})' if published_what else ''}: {' and '.join(published)} accuracy."
+    elif published_what:
+        text += f" Published: {published_what}."
+    if "converged" in runs.columns:
+        reasons = runs["convergence"].dropna().astype(str) if "convergence" in runs.columns else pd.Series(dtype=str)
+        reason = f" ({reasons.iloc[0]}{' in the first run' if len(reasons) > 1 else ''})" if len(reasons) else ""
+        text += f" Its runs converged: {converged_text(runs['converged'])}{reason}."
+    return text
+
+
 # --- study 1 ---------------------------------------------------------------------
 
 
@@ -122,12 +213,13 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     differences = paired_differences(full, metric, "setting", "finetune", groups).droplevel(groups)
     if differences.index.has_duplicates:  # several models or data sets: the answer covers the first
         differences = differences[~differences.index.duplicated()]
+    early = f" after {epochs_text(full)} epochs of fine-tuning" if all_converged(full) is False else ""
     parts = []
     if "pretrain" in differences.index:
         row = differences.loc["pretrain"]
         parts.append(
             "Standardizing with the pretraining set's statistics (`pretrain`) instead of the fine-tuning set's own "
-            f"(`finetune`) changes test accuracy by {interval_text(row)} points, {verdict(row)}."
+            f"(`finetune`) changes test accuracy{early} by {interval_text(row)} points, {verdict(row)}."
         )
     others = differences.drop(index="pretrain", errors="ignore")
     beyond, within = others[significant(others)].sort_values("mean"), others[within_noise(others)]
@@ -138,6 +230,9 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     small = _small_data_sentence(finetuning, metric)
     if small:
         parts.append(small)
+    caveat = learning_speed_caveat(finetuning, "setting")
+    if caveat:
+        parts.append(caveat)
     certainty = (
         f"How sure: each difference is paired by seed ({_seeds(differences)} seeds: same head initialisation, data "
         "order and validation split) and given in points with its 95 % t interval; the epoch was chosen on the "
@@ -188,25 +283,36 @@ def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, 
     ``bin`` against ``bn``, and what the other layers cost; ``published`` is the published
     test accuracy per ``norm_layer`` (fractions), for the published gaps."""
     differences = paired_differences(main, metric, "norm_layer", reference, ["batch_size"]).droplevel("batch_size")
+    # Runs stopped while still learning compare learning speed: every sentence says so, none ranks the layers.
+    unconverged = all_converged(main) is False
+    early = f" in the first {epochs_text(main)} epochs" if unconverged else ""
     parts = []
     if "bn" in differences.index:
         row = differences.loc["bn"]
         same = "matches" if bool(within_noise(row.to_frame().T).iloc[0]) else "differs from"
-        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`): {interval_text(row)} points, {verdict(row)}.")
+        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){early}: {interval_text(row)} points, {verdict(row)}.")
     if {"bin", "bn"} <= set(main["norm_layer"]):
         against_bn = paired_differences(main, metric, "norm_layer", "bn", ["batch_size"]).droplevel("batch_size").loc["bin"]
         claim = {
             "beyond": "supports" if against_bn["mean"] > 0 else "contradicts",
             "within": "does not support",
         }["beyond" if bool(significant(against_bn.to_frame().T).iloc[0]) else "within"]
-        parts.append(
-            f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
-            f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
-        )
+        if unconverged:
+            parts.append(
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`{early}: {interval_text(against_bn)} "
+                f"points, {verdict(against_bn)}; runs that had not converged cannot test the earlier claim that BIN "
+                "is the best layer."
+            )
+        else:
+            parts.append(
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
+                f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
+            )
     rest = differences.drop(index=[name for name in ("bn", "bin") if name in differences.index])
     behind = rest[significant(rest) & (rest["mean"] < 0)].sort_values("mean", ascending=False)
     if len(behind):
-        parts.append(f"Behind `{reference}`, beyond the spread: {_listing(behind)} points.")
+        lead = f"Slower to learn than `{reference}`{early}" if unconverged else f"Behind `{reference}`"
+        parts.append(f"{lead}, beyond the spread: {_listing(behind)} points.")
     if published is not None and reference in published.index:
         gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(behind.index).dropna()
         if len(gaps):
@@ -217,6 +323,9 @@ def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, 
                 f"The published gaps for these layers{after} were {listed} points; this profile trains {epochs} epochs, "
                 "so its gaps measure a different training, not the published one."
             )
+    caveat = learning_speed_caveat(main, "layer")
+    if caveat:
+        parts.append(caveat)
     certainty = (
         f"How sure: {_seeds(differences)} seeds per layer, each run paired with the `{reference}` run of the same seed; "
         "differences in points with their 95 % t interval, at the epoch chosen on the validation split."
@@ -262,7 +371,8 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
         rate = runs.loc[noise == top, "noise_rate_actual"] if "noise_rate_actual" in runs.columns else pd.Series(dtype=float)
         rate_text = f" (real share of wrong training labels {100 * rate.mean():.1f} %)" if rate.notna().any() else ""
         listed = "; ".join(f"`{name}` {interval_text(row)}" for name, row in at_top.iterrows())
-        parts.append(f"At {noise_level_text(top)} nominal label noise{rate_text}, test accuracy lost against no noise: {listed} points.")
+        early = f" after {epochs_text(runs)} epochs" if all_converged(runs) is False else ""
+        parts.append(f"At {noise_level_text(top)} nominal label noise{rate_text}, test accuracy lost against no noise{early}: {listed} points.")
         for name in (v for v in order if v != reference and v in at_top.index):
             difference = loss_difference(runs, metric, name, reference, top)
             if difference["n"] == 0:
@@ -286,6 +396,9 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
             f"{' and '.join(f'`{name}`' for name in missing)} {'has' if len(missing) == 1 else 'have'} no complete runs "
             f"in the `{profile}` profile, so it answers nothing about {'it' if len(missing) == 1 else 'them'} yet."
         )
+    caveat = learning_speed_caveat(runs, "variant")
+    if caveat:
+        parts.append(caveat)
     per_cell = runs.groupby(["variant", "label_noise"])["seed"].nunique() if len(runs) else pd.Series([0])
     seeds = f"{per_cell.min()}" if per_cell.min() == per_cell.max() else f"{per_cell.min()} to {per_cell.max()}"
     certainty = (
@@ -312,6 +425,7 @@ class StudyAnswer:
     figure_runs: int
     complete: pd.DataFrame
     reductions: pd.DataFrame
+    drawn: pd.DataFrame | None = None  # the runs behind the figure, with their verdicts
 
     @property
     def kind(self) -> str:
@@ -325,6 +439,7 @@ def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: 
     none; the published protocol is the ``paper`` profile of ``grid_file``."""
     from ..grid.spec import load_grid
     from . import headline_plots
+    from .converged import add_convergence
     from .published import published_results
     from .results import fullest_profile
 
@@ -333,7 +448,7 @@ def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: 
         raise ValueError(f"no runs of {study!r}: run `normtest run {grid_file} --profile {profile}`")
     if not ((of_study["profile"] == profile) & (of_study["status"] == "complete")).any():
         profile = fullest_profile(everything, study)
-    runs = of_study[of_study["profile"] == profile]
+    runs = add_convergence(of_study[of_study["profile"] == profile])
     if not (runs["status"] == "complete").any():
         raise ValueError(f"no complete runs of {study!r} yet: run `normtest run {grid_file} --profile {profile}`")
     paper_runs = [run.config.to_dict() for run in load_grid(grid_file, "paper").runs]
@@ -352,9 +467,14 @@ def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: 
         full = labels.largest_training_set(complete)
         groups = ["model", "data"]
         headline = paired_differences(full, metric, "setting", "finetune", groups).droplevel(groups)
-        figure = headline_plots.difference_forest(headline, "setting", "finetune",
-                                                  title=titled("each setting against finetune", complete))
+        figure = headline_plots.difference_forest(
+            headline, "setting", "finetune", title=unconverged_title(titled("each setting against finetune", complete), full))
         drawn = full
+        baseline = full[full["setting"] == "finetune"]
+        first = baseline.iloc[0] if len(baseline) else None
+        baseline = baseline[(baseline["model"] == first["model"]) & (baseline["data"] == first["data"])] if first is not None else baseline
+        published_test, what = _published_finetune(first)
+        finding = _with(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what))
     elif study == "normalization_layers":
         complete = runs[runs["status"] == "complete"]
         main_batch = int(complete["batch_size"].mode().iloc[0])
@@ -367,20 +487,71 @@ def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: 
         headline = paired_differences(main, metric, "norm_layer", "torch_bn", ["batch_size"]).droplevel("batch_size")
         headline = headline.reindex([name for name in LAYER_ORDER if name in headline.index]
                                     + sorted(set(headline.index) - set(LAYER_ORDER)))
-        figure = headline_plots.difference_forest(headline, "norm_layer", "torch_bn",
-                                                  title=titled(f"each layer against torch_bn, batch {main_batch}", main))
+        figure = headline_plots.difference_forest(
+            headline, "norm_layer", "torch_bn",
+            title=unconverged_title(titled(f"each layer against torch_bn, batch {main_batch}", main), main))
         drawn = main
+        everything_published = published_results(study).query("batch_size == @main_batch and norm_layer == 'torch_bn'")
+        value = everything_published.set_index("metric")["value"]
+        what = f"the earlier work's last-epoch model after {int(max(run['epochs'] for run in paper_runs))} epochs, one run"
+        finding = _with(finding, baseline_sentence(main[main["norm_layer"] == "torch_bn"], "torch_bn", metric,
+                                                   value.get("test_acc"), value.get("train_acc"), what))
     elif study == "convnorm_label_noise":
         runs = add_variant(runs)
         complete = runs[runs["status"] == "complete"]
         reductions = protocol.protocol_table(paper_runs, runs.to_dict("records"), names, keys)
         finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions))
-        figure = headline_plots.accuracy_vs_noise(complete, metric, order=variant_order(complete["variant"]),
-                                                  title=titled("test accuracy against label noise", complete))
+        figure = headline_plots.accuracy_vs_noise(
+            complete, metric, order=variant_order(complete["variant"]),
+            title=unconverged_title(titled("test accuracy against label noise", complete), complete))
         drawn = complete
+        clean = published_results(study).query("variant == 'bn' and label_noise == 0 and metric == 'test_acc'")["value"]
+        baseline = complete[(complete["variant"] == "bn") & (complete["label_noise"].astype(float) == 0)]
+        finding = _with(finding, baseline_sentence(baseline, "bn, no label noise", metric,
+                                                   clean.iloc[0] if len(clean) else None, None,
+                                                   "the course paper's best test accuracy, one run"))
     else:
         raise ValueError(f"no answer is defined for study {study!r}; studies with one: {ANSWERED_STUDIES}")
-    return StudyAnswer(study, profile, finding, figure, len(drawn), complete, reductions)
+    return StudyAnswer(study, profile, finding, figure, len(drawn), complete, reductions, drawn)
+
+
+def _with(finding: Finding, sentence: str) -> Finding:
+    """``finding`` with ``sentence`` (the baseline's absolute accuracies and verdict) closing its answer."""
+    return Finding(f"{finding.answer} {sentence}".strip(), finding.certainty, finding.evidence)
+
+
+def _published_finetune(run: pd.Series | None) -> tuple[float | None, str]:
+    """Study 1's published ``finetune`` test accuracy for ``run``'s model and data set, with what it is in words;
+    where the earlier work ran another model on that data set, None and the range of its figures in words."""
+    from .published import published_values
+
+    if run is None:
+        return None, ""
+    finetune = published_values("input_normalization", "test_acc").xs("finetune", level="setting")
+    data = str(run.get("data", ""))
+    # Our data label may name a copy of the published set (cifar10-jpeg for cifar10): the longest matching name.
+    names = [name for name in finetune.index.get_level_values("dataset").unique() if data.startswith(name)]
+    if not names:
+        return None, ""
+    dataset = max(names, key=len)
+    if (run.get("model"), dataset) in finetune.index:
+        return float(finetune.loc[(run.get("model"), dataset)]), "the earlier work's best test accuracy over 100 epochs, one run"
+    on_data = 100 * finetune.xs(dataset, level="dataset")
+    return None, (f"no run of `{run.get('model')}`; with `finetune` on {dataset}, the earlier work's ImageNet networks "
+                  f"reached {on_data.min():.1f} to {on_data.max():.1f} % best test accuracy over 100 epochs")
+    finetune = published.xs("finetune", level="setting")
+    data = str(run.get("data", ""))
+    same_data = finetune[[data.startswith(name) for name in finetune.index.get_level_values("dataset")]]
+    same_data = same_data[[len(name) == len(max(same_data.index.get_level_values("dataset"), key=len))
+                           for name in same_data.index.get_level_values("dataset")]] if len(same_data) else same_data
+    if (run.get("model"), *same_data.index.get_level_values("dataset")[:1]) in finetune.index:
+        key = (run.get("model"), same_data.index.get_level_values("dataset")[0])
+        return float(finetune.loc[key]), "the earlier work's best test accuracy over 100 epochs, one run"
+    if len(same_data):
+        low, high = 100 * same_data.min(), 100 * same_data.max()
+        return None, (f"the earlier work did not run `{run.get('model')}`; its ImageNet networks reached "
+                      f"{low:.1f} to {high:.1f} % best test accuracy with `finetune` on this data set over 100 epochs")
+    return None, ""
 
 
 LAYER_ORDER = ("torch_bn", "bn", "in", "bin", "ln", "gn:c/4", "gn:32", "none")
@@ -393,13 +564,14 @@ def glue_answer(answer: StudyAnswer, prefix: str = "answer") -> None:
     import matplotlib.pyplot as plt
     from IPython.display import Markdown
 
+    from .converged import runs_behind
     from .glue import glue
 
     glue(prefix, Markdown(answer.finding.answer))
     glue(f"{prefix}_certainty", Markdown(answer.finding.certainty))
     glue(f"{prefix}_evidence", Markdown(answer.finding.evidence))
     glue(f"{prefix}_figure", answer.figure)
-    glue(f"{prefix}_figure_runs", answer.figure_runs)
+    glue(f"{prefix}_figure_runs", runs_behind(answer.drawn) if answer.drawn is not None else answer.figure_runs)
     plt.close(answer.figure)
 
 

@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from pandas.io.formats.style import Styler
 
+from .converged import with_converged_column
 from .layouts import seed_summary
 from .study_plots import _figure_legend, _palette, t_interval
 from .tables import MISSING_TEXT, best_two_css, format_mean_std
@@ -119,6 +120,7 @@ def accuracy_by_noise(
         css_blocks["published"] = best_two_css(table.rename(columns=noise_label) * 100.0, axis=0)
     frame = pd.concat(blocks_text, axis=1, names=["source", "label noise"]).fillna(MISSING_TEXT)
     css = pd.concat(css_blocks, axis=1).reindex(index=frame.index, columns=frame.columns, fill_value="")
+    frame, css = with_converged_column(frame, css, runs, "variant")
     return frame.style.apply(lambda _: css.fillna(""), axis=None)
 
 

@@ -23,6 +23,7 @@ from typing import Sequence
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from .converged import with_converged_column
 from .paired import format_difference, paired_differences, significant
 from .tables import BETTER, MISSING_TEXT, WORSE, aggregate_seeds, best_two_css, format_mean_std
 
@@ -50,13 +51,15 @@ def _matching(published: pd.DataFrame, rows: pd.Index) -> pd.DataFrame | None:
 
 
 def settings_table(
-    ours: pd.DataFrame | None, published: pd.Series | None, settings: Sequence[str], digits: int = 1
+    ours: pd.DataFrame | None, published: pd.Series | None, settings: Sequence[str], digits: int = 1,
+    runs: pd.DataFrame | None = None,
 ) -> Styler:
     """Rows (model, data); a block of setting columns for ours and one for the published values.
 
     ``ours`` is :func:`seed_summary` by (model, data, setting); ``published`` is
     :func:`normtest_lib.report.published.published_values`. Pass ``ours=None``
-    to show the published table alone.
+    to show the published table alone. ``runs`` (the runs ``ours`` summarizes) add a
+    column of how many of each row's runs converged.
     """
     text, values = {}, {}
     if ours is not None and not ours.empty:
@@ -76,6 +79,7 @@ def settings_table(
     table = pd.concat(text, axis=1, names=["source", "setting"]).fillna(MISSING_TEXT)
     css = pd.concat({source: best_two_css(block, axis=1) for source, block in values.items()}, axis=1)
     css = css.reindex(index=table.index, columns=table.columns, fill_value="")
+    table, css = with_converged_column(table, css, runs, list(ROW_KEYS))
     return table.style.apply(lambda _: css, axis=None)
 
 
@@ -160,4 +164,5 @@ def metrics_table(
             css_blocks["published"] = best_two_css(theirs, axis=0)
     table = pd.concat(blocks_text, axis=1, names=["source", "metric"]).fillna(MISSING_TEXT)
     css = pd.concat(css_blocks, axis=1).reindex(index=table.index, columns=table.columns, fill_value="")
+    table, css = with_converged_column(table, css, runs, index)
     return table.style.apply(lambda _: css, axis=None)
