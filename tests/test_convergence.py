@@ -80,3 +80,41 @@ def test_the_books_rule_is_written_from_the_modules_constants(monkeypatch):
     monkeypatch.setattr(convergence, "LOSS_TOLERANCE", 0.02)
     monkeypatch.setattr(convergence, "ACCURACY_TOLERANCE", 0.005)
     assert "most 2 % of their mean" in rule_text() and "within 0.5 points of" in rule_text()
+
+
+def cosine(epochs, peak=0.1):
+    return [peak * (1 + math.cos(math.pi * epoch / epochs)) / 2 for epoch in range(epochs)]
+
+
+def test_a_loss_flattened_by_a_cosine_schedule_annealing_to_zero_is_not_converged():
+    # 8 cosine epochs: the loss falls while the learning rate is high and flattens as it vanishes.
+    lrs = cosine(8)
+    losses = [2.3, 2.1, 1.95, 1.82, 1.7, 1.6, 1.55, 1.545]
+    accuracies = [0.15, 0.2, 0.24, 0.27, 0.29, 0.3, 0.3, 0.3]
+    result = verdict(history(losses, accuracies, lrs))
+    assert not result.converged and "still falling" in result.reason
+    assert result.window == 3  # epochs 5-7: epoch 8 trains below 10 % of the peak learning rate
+    # Judged on the last fifth of its whole run, the same history would look flat.
+    assert abs(losses[-1] - losses[-3]) / (sum(losses[-3:]) / 3) < 0.05
+
+
+def test_decays_in_the_last_epochs_leave_nothing_to_judge():
+    # Study 2's first-edition runs: lr / 10 at epochs 7 and 8 of 8, the loss flattening at 30 % accuracy.
+    lrs = [0.1] * 6 + [0.01, 0.001]
+    losses = [2.336, 2.19, 2.09, 2.05, 2.0, 1.976, 1.899, 1.88]
+    result = verdict(history(losses, [0.12, 0.17, 0.21, 0.23, 0.25, 0.26, 0.30, 0.30], lrs))
+    assert last_step_decay(lrs) == 7
+    assert not result.converged and "too short to judge" in result.reason and "(epoch 8)" in result.reason
+
+
+def test_a_cosine_run_that_plateaued_before_annealing_is_converged():
+    lrs = cosine(50)
+    losses = [2.0 * math.exp(-epoch / 4) + 0.05 for epoch in range(50)]
+    result = verdict(history(losses, [0.99] * 50, lrs))
+    assert result.converged, result.reason
+    judged = sum(rate >= 0.1 * max(lrs) for rate in lrs)  # the epochs before the learning rate falls below 10 %
+    assert judged == 40 and result.window == 8
+
+
+def test_the_rule_text_names_the_annealed_tail():
+    assert "falls below 10 % of its peak" in rule_text()
