@@ -55,10 +55,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+import torch.nn.functional as F
+
 from ..data import Split
 from ..errors import ConfigError
 from ..io import read_json, write_json
-from .trained import evaluate_split
+from .loader import eval_batches
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -95,6 +97,10 @@ class Fingerprint:
     device_name: str
     threads: int
     precision: str
+    # The root mean square of the logits on the same images: near the initial weights the loss is about
+    # ln(classes) whatever the network computes, while the logits' scale moves with every layer.
+    initial_logit_rms: float | None = None
+    logit_rms_after_steps: float | None = None
     format: int = FORMAT
 
     @property
@@ -135,12 +141,22 @@ def eval_split(session: "Session") -> tuple[str, Split]:
     return name, Split(split.images[:n], split.labels[:n])
 
 
-def _copy_loss(session: "Session") -> float | None:
-    """The evaluation loss of a copy of the current network: the run's own network is left as it is."""
+def _copy_eval(session: "Session") -> tuple[float | None, float | None]:
+    """Loss and logit RMS of a copy of the current network in evaluation mode: the run's own is left as it is."""
     _, split = eval_split(session)
     model = copy.deepcopy(session.model)
-    loss, _ = evaluate_split(model, session.pipeline, split, session.config.eval_batch_size, session.execution.autocast)
-    return _finite_or_none(loss)
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=split.images.device)
+    square_sum = torch.zeros((), dtype=torch.float64, device=split.images.device)
+    with torch.no_grad():
+        for images, labels in eval_batches(split, session.config.eval_batch_size):
+            with session.execution.autocast():
+                logits = model(session.pipeline(images))
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            square_sum += logits.double().square().sum()
+    n = len(split)
+    return _finite_or_none(loss_sum.item() / n), _finite_or_none(math.sqrt(square_sum.item() / (n * logits.shape[1])))
 
 
 @dataclass
@@ -169,7 +185,7 @@ class Recorder:
         fingerprint = Fingerprint(
             steps=[],
             target_steps=target,
-            initial_loss=_copy_loss(session),
+            initial_loss=None,
             loss_after_steps=None,
             eval_after=min(EVAL_AFTER, target),
             eval_split=name,
@@ -179,6 +195,7 @@ class Recorder:
             threads=execution.threads,
             precision=execution.precision,
         )
+        fingerprint.initial_loss, fingerprint.initial_logit_rms = _copy_eval(session)
         return cls(session, fingerprint, dirty=True)
 
     @property
@@ -190,7 +207,7 @@ class Recorder:
             self.fingerprint.steps.append(_finite_or_none(loss.detach().float().item()))
             self.dirty = True
             if len(self.fingerprint.steps) == self.fingerprint.eval_after:
-                self.fingerprint.loss_after_steps = _copy_loss(self.session)
+                self.fingerprint.loss_after_steps, self.fingerprint.logit_rms_after_steps = _copy_eval(self.session)
         return self.done and self.stop_when_done
 
     def save(self, path: Path) -> None:
@@ -217,7 +234,7 @@ def resume_recorder(session: "Session", path: Path) -> Recorder | None:
         return None  # steps are missing in the middle: leave the partial record as it is
     recorded.steps = recorded.steps[:done_steps]
     if len(recorded.steps) < recorded.eval_after:
-        recorded.loss_after_steps = None
+        recorded.loss_after_steps = recorded.logit_rms_after_steps = None
     return Recorder(session, recorded)
 
 
@@ -298,7 +315,9 @@ def compare(recorded: Fingerprint, recomputed: Fingerprint, tolerance: float = R
 
     ``tolerance`` is the base (:func:`tolerance_at` widens it per step).
     """
-    rows = [Difference("initial loss", 0, recorded.initial_loss, recomputed.initial_loss, tolerance_at(0, tolerance))]
+    base = tolerance_at(0, tolerance)
+    rows = [Difference("initial loss", 0, recorded.initial_loss, recomputed.initial_loss, base),
+            Difference("initial logit rms", 0, recorded.initial_logit_rms, recomputed.initial_logit_rms, base)]
     for index, value in enumerate(recorded.steps):
         step = index + 1
         other = recomputed.steps[index] if index < len(recomputed.steps) else None
@@ -306,4 +325,6 @@ def compare(recorded: Fingerprint, recomputed: Fingerprint, tolerance: float = R
         if step == recorded.eval_after and recorded.loss_after_steps is not None:
             rows.append(Difference(f"loss after {step} steps", step, recorded.loss_after_steps,
                                    recomputed.loss_after_steps, tolerance_at(step, tolerance)))  # fmt: skip
+            rows.append(Difference(f"logit rms after {step} steps", step, recorded.logit_rms_after_steps,
+                                   recomputed.logit_rms_after_steps, tolerance_at(step, tolerance)))  # fmt: skip
     return Comparison(rows, tolerance)
