@@ -3,13 +3,18 @@
     normtest stats DATASET --root DIR [--json] [--out FOLDER]
     normtest train --out DIR [-f PARAMS.yml] [--set key=value ...]
     normtest pretrain --out DIR [-f PARAMS.yml] [--set key=value ...]
-    normtest run PARAMS.yml --profile P [--executor local|dask] [--workers N] [--dry-run]
+    normtest run PARAMS.yml --profile P [--executor local|dask] [--workers N] [--dry-run] [--rerun-stale]
+    normtest verify RUN_DIR [--epochs N] [--rebuild-source]
+    normtest verify --sample K RESULTS_ROOT [--no-record]
     normtest predict --checkpoint RUN_DIR --input CSV_OR_FOLDER --output FILE [--labels FILE] [--json FILE]
     normtest book [--run-smoke]
     normtest datasets | models
 
 Errors caused by input (bad parameters, missing files) print one message and
-exit with status 2, without a traceback.
+exit with status 2, without a traceback. ``verify`` exits 0 when the run verifies, 1 when
+it differs, 3 for a run made before fingerprints existed, 4 when only its source run could
+be verified, 5 when it cannot be recomputed here (normtest_lib/verify/run.py); with
+``--sample``, 1 when any fingerprinted run differs, else 0.
 """
 
 from __future__ import annotations
@@ -115,8 +120,45 @@ def _run_command(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         gpus=gpus,
         runs_per_gpu=args.runs_per_gpu,
+        rerun_stale=args.rerun_stale,
     )
     return report.exit_code
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from .engine.fingerprint import RELATIVE_TOLERANCE
+    from .verify.run import verify_run
+    from .verify.sample import verify_sample
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    if args.sample is not None:
+        report = verify_sample(args.path, args.sample, record=not args.no_record, root_dir=args.root_dir, log=log)
+        return report.exit_code
+    outcome = verify_run(
+        args.path,
+        root_dir=args.root_dir,
+        epochs=args.epochs,
+        rebuild_source=args.rebuild_source,
+        tolerance=args.tolerance if args.tolerance is not None else RELATIVE_TOLERANCE,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print("\n".join(outcome.report_lines()))
+    return outcome.exit_code
+
+
+def _sample_size(text: str) -> int | None:
+    """--sample K: a positive count of runs per result set, or ``all``."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of runs or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected at least 1 run per result set")
+    return value
 
 
 def _book_command(args: argparse.Namespace) -> int:
@@ -212,7 +254,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-per-gpu", type=int, default=1)
     run.add_argument("--runs-root", default="runs")
     run.add_argument("--dry-run", action="store_true")
+    run.add_argument(
+        "--rerun-stale", action="store_true",
+        help="also rerun finished runs whose fingerprint no longer verifies, their old record kept in previous/",
+    )  # fmt: skip
     run.set_defaults(handler=_run_command)
+
+    verify = commands.add_parser(
+        "verify", help="recompute a run's fingerprint with the current code and compare it with the recorded one"
+    )
+    verify.add_argument("path", metavar="RUN_DIR|RESULTS_ROOT", help="a run folder, or with --sample a results root")
+    verify.add_argument(
+        "--sample", metavar="K", type=_sample_size, default=None,
+        help="verify K runs of every <study>/<profile> under the root, one per variant ('all': every run)",
+    )  # fmt: skip
+    verify.add_argument("--epochs", metavar="N", type=int, default=0,
+                        help="also rerun N whole epochs and expect identical history rows (same processor only)")
+    verify.add_argument("--rebuild-source", action="store_true",
+                        help="retrain the run's pretraining source when its weights are absent (costs its training time)")
+    verify.add_argument("--root-dir", default=".", metavar="DIR",
+                        help="where the runs' relative paths (data_root, pretrained) are found (default: here)")
+    verify.add_argument("--no-record", action="store_true",
+                        help="with --sample: do not write <study>/<profile>/verification.json")
+    verify.add_argument("--tolerance", type=float, default=None, help="relative tolerance (default: the measured one)")
+    verify.set_defaults(handler=_verify_command)
 
     book = commands.add_parser("book", help="execute the report notebooks and build the HTML book")
     book.add_argument("--run-smoke", action="store_true", help="first run the smoke profile of every grid")

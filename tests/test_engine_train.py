@@ -112,7 +112,7 @@ def uninterrupted(tmp_path_factory):
 def test_run_folder_contents(uninterrupted):
     out, summary = uninterrupted
     assert sorted(p.name for p in out.iterdir()) == [
-        "best.pt", "checkpoint.pt", "environment.json", "history.csv", "params.yaml", "summary.json"
+        "best.pt", "checkpoint.pt", "environment.json", "fingerprint.json", "history.csv", "params.yaml", "summary.json"
     ]
     assert set(summary) == SUMMARY_KEYS
     assert summary["status"] == "complete" and summary["epochs_completed"] == 3

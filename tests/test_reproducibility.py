@@ -312,3 +312,34 @@ def test_the_chapter_runs_in_the_book_test_project_without_grids_or_makefile(tmp
     assert "make data" not in glued["commands"]
     assert glued["machine_sentence"] == "No run recorded its machine."
     assert glued["total_run_time"] == "'–'"
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def verification_record(**counts: int) -> dict:
+    full = {status: counts.get(status.replace(" ", "_"), 0) for status in repro.VERIFICATION_COUNTS}
+    return {"format": 1, "time": "2026-12-04T10:00:00+00:00", "commit": "abcdef0123", "device_name": "Test CPU",
+            "runs_in_set": 27, "with_fingerprint": 2, "uncommitted_library_changes": False, "counts": full}  # fmt: skip
+
+
+def test_the_appendix_reads_each_sets_last_verification_from_its_record(tmp_path):
+    set_dir = tmp_path / "results" / STUDY / PROFILE
+    set_dir.mkdir(parents=True)
+    assert repro.read_verification(set_dir) is None
+    (set_dir / "verification.json").write_text(json.dumps(verification_record(verified=2, no_fingerprint=1)))
+    record = repro.read_verification(set_dir)
+    key = (STUDY, PROFILE, "results")
+    table = repro.verification_table({key: record, (STUDY, "smoke", "runs"): None})
+    assert table.loc[key, "verified"] == 2 and table.loc[key, "no fingerprint"] == 1
+    assert table.loc[key, "last verified"] == "2026-12-04 10:00 UTC" and table.loc[key, "commit"] == "abcdef0"
+    assert table.loc[key, "runs with a fingerprint"] == "2 of 27"
+    assert table.loc[(STUDY, "smoke", "runs"), "outcome"] == "not verified yet"
+    assert repro.verification_outcome(record) == "2 of 3 verified, none differs"
+    assert repro.verification_outcome(verification_record(verified=3)) == "verifies"
+    assert repro.verification_outcome(verification_record(no_fingerprint=3)) == "cannot be verified: made before fingerprints existed"
+    assert repro.verification_outcome(verification_record(verified=2, differs=1)).startswith("1 of 3 differ")
+    sentence = repro.verification_sentence("`s` / `local` (results/)", record, "results")
+    assert sentence == ("`s` / `local` (results/): 2 of 3 verified, none differs. Last verified 2026-12-04 10:00 UTC at "
+                        "commit abcdef0 on Test CPU: 2 verified, 1 no fingerprint (2 of the set's 27 runs have a "
+                        "fingerprint; `normtest verify --sample 3 results` repeats it).")  # fmt: skip

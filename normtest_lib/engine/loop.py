@@ -62,6 +62,7 @@ from ..input_norm import centering_stats, make_normalizer
 from ..metrics import classification_metrics
 from ..stats.channel import ChannelStats
 from .environment import Execution, environment_info, execution_context, show_progress
+from .fingerprint import Recorder, resume_recorder
 from .history import best_row, write_history
 from .loader import InputPipeline, TrainBatches, to_device
 from .optim import bind_step_hooks, build_optimizer, run_step_hooks, set_epoch_lr
@@ -132,6 +133,8 @@ class Session:
     probe_rows: list[dict[str, Any]] = field(default_factory=list)
     # test_every_epoch false: (loss, accuracy) of best.pt on the test split, once training is over.
     final_test: tuple[float, float] | None = None
+    # Records the first steps' losses into fingerprint.json (engine/fingerprint.py); None once complete.
+    fingerprint: Recorder | None = None
 
     @property
     def best_selected_by(self) -> str:
@@ -262,6 +265,7 @@ def train(
 
     with execution_context(config) as execution:
         session = build_session(config, execution, folder if state == "resume" else None)
+        session.fingerprint = _fingerprint_recorder(session, folder)
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.write_params(config)
         folder.add_environment(environment_info(execution, config), from_epoch=session.start_epoch)
@@ -339,6 +343,13 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
         ),
         probe_rows=probe_rows,
     )
+
+
+def _fingerprint_recorder(session: Session, folder: RunFolder) -> Recorder | None:
+    """A new fingerprint for a fresh start; a resumed run goes on with its partial one, if any."""
+    if session.start_epoch == 0:
+        return Recorder.start(session)
+    return resume_recorder(session, folder.fingerprint)
 
 
 def _write_noisy_labels(data: PreparedData, folder: RunFolder) -> None:
@@ -444,6 +455,8 @@ def _run_epochs(session: Session, folder: RunFolder, show: bool, on_epoch_end: E
         for epoch in range(session.start_epoch, config.epochs):
             row = _run_epoch(session, epoch, show)
             session.rows.append(row)
+            if session.fingerprint is not None:  # before the checkpoint: a resume drops steps past it
+                session.fingerprint.save(folder.fingerprint)
             if not _finite(row["train_loss"]):
                 write_history(folder.history, session.rows)
                 return _finish(session, folder, "diverged", diverged_epoch=row["epoch"])
@@ -538,6 +551,8 @@ def train_one_epoch(session: Session, epoch: int, show: bool = False) -> tuple[f
         loss_sum += loss.detach().float() * labels.shape[0]
         correct += (logits.detach().argmax(dim=1) == labels).sum()
         seen += labels.shape[0]
+        if session.fingerprint is not None and session.fingerprint.record(step, loss):
+            break  # only a recomputed fingerprint stops early (engine/fingerprint.py)
     # .item() waits for the device, so the caller's clock includes all queued work.
     return loss_sum.item() / seen, correct.item() / seen, seen
 

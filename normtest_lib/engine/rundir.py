@@ -32,6 +32,7 @@ from ..run_files import (  # noqa: F401 - re-exported
     BEST,
     CHECKPOINT,
     ENVIRONMENT,
+    FINGERPRINT,
     FINISHED,
     HISTORY,
     NOISY_LABELS,
@@ -41,7 +42,7 @@ from ..run_files import (  # noqa: F401 - re-exported
     SUMMARY,
 )
 
-RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT, BEST, PROBES, NOISY_LABELS, NOISY_VAL_LABELS)
+RESULT_FILES = (HISTORY, SUMMARY, CHECKPOINT, BEST, PROBES, NOISY_LABELS, NOISY_VAL_LABELS, FINGERPRINT)
 
 State = Literal["new", "resume", "finished"]
 
@@ -83,6 +84,10 @@ class RunFolder:
     @property
     def noisy_val_labels(self) -> Path:
         return self.path / NOISY_VAL_LABELS
+
+    @property
+    def fingerprint(self) -> Path:
+        return self.path / FINGERPRINT
 
     @property
     def environment(self) -> Path:

@@ -17,6 +17,13 @@ Bookkeeping, so a grid can be interrupted and rerun at any time:
 - A run that fails (papermill raises ``PapermillExecutionError``; the executed
   notebook shows the error) is recorded in ``summary.json`` as ``failed`` with
   the error, and the grid goes on. The exit code is nonzero if any run failed.
+- With ``rerun_stale`` (``--rerun-stale``), a finished run whose fingerprint no
+  longer verifies with the current code (``normtest_lib/verify/stale.py``) runs
+  again, its old record files moved to ``previous/`` in its folder first; with
+  ``dry_run`` such runs are listed as ``stale``.
+- Under a committed results root (``--runs-root results``), a working tree
+  with uncommitted changes under ``normtest_lib/`` is refused before any run
+  starts: committed results always name the commit that made them.
 - Two grids, or two workers, never execute the same run at once: each run
   folder has a ``.lock`` file locked with ``flock`` (released by the kernel
   when its holder dies, so a dead holder's lock is simply taken over) holding
@@ -36,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import ConfigError
 from ..io import write_json
 from ..run_files import FINISHED
 from ..run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
@@ -115,6 +123,7 @@ def run_grid(
     runs_per_gpu: int = 1,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    rerun_stale: bool = False,
 ) -> GridReport:
     """Execute every unfinished run of a grid file's profile; see the module docstring.
 
@@ -136,16 +145,25 @@ def run_grid(
     ]
     if grid.pretrain is not None:
         records[0].varying = {"pretraining": "the runs below start from it"}
+    stale = _stale(records, grid.pretrain is not None, log) if rerun_stale else set()
     if dry_run:
         for record in records:
-            log(f"{record.run_id}  {record.summary_status or '-':<9} {_describe(record.varying)}".rstrip())
+            shown = "stale" if record.run_id in stale else record.summary_status or "-"
+            log(f"{record.run_id}  {shown:<9} {_describe(record.varying)}".rstrip())
         log(f"{len(records)} runs")  # exactly "N runs", even for one: scripts parse this line
         return GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started, dry_run=True)
 
+    for record in records:
+        if record.summary_status in FINISHED and record.run_id not in stale:
+            record.status = "skipped"
+    if any(record.status == "pending" for record in records):
+        check_committable(runs_root)
     write_json(runs_dir / GRID_INDEX_NAME, grid.index())
     for record in records:
-        if record.summary_status in FINISHED:
-            record.status = "skipped"
+        if record.run_id in stale:
+            _move_to_previous(record.run_dir)
+            log(f"{record.run_id}  rerunning: its fingerprint no longer verifies (old record in previous/)")
+            record.summary_status = None
     if grid.pretrain is not None:
         _rebuild_missing_weights(records[0], records[1:], log)
     todo = [record for record in records if record.status == "pending"]
@@ -193,13 +211,42 @@ def _rebuild_missing_weights(pretrain: RunRecord, dependents: list[RunRecord], l
     weights = pretrain.run_dir / PRETRAIN_WEIGHTS
     if pretrain.status != "skipped" or weights.is_file() or all(r.status == "skipped" for r in dependents):
         return
-    previous = pretrain.run_dir / "previous"
-    previous.mkdir(exist_ok=True)
-    for path in pretrain.run_dir.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            os.replace(path, previous / path.name)
+    _move_to_previous(pretrain.run_dir)
     log(f"{pretrain.run_id}  rebuilding the pretraining run: {weights} is missing (weights are not kept in results)")
     pretrain.status, pretrain.summary_status = "pending", None
+
+
+def _move_to_previous(run_dir: Path) -> None:
+    """Move a run's record files into ``previous/`` in its folder (kept, not destroyed; an earlier ``previous/`` is overwritten)."""
+    previous = run_dir / "previous"
+    previous.mkdir(exist_ok=True)
+    for path in run_dir.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            os.replace(path, previous / path.name)
+
+
+def _stale(records: list[RunRecord], has_pretrain: bool, log: Callable[[str], None]) -> set[str]:
+    """The ids of finished runs whose fingerprint no longer verifies (``verify/stale.py``)."""
+    from ..verify.stale import stale_runs
+
+    finished = [record.run_dir for record in records if record.summary_status in FINISHED]
+    pretrain = records[0].run_dir if has_pretrain else None
+    return {run.name for run in stale_runs(finished, pretrain=pretrain, log=log)}
+
+
+def check_committable(runs_root: str | os.PathLike[str]) -> None:
+    """Refuse to run into a committed results root from a working tree with uncommitted library changes."""
+    from ..verify.provenance import is_committed_results_root, uncommitted_library_changes
+
+    if not is_committed_results_root(runs_root):
+        return
+    changes = uncommitted_library_changes()
+    if changes:
+        shown = "; ".join(line.strip() for line in changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+        raise ConfigError(
+            f"--runs-root {runs_root}: normtest_lib/ has uncommitted changes ({shown}). Committed results always "
+            "name the commit that made them: commit the changes first, or run into runs/ instead"
+        )
 
 
 def _apply(record: RunRecord, result: RunOutcome | BaseException) -> None:

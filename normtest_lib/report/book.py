@@ -35,6 +35,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import NormtestError
 from ..io import relative_path, write_json, write_text
+from ..run_files import VERIFICATION
 from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
 Log = Callable[[str], None]
@@ -314,6 +315,9 @@ def report_digest(
                 if path.name in DIGESTED_RUN_FILES:
                     digest.update(str(path.relative_to(root)).encode())
                     digest.update(path.read_bytes())
+            for path in sorted((root / study).glob(f"*/{VERIFICATION}")):  # the appendix shows the last verification
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
     for folder in reads:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.name.startswith("."):

@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..grid.runner import GRID_INDEX_NAME
 from ..grid.spec import PRETRAIN_PLACEHOLDER, expand, read_grid_file, resolve_profile
-from ..run_files import ENVIRONMENT, RUN_NOTEBOOK
+from ..run_files import ENVIRONMENT, RUN_NOTEBOOK, VERIFICATION
 
 SET_KEYS = ["study", "profile", "source"]
 SOFTWARE_KEYS = ("python", "torch", "torchvision", "numpy")
@@ -510,3 +510,66 @@ def time_sentence(title: str, row: Mapping[str, Any], grid_runs: int | None, oth
 def bullet_list(lines: Iterable[str]) -> str:
     """Markdown bullets, one per line."""
     return "\n".join(f"- {line}" for line in lines)
+
+
+# --- verification -------------------------------------------------------------------------
+
+VERIFICATION_COUNTS = ("verified", "differs", "missing fingerprint", "no fingerprint", "source verified", "unavailable")
+
+
+def read_verification(set_dir: str | Path) -> dict[str, Any] | None:
+    """The set's last ``normtest verify --sample`` record (``verification.json``); None when it was never verified."""
+    record = _read_json(Path(set_dir) / VERIFICATION)
+    return record if isinstance(record, dict) and isinstance(record.get("counts"), dict) else None
+
+
+def verification_outcome(record: Mapping[str, Any] | None) -> str:
+    """One result set's verdict, in words, from its record."""
+    if record is None:
+        return "not verified yet"
+    counts = record["counts"]
+    checked = sum(int(counts.get(status) or 0) for status in VERIFICATION_COUNTS)
+    failed = int(counts.get("differs") or 0) + int(counts.get("missing fingerprint") or 0)
+    if failed:
+        return f"{failed} of {checked} differ: the current code no longer computes these numbers"
+    if counts.get("verified") and counts.get("verified") == checked:
+        return "verifies"
+    if counts.get("no fingerprint") == checked:
+        return "cannot be verified: made before fingerprints existed"
+    verified = int(counts.get("verified") or 0) + int(counts.get("source verified") or 0)
+    return f"{verified} of {checked} verified, none differs"
+
+
+def verification_table(records: Mapping[tuple[str, str, str], Mapping[str, Any] | None]) -> pd.DataFrame:
+    """Per result set (keyed by :data:`SET_KEYS`): when it was last verified, at which commit and on what, and the outcome."""
+    rows = []
+    for key, record in sorted(records.items()):
+        record = record or {}
+        counts = record.get("counts") or {}
+        rows.append({
+            **dict(zip(SET_KEYS, key)),
+            "last verified": format_time(to_timestamp(record.get("time"))),
+            "commit": str(record["commit"])[:SHORT_COMMIT] if record.get("commit") else MISSING_TEXT,
+            "machine": record.get("device_name") or MISSING_TEXT,
+            "runs with a fingerprint": (f"{record['with_fingerprint']} of {record['runs_in_set']}"
+                                        if "with_fingerprint" in record else MISSING_TEXT),
+            **{status: int(counts.get(status) or 0) for status in VERIFICATION_COUNTS},
+            "outcome": verification_outcome(record or None),
+        })  # fmt: skip
+    columns = [*SET_KEYS, "last verified", "commit", "machine", "runs with a fingerprint", *VERIFICATION_COUNTS, "outcome"]
+    return pd.DataFrame(rows, columns=columns).set_index(SET_KEYS)
+
+
+def verification_sentence(title: str, record: Mapping[str, Any] | None, source: str) -> str:
+    """What the set's last verification found, and the command that repeats it."""
+    command = f"`normtest verify --sample 3 {source}`"
+    if record is None:
+        return f"{title}: not verified yet ({command} checks it)."
+    counts = record["counts"]
+    found = ", ".join(f"{int(counts[status])} {status}" for status in VERIFICATION_COUNTS if counts.get(status))
+    dirty = " from a working tree with uncommitted library changes" if record.get("uncommitted_library_changes") else ""
+    commit = f"commit {str(record['commit'])[:SHORT_COMMIT]}" if record.get("commit") else "an unrecorded commit"
+    return (f"{title}: {verification_outcome(record)}. Last verified {format_time(to_timestamp(record.get('time')))} at "
+            f"{commit}{dirty} on {record.get('device_name') or 'an unrecorded machine'}: {found or 'no run checked'} "
+            f"({record.get('with_fingerprint', 0)} of the set's {record.get('runs_in_set', 0)} runs have a fingerprint; "
+            f"{command} repeats it).")  # fmt: skip
