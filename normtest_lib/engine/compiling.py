@@ -5,12 +5,13 @@ compilation, and leaves a short one eager. The rule, on the images a run trains 
 (``epochs * n_train``, counted before it starts):
 
 - CPU: compile from :data:`BREAK_EVEN_IMAGES` ``["cpu"]`` = 150,000 images on. Measured on the
-  project's 2-core machines (``cifar_resnet`` n=2, batch 128): compiling the training graph
-  and the evaluation graph costs 40 to 80 s (20 to 40 s each) and saves from 0.7 ms per image
-  (``torch_bn``, 477 -> 722 images/s) to 1.9 ms (``bin``, 306 -> 841); at the smallest saving the
-  break-even is 60,000 to 115,000 images, and ConvNorm, which gains least, needs more. The
+  project's 2-core machines (``cifar_resnet`` n=2, batch 128; ``benchmarks/layers.py`` and
+  ../shared/TOOLCHAIN.md): compiling one graph takes 20 to 40 s, and a run compiles two (its
+  training and its evaluation graph), 40 to 80 s; a compiled step saves from 0.7 ms per image
+  (``torch_bn``, 477 -> 722 images/s) to 1.9 ms (``bin``, 306 -> 841). At the smallest saving
+  the break-even is 60,000 to 115,000 images; ConvNorm, which gains least, needs more. The
   smoke profiles (a few thousand images) and study 3's local runs (30,000) stay eager; study
-  2's 100-epoch ``paper`` runs (4,000,000) compile.
+  2's local runs (64,000) too, study 2's 100-epoch ``paper`` runs (4,000,000) compile.
 - CUDA: from 2,000,000 images on. A step of the small CIFAR networks takes a few milliseconds
   on a GPU, where compiling removes mostly kernel launches (about 20 us per image saved at
   most) against a similar 40 to 80 s of compilation; the published 100-epoch protocols compile,
