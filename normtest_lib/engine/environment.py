@@ -117,6 +117,15 @@ def resolve_speed(execution: Execution, config: RunConfig, images_to_train: int)
     return dataclasses.replace(execution, compile=compiled, compile_reason=reason, channels_last=channels_last)
 
 
+def to_memory_format(model: torch.nn.Module, execution: Execution) -> torch.nn.Module:
+    """``model`` in the run's memory format. A model with lazy parameters (shapes unknown until its
+    first forward pass) keeps its own: they cannot be converted, and channels_last only speeds up."""
+    lazy = any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters())
+    if execution.channels_last and not lazy:
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
 def default_channels_last(device: torch.device, *, compiled: bool) -> bool:
     """``channels_last: auto``: the memory format that measured fastest on the device (module docstring)."""
     if device.type == "cuda":

@@ -61,7 +61,14 @@ from ..input_norm import centering_stats, make_normalizer
 from ..metrics import classification_metrics
 from ..stats.channel import ChannelStats
 from .compiling import compile_model
-from .environment import Execution, environment_info, execution_context, resolve_speed, show_progress
+from .environment import (
+    Execution,
+    environment_info,
+    execution_context,
+    resolve_speed,
+    show_progress,
+    to_memory_format,
+)
 from .history import best_row, write_history
 from .loader import InputPipeline, TrainBatches, to_device
 from .optim import bind_step_hooks, build_optimizer, run_step_hooks, set_epoch_lr
@@ -285,9 +292,7 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
     execution = resolve_speed(execution, config, config.epochs * len(data.train))
     seed_globals(derive_seed(config.seed, "init"))
     built = build_model(config, data.num_classes)
-    model = built.module.to(device)
-    if execution.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = to_memory_format(built.module.to(device), execution)
     _check_pretrain_stats(config, built)
     check_probes(config.probes, model)
     try:
