@@ -55,8 +55,11 @@ from ..config import RunConfig
 from ..errors import ConfigError
 
 
-# channels_last on the CPU, eager and compiled (benchmarks/layers.py, cifar_resnet n=2, 2 threads).
-CPU_CHANNELS_LAST = {False: True, True: True}
+# channels_last on the CPU, eager and compiled (benchmarks/layers.py, cifar_resnet n=2, batch 128, 2 threads,
+# benchmarks/results/layers-cpu.json): eager, channels_last is faster for every variant but gn:c/4 (torch_bn
+# 1.21x, the from-scratch layers 1.16x to 3.0x; gn:c/4 0.98x, convnorm 0.99x); compiled, the default
+# layout is (inductor's CPU kernels: torch_bn 818 vs 750 images/s, the from-scratch bn 827 vs 461).
+CPU_CHANNELS_LAST = {False: True, True: False}
 
 
 @dataclass(frozen=True)
