@@ -19,7 +19,7 @@ SHARED_DATA ?= ../shared/data
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
 COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 
-.PHONY: install test book lab data dataset-stats clean-runs constraints upgrade
+.PHONY: install test book lab data dataset-stats clean-runs constraints upgrade device-check
 
 install: $(STAMP)
 
@@ -58,6 +58,14 @@ data/.%.extracted: $(SHARED_DATA)/%.tar.gz
 dataset-stats: $(STAMP) $(if $(wildcard $(SHARED_DATA)/*.tar.gz),data)
 	$(BIN)/normtest stats imagefolder --root data/cifar10-jpeg --published cifar10 --out results/dataset_statistics/local
 	$(BIN)/normtest stats tiny_imagenet_200 --root data/tiny-imagenet-200 --out results/dataset_statistics/local
+
+# On a machine with a CUDA GPU: the CUDA-marked tests, the layer and throughput benchmarks on the device and
+# one short real-data run per study, into benchmarks/results/ and results/<study>/gpu/ (about 10 minutes on
+# one H100; see benchmarks/device_check.py). It needs data/cifar10-jpeg/ (make data) or its archive in data/.
+# DEVICE_CHECK_ARGS="--device cpu --tiny --root /tmp/check" tries the same steps on the CPU.
+DEVICE_CHECK_ARGS ?=
+device-check: $(STAMP)
+	$(BIN)/python benchmarks/device_check.py $(DEVICE_CHECK_ARGS)
 
 # The newest releases pyproject.toml allows, ignoring constraints.txt.
 upgrade:

@@ -2,6 +2,11 @@
 
     python benchmarks/throughput.py --device cpu --model small [--images 4096] [--json out.json]
 
+Images per epoch by default: 4096 (``small``) and 512 (``resnet18``), and a pass is one
+epoch on the CPU; on CUDA a pass is as many epochs as make at least :data:`CUDA_STEPS`
+optimizer steps (``--epochs-per-pass``), since a GPU step takes milliseconds and a pass of
+4 steps would time mostly launch latency and the clock's own resolution.
+
 Three measurements in one process, same model architecture, batch size, optimizer and device:
 
 - ``reference_ips``: a torchvision ``Dataset`` over the same uint8 images, converted
@@ -42,6 +47,7 @@ from normtest_lib.models import create_model
 
 WARMUP_BATCHES = 3
 DEFAULT_IMAGES = {"small": 4096, "resnet18": 512}
+CUDA_STEPS = 100
 LOOPS = ("reference", "engine", "bare")
 
 # A pass trains once over its images and returns how many it trained on, with the device idle.
@@ -90,7 +96,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reference_pass(name: str, session, batch_size: int, execution: Execution) -> Pass:
+def reference_pass(name: str, session, batch_size: int, execution: Execution, epochs_per_pass: int = 1) -> Pass:
     from torchvision import transforms
 
     stats = session.data.finetune_stats
@@ -117,15 +123,15 @@ def reference_pass(name: str, session, batch_size: int, execution: Execution) ->
         return seen
 
     train_on(itertools.islice(loader, WARMUP_BATCHES))
-    return lambda: train_on(loader)
+    return lambda: sum(train_on(loader) for _ in range(epochs_per_pass))
 
 
-def bare_pass(name: str, n_images: int, batch_size: int, execution: Execution) -> Pass:
+def bare_pass(name: str, n_images: int, batch_size: int, execution: Execution, epochs_per_pass: int = 1) -> Pass:
     step = fresh_step(name, execution)
     device = execution.device
     inputs = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=execution.memory_format)
     targets = torch.randint(0, 10, (batch_size,), device=device)
-    steps = max(1, n_images // batch_size)
+    steps = max(1, n_images // batch_size) * epochs_per_pass
 
     def train_steps(count: int) -> int:
         for _ in range(count):
@@ -137,11 +143,11 @@ def bare_pass(name: str, n_images: int, batch_size: int, execution: Execution) -
     return lambda: train_steps(steps)
 
 
-def engine_pass(session) -> Pass:
+def engine_pass(session, epochs_per_pass: int = 1) -> Pass:
     epochs = itertools.count()
     train_one_epoch(session, next(epochs))  # warm-up epoch, untimed
     # train_one_epoch ends with .item(), so the device has finished when it returns.
-    return lambda: train_one_epoch(session, next(epochs))[2]
+    return lambda: sum(train_one_epoch(session, next(epochs))[2] for _ in range(epochs_per_pass))
 
 
 def timed(one_pass: Pass) -> tuple[float, float]:
@@ -152,16 +158,27 @@ def timed(one_pass: Pass) -> tuple[float, float]:
     return images / wall, images / cpu
 
 
+def default_epochs_per_pass(device: str, n_images: int, batch: int) -> int:
+    """1 on the CPU; on CUDA enough epochs for CUDA_STEPS optimizer steps per timed pass."""
+    if device != "cuda":
+        return 1
+    return max(1, -(-CUDA_STEPS // max(1, n_images // batch)))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--model", choices=["small", "resnet18"], default="small")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--images", type=int, default=None, help="images per pass (default: 4096 small, 512 resnet18)")
+    parser.add_argument("--images", type=int, default=None, help="images per epoch (default: 4096 small, 512 resnet18)")
+    parser.add_argument(
+        "--epochs-per-pass", type=int, default=None, help="epochs per timed pass (default: 1 on the CPU, 100 steps on CUDA)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved passes per loop; the best is kept")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     n_images = args.images or DEFAULT_IMAGES[args.model]
+    epochs_per_pass = args.epochs_per_pass or default_epochs_per_pass(args.device, n_images, args.batch)
 
     config = make_config(
         dataset="synthetic",
@@ -175,10 +192,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     with execution_context(config) as execution:
         session = build_session(config, execution)
+        execution = session.execution  # as resolved for the run (memory format): all three loops use it
         passes = {
-            "reference": reference_pass(args.model, session, args.batch, execution),
-            "engine": engine_pass(session),
-            "bare": bare_pass(args.model, n_images, args.batch, execution),
+            "reference": reference_pass(args.model, session, args.batch, execution, epochs_per_pass),
+            "engine": engine_pass(session, epochs_per_pass),
+            "bare": bare_pass(args.model, n_images, args.batch, execution, epochs_per_pass),
         }
         figures = {key: [] for key in LOOPS}
         for _ in range(args.repeats):
@@ -191,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": args.model,
         "batch": args.batch,
         "n_images": n_images,
+        "epochs_per_pass": epochs_per_pass,
         "threads": execution.threads,
         "repeats": args.repeats,
         **{f"{key}_ips": max(wall for wall, _ in figures[key]) for key in LOOPS},

@@ -17,7 +17,9 @@ from .errors import ConfigError, NormtestError
 
 # Keys that say where and how fast a run executes, not what it computes: a run resumed on
 # another machine, with its data elsewhere or another thread count, is the same run.
-EXECUTION_ONLY_KEYS = frozenset({"data_root", "download", "device", "num_threads"})
+# compile and channels_last change how fast, not what (float32 either way; resolved per device,
+# engine/environment.py), so committed runs stay valid when their defaults move to the fastest path.
+EXECUTION_ONLY_KEYS = frozenset({"data_root", "download", "device", "num_threads", "compile", "channels_last"})
 
 InputNorm = Literal["finetune", "pretrain", "center", "instance", "minmax", "unit", "none"]
 
@@ -84,8 +86,12 @@ class RunConfig(BaseModel):
     device: str = "auto"
     deterministic: bool = False
     amp: bool = True
-    channels_last: bool = True
-    compile: bool = False
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="channels_last memory format; auto: the one measured fastest on the device"
+    )
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the network; auto: when the run is long enough to repay it (engine/compiling.py)"
+    )
     num_threads: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(512, ge=1)
 

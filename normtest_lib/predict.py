@@ -20,7 +20,7 @@ from torch import nn
 
 from .data.decode import decode_images
 from .data.imagefolder import _scan_split
-from .engine.environment import resolve_device
+from .engine.environment import no_tf32, precision_autocast, resolve_device
 from .engine.loader import InputPipeline
 from .engine.trained import Which, load_trained
 from .errors import NormtestError
@@ -101,10 +101,12 @@ def predict(
     """The predicted class index (int64, on the CPU) of each uint8 (N, 3, H, W) image.
 
     The network and input pipeline are the run's (``load_trained``): ``which="best"``
-    is the best-validation weights, ``"last"`` the last epoch's. Float32, evaluation mode.
+    is the best-validation weights, ``"last"`` the last epoch's. Evaluation mode, in the
+    precision the run recorded (``bf16`` autocast, or float32 without TF32), so the
+    run's own test images give its recorded test accuracy.
     """
     model, pipeline = _load_run(run_dir, which, device)
-    return _class_scores(model, pipeline, images, batch_size).argmax(dim=1)
+    return _class_scores(model, pipeline, images, batch_size, run_precision(run_dir, which)).argmax(dim=1)
 
 
 def run_predict(
@@ -142,7 +144,7 @@ def run_predict(
     if labels_path is not None:
         labels, label_source = read_labels(labels_path, len(images)), str(labels_path)
 
-    scores = _class_scores(model, pipeline, images, batch_size)
+    scores = _class_scores(model, pipeline, images, batch_size, run_precision(run_dir, which))
     if labels is not None and int(labels.max()) >= scores.shape[1]:
         raise PredictError(
             f"label {int(labels.max())} from {label_source} is not a class of {_checkpoint_path(run_dir, which)}, "
@@ -154,6 +156,14 @@ def run_predict(
     if json_path is not None:
         write_json(json_path, metrics)
     return predictions, metrics
+
+
+def run_precision(run_dir: str | Path, which: Which = "best") -> str:
+    """The precision the run computed in (``bf16`` or ``fp32``), as its weights file records it;
+    ``fp32`` for a file from before precisions were recorded."""
+    from .checkpoint import load_checkpoint
+
+    return str(load_checkpoint(_checkpoint_path(run_dir, which)).get("precision") or "fp32")
 
 
 def _checkpoint_path(run_dir: str | Path, which: str) -> Path:
@@ -182,8 +192,11 @@ def _load_run(run_dir: str | Path, which: Which, device: str | torch.device) -> 
         raise PredictError(f"{path} records an incomplete or unusable model ({exc!r})") from None
 
 
-def _class_scores(model: nn.Module, pipeline: InputPipeline, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The logits (N, classes) as float32 on the CPU, evaluated batch by batch in input order."""
+def _class_scores(
+    model: nn.Module, pipeline: InputPipeline, images: torch.Tensor, batch_size: int, precision: str = "fp32"
+) -> torch.Tensor:
+    """The logits (N, classes) as float32 on the CPU, evaluated batch by batch in input order,
+    in ``precision`` (the run's)."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
         raise PredictError(f"images must be non-empty uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
     if batch_size < 1:
@@ -197,10 +210,11 @@ def _class_scores(model: nn.Module, pipeline: InputPipeline, images: torch.Tenso
     device = next(model.parameters()).device
     model.eval()
     scores = []
-    with torch.no_grad():
+    with torch.no_grad(), no_tf32():
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size].to(device)
-            scores.append(model(pipeline(batch)).float().cpu())
+            with precision_autocast(precision, device):
+                scores.append(model(pipeline(batch)).float().cpu())
     return torch.cat(scores)
 
 

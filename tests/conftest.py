@@ -121,3 +121,18 @@ def cifar10_jpeg(cifar10_jpeg_root: Path, real_data_cache_dir: Path) -> ImageDat
 def tiny_imagenet(tiny_imagenet_root: Path, real_data_cache_dir: Path) -> ImageDataset:
     """Tiny ImageNet-200 as an ImageDataset, decoded once per session (about 1.4 GB in memory)."""
     return _load_into_session_cache("tiny_imagenet_200", tiny_imagenet_root, real_data_cache_dir)
+
+
+# --- CUDA -----------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` need a CUDA device: skipped without one (``make device-check`` runs them)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (make device-check runs these on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from torch import nn
 
 from normtest_lib.layers.convnorm import PreconditionedConv2d
@@ -17,6 +19,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "layers.py"
 def load_benchmark():
     spec = importlib.util.spec_from_file_location("benchmark_layers", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -24,15 +27,54 @@ def load_benchmark():
 def test_layers_benchmark_writes_one_figure_per_variant(tmp_path, capsys):
     benchmark = load_benchmark()
     out = tmp_path / "layers.json"
-    results = benchmark.main(["--device", "cpu", "--batch", "4", "--steps", "1", "--repeats", "1", "--json", str(out)])
+    args = ["--device", "cpu", "--batch", "4", "--steps", "1", "--repeats", "1", "--modes", "eager"]
+    results = benchmark.main(args + ["--json", str(out)])
     written = json.loads(out.read_text())
     assert set(written["images_per_second"]) == set(benchmark.VARIANTS) == set(results["ratio_to_torch_bn"])
     assert all(value > 0 for value in written["images_per_second"].values())
     assert written["ratio_to_torch_bn"]["torch_bn"] == 1.0
     assert all(0 < share for share in written["forward_share"].values())
+    assert written["memory_format"] == {"eager": "contiguous"}
     printed = capsys.readouterr().out
     assert "gn:c/4" in printed and "convnorm+bn" in printed
     assert {"convnorm", "convnorm+bn"} <= set(written["ratio_to_torch_bn"])
+
+
+@pytest.mark.compile
+def test_compiled_figures_and_the_targets_they_are_checked_against(tmp_path):
+    benchmark = load_benchmark()
+    args = ["--device", "cpu", "--batch", "4", "--steps", "1", "--repeats", "1", "--variants", "torch_bn"]
+    results = benchmark.main(args + ["--modes", "eager", "channels_last", "compiled"])  # one network compiled
+    compiled, eager = results["compiled_images_per_second"]["torch_bn"], results["images_per_second"]["torch_bn"]
+    assert compiled > 0 and results["channels_last_images_per_second"]["torch_bn"] > 0
+    assert results["compiled_ratio_to_torch_bn_eager"]["torch_bn"] == pytest.approx(compiled / eager)
+    (target,) = results["targets"]
+    assert (target["variant"], target["target"], target["met"]) == ("torch_bn", 1.4, compiled / eager >= 1.4)
+    assert benchmark.check_targets({"compiled_ratio_to_torch_bn_eager": {"bn": 1.1, "convnorm": 0.6}}) == [
+        {"variant": "bn", "compiled_vs_torch_bn_eager": 1.1, "target": 1.2, "met": False},
+        {"variant": "convnorm", "compiled_vs_torch_bn_eager": 0.6, "target": 0.5, "met": True},
+    ]
+
+
+def test_compiled_mode_runs_in_the_engines_default_memory_format():
+    import torch
+
+    from normtest_lib.engine.environment import CPU_CHANNELS_LAST
+
+    benchmark = load_benchmark()
+    cpu = torch.device("cpu")
+    assert benchmark.mode_channels_last(benchmark.MODES["compiled"], cpu) is CPU_CHANNELS_LAST[True]
+    assert benchmark.mode_channels_last(benchmark.MODES["eager"], cpu) is False  # the figure earlier versions gave
+    assert benchmark.mode_channels_last(benchmark.MODES["eager"], torch.device("cuda")) is True  # as training runs
+
+
+def test_throughput_times_enough_steps_per_pass_on_a_gpu():
+    spec = importlib.util.spec_from_file_location("benchmark_throughput", SCRIPT.parent / "throughput.py")
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    assert throughput.default_epochs_per_pass("cpu", 512, 128) == 1
+    assert throughput.default_epochs_per_pass("cuda", 512, 128) == 25  # 4 steps an epoch: 100 steps a pass
+    assert throughput.default_epochs_per_pass("cuda", 4096, 128) == 4
 
 
 def test_convnorm_variants_build_the_preconditioned_convolution_with_and_without_bn():

@@ -423,23 +423,28 @@ def test_pretrain_run_records_the_pretrain_statistics_it_used(tmp_path, monkeypa
     assert source["mean"] != summary["finetune_stats"]["mean"]  # not the training set's own
 
 
-def test_rng_state_keeps_only_the_current_cuda_device(monkeypatch):
-    """A checkpoint from a 2-GPU machine resumes on one GPU, and only the current device is saved."""
-    current = torch.get_rng_state()
+def test_rng_state_is_the_run_devices_not_the_current_one(monkeypatch):
+    """A run on cuda:1 in a process whose current device is 0 saves and restores cuda:1's
+    generator; a checkpoint from a 2-GPU machine resumes on one GPU; a CPU run saves none."""
+    states = {0: torch.zeros(3, dtype=torch.uint8), 1: torch.full((3,), 7, dtype=torch.uint8)}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda: current.clone())
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": states[device].clone())
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     restored = []
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state: restored.append(state))
-    state = capture_rng_state()
-    assert isinstance(state["cuda"], torch.Tensor)
-    restore_rng_state(state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": restored.append((device, state)))
+    state = capture_rng_state(torch.device("cuda:1"))
+    assert state["cuda"].tolist() == [7, 7, 7]
+    restore_rng_state(state, torch.device("cuda:1"))
+    assert [(d, s.tolist()) for d, s in restored] == [(1, [7, 7, 7])]
+    assert "cuda" not in capture_rng_state(torch.device("cpu"))
+    restored.clear()
+    restore_rng_state(state, torch.device("cpu"))  # a CPU resume leaves every GPU alone
+    assert restored == []
     older = {**state, "cuda": [torch.ones(3, dtype=torch.uint8), torch.zeros(3, dtype=torch.uint8)]}
-    restore_rng_state(older)  # an older checkpoint with one state per GPU: the current one's is used
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
-    restore_rng_state(older)  # this device had no saved state: it keeps its own
-    assert [r.tolist() for r in restored[1:]] == [[1, 1, 1]] and torch.equal(restored[0], current)
+    restore_rng_state(older, torch.device("cuda"))  # an older checkpoint with one state per GPU: the device's own
+    restore_rng_state(older, torch.device("cuda:2"))  # this device had no saved state: it keeps its own
+    assert [(d, s.tolist()) for d, s in restored] == [(0, [1, 1, 1])]
 
 
 def test_api_validates_before_touching_the_folder(tmp_path):

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from normtest_lib.errors import ConfigError
-from normtest_lib.grid.executors import LocalExecutor, Slot, make_executor, plan_slots, threads_per_run
+from normtest_lib.grid.executors import (
+    DaskExecutor,
+    LocalExecutor,
+    Slot,
+    make_executor,
+    plan_slots,
+    threads_per_run,
+    worker_slot,
+)
 from normtest_lib.grid.runner import run_grid
 from test_runner import summaries, write_grid, write_notebook
 
@@ -39,7 +47,8 @@ def test_gpu_slots_spread_runs_over_gpus_first(monkeypatch):
     [
         ("slurm", {}, "executor: unknown executor 'slurm'; choose one of local, dask"),
         ("local", {"scheduler": "tcp://127.0.0.1:8786"}, "scheduler: only the dask executor"),
-        ("dask", {"gpus": ["0"]}, "gpus: the dask executor does not pin GPUs"),
+        ("dask", {"gpus": ["0"], "scheduler": "tcp://127.0.0.1:8786"}, "gpus: the workers of an existing Dask"),
+        ("dask", {"runs_per_gpu": 2, "scheduler": "tcp://127.0.0.1:8786"}, "runs_per_gpu: the workers of an existing"),
         ("local", {"retries": -1}, "retries: expected 0 or more"),
         ("local", {"workers": 0, "gpus": []}, "workers: expected at least 1"),
         ("local", {"runs_per_gpu": 0, "gpus": ["0"]}, "runs_per_gpu: expected at least 1"),
@@ -48,6 +57,33 @@ def test_gpu_slots_spread_runs_over_gpus_first(monkeypatch):
 def test_bad_executor_options_are_refused(name, options, expected):
     with pytest.raises(ConfigError, match=expected):
         make_executor(name, **options)
+
+
+def pinned_gpu(item: int, slot: Slot) -> tuple[str, str | None, int | None]:
+    """The worker this ran on, and the GPU and threads its slot gives the run's kernel."""
+    from dask.distributed import get_worker
+
+    return str(get_worker().name), slot.env.get("CUDA_VISIBLE_DEVICES"), slot.num_threads
+
+
+def test_dask_local_cluster_pins_each_worker_to_its_gpu_slot(monkeypatch):
+    """--gpus 0,1 --runs-per-gpu 2 under CUDA_VISIBLE_DEVICES=3,5: four workers, each always on
+    its own slot's GPU (two per GPU), as the local executor pins its processes."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    executor = make_executor("dask", gpus=["0", "1"], runs_per_gpu=2)
+    assert isinstance(executor, DaskExecutor) and executor.workers == 4
+    assert [slot.gpu for slot in executor.slots] == ["3", "5", "3", "5"]
+    with executor:
+        results = dict(executor.map_unordered(pinned_gpu, list(range(12))))
+    by_worker = {worker: gpu for worker, gpu, _ in results.values()}
+    assert len(set(results.values())) <= 4 and all(gpu in ("3", "5") for gpu in by_worker.values())
+    assert by_worker == {worker: executor.slots[int(worker)].gpu for worker in by_worker}
+    assert all(threads == max(1, len(os.sched_getaffinity(0)) // 4) for _, _, threads in results.values())
+
+
+def test_a_worker_name_selects_its_slot():
+    slots = [Slot(gpu="3"), Slot(gpu="5")]
+    assert [worker_slot(name, slots).gpu for name in (0, 1, "2", 3)] == ["3", "5", "3", "5"]
 
 
 def fail_until_third_attempt(marker: str, slot: Slot) -> str:

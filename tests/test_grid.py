@@ -157,7 +157,7 @@ def test_execution_only_keys_keep_the_id_and_result_keys_change_it(tmp_path):
     assert run_id(config) == run_id(same)
     assert run_id(make_config(epochs=2, lr=0.2)) != run_id(config)
     assert run_id(make_config(epochs=2, lr=0.1, seed=1)) != run_id(config)
-    assert EXECUTION_ONLY_KEYS == {"data_root", "download", "device", "num_threads"}
+    assert EXECUTION_ONLY_KEYS == {"data_root", "download", "device", "num_threads", "compile", "channels_last"}
 
 
 def test_id_is_the_sha256_of_the_parameters_that_differ_from_the_defaults():

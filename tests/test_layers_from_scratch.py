@@ -402,3 +402,22 @@ def test_cifar_resnet_and_small_build_and_train_with_each(name):
         logits.logsumexp(1).sum().backward()
         for param_name, param in module.named_parameters():
             assert param.grad is not None and torch.isfinite(param.grad).all(), param_name
+
+
+def forward_op_names(module, x):
+    with _AtenOps() as ops:
+        module(x)
+    return ops.names
+
+
+@pytest.mark.parametrize("name", ["ln", "gn", "gn:2"])
+def test_group_norms_view_a_channels_last_input_without_copying_it(name):
+    """(N, G, C/G, H, W) is a view of either memory format: no clone, copy or gather in the
+    forward pass, the output stays channels_last, and it equals torch's on the same input."""
+    ours, reference = pair(name, dtype=torch.float32)
+    x = torch.randn(SHAPE).contiguous(memory_format=torch.channels_last)
+    copies = {"clone", "copy_", "_unsafe_view", "repeat_interleave", "index_select", "contiguous"}
+    assert forward_op_names(ours, x) & copies == set()
+    out = ours(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, reference(x), atol=1e-5, rtol=1e-5)

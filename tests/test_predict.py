@@ -216,3 +216,32 @@ def test_bad_inputs_exit_2_naming_the_file_and_write_nothing(case, existing, run
     if existing:
         assert output.read_text() == "earlier predictions\n"
     assert not (tmp_path / "m.json").exists()
+
+
+def test_predictions_use_the_precision_the_run_recorded(run_dir, tiny_data, tmp_path, monkeypatch):
+    """A bf16 run (a CUDA run's weights) is predicted under bf16 autocast, an fp32 run in float32 without TF32."""
+    import normtest_lib.predict as predict_module
+    from normtest_lib.checkpoint import load_checkpoint, save_checkpoint
+
+    bf16_run = tmp_path / "bf16-run"
+    shutil.copytree(run_dir, bf16_run)
+    payload = load_checkpoint(bf16_run / "best.pt")
+    assert payload["precision"] == "fp32"
+    save_checkpoint(bf16_run / "best.pt", {**payload, "precision": "bf16"})
+
+    seen = []
+
+    def spy(precision, device):
+        seen.append((precision, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return predict_module_autocast(precision, device)
+
+    predict_module_autocast = predict_module.precision_autocast
+    monkeypatch.setattr(predict_module, "precision_autocast", spy)
+    images = tiny_data.test.images[:8]
+    predict(run_dir, images, device="cpu")
+    predict(bf16_run, images, device="cpu")
+    assert [precision for precision, *_ in seen] == ["fp32", "bf16"]
+    assert all(flags == [False, False] for _, *flags in seen)  # TF32 off while predicting ...
+    assert torch.backends.cudnn.allow_tf32  # ... and torch's default back afterwards
+    with predict_module_autocast("bf16", torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16

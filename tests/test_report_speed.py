@@ -38,3 +38,15 @@ def test_speed_table_and_loading(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(BENCH))
     assert speed.load_benchmark(path)["batch"] == 100
+
+
+def test_compiled_figures_get_their_columns_and_sentence():
+    compiled = {**BENCH, "compiled_images_per_second": {"torch_bn": 750.0, "bin": 650.0, "none": 1200.0}}
+    table = speed.speed_table(compiled)
+    assert table.loc["bin", "compiled images/s"] == 650.0
+    assert table.loc["bin", "compiled, ratio to torch_bn eager"] == pytest.approx(1.3)
+    assert "compiled images/s" not in speed.speed_table(BENCH).columns  # an older file: eager only
+    text = speed.compiled_sentence(compiled, ["bin"], target=1.2)
+    assert "`bin` at 1.30x `torch_bn`'s eager images per second" in text and "meets the target of 1.20x" in text
+    assert "misses" in speed.compiled_sentence(compiled, ["bin"], target=1.4)
+    assert speed.compiled_sentence(BENCH, ["bin"], target=1.2) == ""

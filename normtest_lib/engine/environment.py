@@ -2,13 +2,26 @@
 
 Device-specific choices live here and branch on ``device.type`` only:
 
-- bf16 autocast (``amp``) and channels-last (``channels_last``) are used on
-  CUDA only; on the CPU they are ignored (bf16 on CPUs without native support is
-  slow, and a CPU run should give the reference float32 numbers);
+- bf16 autocast (``amp``) is used on CUDA only; on the CPU it is ignored (bf16 on CPUs
+  without native support is slow, and a CPU run should give the reference float32 numbers);
+- ``channels_last``: ``true``/``false`` as given, on any device; ``auto`` (the default) is
+  the memory format that measured fastest: channels_last on CUDA, and on the CPU what
+  :data:`CPU_CHANNELS_LAST` says for an eager and a compiled network (measured with
+  ``benchmarks/layers.py --modes eager channels_last compiled_contiguous
+  compiled_channels_last``); it never changes the arithmetic's precision;
+- ``compile`` (``auto`` by default) is resolved per run in ``compiling.py``, once the
+  number of training images is known (:func:`resolve_speed`);
+- precision is what the run records: ``fp32`` is float32, so TF32 (which cuDNN allows by
+  default for convolutions, and matmuls may use) is switched off for the run, on every
+  device (the flags only act on CUDA); ``bf16`` is bf16 autocast, with TF32 off too for
+  what autocast keeps in float32;
 - ``deterministic`` turns on ``torch.use_deterministic_algorithms`` (strict on
   the CPU, where resumed runs reproduce uninterrupted ones bit for bit; warn-only
   on CUDA, where some backward kernels have no deterministic version) and, on
-  CUDA, disables cuDNN autotuning and sets ``CUBLAS_WORKSPACE_CONFIG``;
+  CUDA, disables cuDNN autotuning and sets ``CUBLAS_WORKSPACE_CONFIG``. cuBLAS reads
+  that variable once per process, when it first creates a handle: a process that has
+  already used CUDA gets a warning and ``cublas_workspace_config_late: true`` in
+  ``environment.json`` (the grid sets it in every run's kernel before torch starts);
 - ``num_threads`` sets ``torch.set_num_threads``; in deterministic mode the
   thread count is fixed for the run (the current count unless given), since
   CPU reductions may depend on it;
@@ -24,11 +37,13 @@ notebook leaves the kernel as it found it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import socket
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,6 +55,13 @@ from ..config import RunConfig
 from ..errors import ConfigError
 
 
+# channels_last on the CPU, eager and compiled (benchmarks/layers.py, cifar_resnet n=2, batch 128, 2 threads,
+# benchmarks/results/layers-cpu.json): eager, channels_last is faster for every variant but gn:c/4 (torch_bn
+# 1.21x, the from-scratch layers 1.16x to 3.0x; gn:c/4 0.98x, convnorm 0.99x); compiled, the default
+# layout is (inductor's CPU kernels: torch_bn 818 vs 750 images/s, the from-scratch bn 827 vs 461).
+CPU_CHANNELS_LAST = {False: True, True: False}
+
+
 @dataclass(frozen=True)
 class Execution:
     """The resolved execution settings of a run."""
@@ -49,6 +71,9 @@ class Execution:
     channels_last: bool
     threads: int
     flush_denormal: bool = False
+    compile: bool = False
+    compile_reason: str | None = None
+    cublas_workspace_config_late: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -60,9 +85,57 @@ class Execution:
         return "bf16" if self.amp else "fp32"
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return precision_autocast(self.precision, self.device)
+
+
+def precision_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The forward passes' arithmetic for a recorded precision: bf16 autocast, or float32 as is."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def no_tf32() -> Iterator[None]:
+    """Float32 convolutions and matmuls in float32, not TF32 (cuDNN allows TF32 by default);
+    the previous flags are restored afterwards. The flags exist, and act, only for CUDA."""
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def resolve_speed(execution: Execution, config: RunConfig, images_to_train: int) -> Execution:
+    """``execution`` with ``compile`` resolved (``compiling.resolve_compile``) and, for
+    ``channels_last: auto``, the memory format that is fastest with that choice."""
+    from .compiling import resolve_compile
+
+    compiled, reason = resolve_compile(config.compile, execution.device, images_to_train)
+    channels_last = config.channels_last
+    if channels_last == "auto":
+        channels_last = default_channels_last(execution.device, compiled=compiled)
+    return dataclasses.replace(execution, compile=compiled, compile_reason=reason, channels_last=channels_last)
+
+
+def to_memory_format(model: torch.nn.Module, execution: Execution) -> torch.nn.Module:
+    """``model`` in the run's memory format. A model with lazy parameters (shapes unknown until its
+    first forward pass) keeps its own: they cannot be converted, and channels_last only speeds up."""
+    lazy = any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters())
+    if execution.channels_last and not lazy:
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
+def default_channels_last(device: torch.device, *, compiled: bool) -> bool:
+    """``channels_last: auto``: the memory format that measured fastest on the device (module docstring)."""
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        return CPU_CHANNELS_LAST[compiled]
+    return False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,8 +154,13 @@ def resolve_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def execution_context(config: RunConfig) -> Iterator[Execution]:
-    """Apply the run's thread and determinism settings; restore the previous ones afterwards."""
+    """Apply the run's thread, precision and determinism settings; restore the previous ones afterwards."""
     device = resolve_device(config.device)
+    with no_tf32():
+        yield from _applied_settings(config, device)
+
+
+def _applied_settings(config: RunConfig, device: torch.device) -> Iterator[Execution]:
     saved = (
         torch.get_num_threads(),
         torch.are_deterministic_algorithms_enabled(),
@@ -91,11 +169,13 @@ def execution_context(config: RunConfig) -> Iterator[Execution]:
         os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
+    cublas_late = False
     try:
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         if config.deterministic:
             if device.type == "cuda" and saved[4] is None:
+                cublas_late = _cuda_used_before()
                 os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
             # CUDA lacks deterministic kernels for a few backward passes (adaptive average
             # pooling among them): warn there instead of failing; the CPU has them all.
@@ -105,12 +185,18 @@ def execution_context(config: RunConfig) -> Iterator[Execution]:
             torch.backends.cudnn.benchmark = not config.deterministic
             torch.backends.cudnn.deterministic = config.deterministic
         on_cuda = device.type == "cuda"
+        # auto: the eager choice until resolve_speed knows whether the run compiles.
+        channels_last = config.channels_last
+        if channels_last == "auto":
+            channels_last = default_channels_last(device, compiled=config.compile is True)
         yield Execution(
             device=device,
             amp=config.amp and on_cuda,
-            channels_last=config.channels_last and on_cuda,
+            channels_last=channels_last,
             threads=torch.get_num_threads(),
             flush_denormal=flush_denormal,
+            compile=config.compile is True,
+            cublas_workspace_config_late=cublas_late,
         )
     finally:
         if device.type == "cpu":
@@ -121,6 +207,22 @@ def execution_context(config: RunConfig) -> Iterator[Execution]:
         torch.backends.cudnn.deterministic = saved[3]
         if saved[4] is None:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def _cuda_used_before() -> bool:
+    """True (with a warning) when this process initialised CUDA before the run set
+    CUBLAS_WORKSPACE_CONFIG: cuBLAS may have fixed its workspace already, so its matmuls
+    may not be deterministic."""
+    if not torch.cuda.is_initialized():
+        return False
+    warnings.warn(
+        "deterministic: CUDA was already initialised in this process before CUBLAS_WORKSPACE_CONFIG was set, "
+        "so cuBLAS may not be deterministic; set CUBLAS_WORKSPACE_CONFIG=:4096:8 before starting Python "
+        "(normtest run does so for every run)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return True
 
 
 def device_name(device: torch.device) -> str:
@@ -177,7 +279,14 @@ def environment_info(execution: Execution, config: RunConfig) -> dict[str, Any]:
         "amp_bf16": execution.amp,
         "precision": execution.precision,
         "channels_last": execution.channels_last,
-        "compile": config.compile,
+        "channels_last_setting": config.channels_last,
+        "compile": execution.compile,
+        "compile_setting": config.compile,
+        "compile_reason": execution.compile_reason,
+        # TF32 is off in every run (module docstring); recorded because cuDNN's default is on.
+        "tf32": False,
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG") if execution.device.type == "cuda" else None,
+        "cublas_workspace_config_late": execution.cublas_workspace_config_late,
     }
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -61,7 +61,15 @@ from ..errors import ConfigError, ModelError
 from ..input_norm import centering_stats, make_normalizer
 from ..metrics import classification_metrics
 from ..stats.channel import ChannelStats
-from .environment import Execution, environment_info, execution_context, show_progress
+from .compiling import compile_model
+from .environment import (
+    Execution,
+    environment_info,
+    execution_context,
+    resolve_speed,
+    show_progress,
+    to_memory_format,
+)
 from .fingerprint import Recorder, resume_recorder
 from .history import best_row, write_history
 from .loader import InputPipeline, TrainBatches, to_device
@@ -224,7 +232,7 @@ class Session:
             "train_state": {
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": {"schedule": config.schedule, "next_epoch": epochs_done},
-                "rng": capture_rng_state(),
+                "rng": capture_rng_state(self.execution.device),
                 "best": {key: best[key] for key in ("epoch", "val_acc", "test_acc")} if best else None,
                 "history": [dict(row) for row in self.rows],
                 "probes": [dict(row) for row in self.probe_rows],
@@ -268,7 +276,7 @@ def train(
         session.fingerprint = _fingerprint_recorder(session, folder)
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.write_params(config)
-        folder.add_environment(environment_info(execution, config), from_epoch=session.start_epoch)
+        folder.add_environment(environment_info(session.execution, config), from_epoch=session.start_epoch)
         _write_noisy_labels(session.data, folder)
         write_history(folder.history, session.rows)
         if config.probes:
@@ -286,11 +294,10 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
     """Data, statistics, model, optimizer and (when resuming) the checkpoint's state; writes nothing."""
     device = execution.device
     data = prepare_data(config)
+    execution = resolve_speed(execution, config, config.epochs * len(data.train))
     seed_globals(derive_seed(config.seed, "init"))
     built = build_model(config, data.num_classes)
-    model = built.module.to(device)
-    if execution.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = to_memory_format(built.module.to(device), execution)
     _check_pretrain_stats(config, built)
     check_probes(config.probes, model)
     try:
@@ -315,11 +322,15 @@ def build_session(config: RunConfig, execution: Execution, resume_from: RunFolde
         rows = [dict(row) for row in checkpoint["train_state"]["history"]]
         probe_rows = [dict(row) for row in checkpoint["train_state"].get("probes", [])]
         start_epoch = int(checkpoint["epoch"])
-        restore_rng_state(checkpoint["train_state"]["rng"])
+        restore_rng_state(checkpoint["train_state"]["rng"], device)
     else:
         seed_globals(derive_seed(config.seed, "train"))
 
-    step_model = torch.compile(model) if config.compile else model
+    step_model = model
+    if execution.compile:
+        step_model, failed = compile_model(model)
+        if failed is not None:
+            execution = replace(execution, compile=False, compile_reason=f"torch.compile failed, eager: {failed}")
     train_split = to_device(data.train, device)
     augment = dict(augment=config.augment, pad=config.pad, flip=config.flip)
     return Session(

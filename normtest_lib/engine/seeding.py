@@ -7,9 +7,10 @@ run (say, the number of epochs) never shifts the random numbers of another
 (say, the validation split).
 
 A checkpoint keeps the global RNG states: the CPU ones (torch, numpy, random),
-which the engine's randomness comes from, and on CUDA only the current
-device's generator (what dropout on the model's device draws from). Not every
-visible GPU's: a run resumed with fewer or more GPUs visible must still load.
+which the engine's randomness comes from, and on CUDA only the generator of the
+run's device (what dropout on the model's device draws from), whichever device is
+current in the process. Not every visible GPU's: a run resumed with fewer or more
+GPUs visible must still load; it restores the state into its own device.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def seed_globals(seed: int) -> None:
     random.seed(seed)
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """The global RNG states as tensors and plain lists, loadable with ``weights_only=True``."""
+def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The global RNG states as tensors and plain lists, loadable with ``weights_only=True``;
+    with a CUDA ``device``, that device's generator too."""
     py_version, py_state, py_gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state: dict[str, Any] = {
@@ -49,29 +51,34 @@ def capture_rng_state() -> dict[str, Any]:
         "python": [py_version, list(py_state), py_gauss],
         "numpy": [np_name, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()  # the current device's only
+    if device is not None and device.type == "cuda" and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state(_cuda_index(device))
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Undo :func:`capture_rng_state`."""
+def restore_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Undo :func:`capture_rng_state`; the saved CUDA state goes to ``device`` (a CUDA device)."""
     torch.set_rng_state(state["torch"].cpu())
     py_version, py_state, py_gauss = state["python"]
     random.setstate((py_version, tuple(py_state), py_gauss))
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
     np.random.set_state((np_name, np.asarray(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss))
-    cuda_state = _current_device_state(state.get("cuda"))
-    if cuda_state is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(cuda_state.cpu())
+    if device is None or device.type != "cuda" or not torch.cuda.is_available():
+        return
+    index = _cuda_index(device)
+    cuda_state = _device_state(state.get("cuda"), index)
+    if cuda_state is not None:
+        torch.cuda.set_rng_state(cuda_state.cpu(), index)
 
 
-def _current_device_state(saved: torch.Tensor | list[torch.Tensor] | None) -> torch.Tensor | None:
-    """The saved CUDA state for the current device; older checkpoints hold one per visible GPU."""
+def _cuda_index(device: torch.device) -> int:
+    """``cuda`` without an index is the current device, as tensors placed on it are."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def _device_state(saved: torch.Tensor | list[torch.Tensor] | None, index: int) -> torch.Tensor | None:
+    """The saved CUDA state for device ``index``; older checkpoints hold one per visible GPU."""
     if saved is None or isinstance(saved, torch.Tensor):
         return saved
-    if not torch.cuda.is_available():
-        return None
-    index = torch.cuda.current_device()
     # Fewer GPUs visible than when saved: a device without a saved state keeps its own.
     return saved[index] if index < len(saved) else None

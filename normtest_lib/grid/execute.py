@@ -21,12 +21,15 @@ from ..io import read_json, relative_path, write_json
 from ..run_files import FINISHED
 from ..run_files import RUN_NOTEBOOK as NOTEBOOK_NAME
 from ..run_files import SUMMARY as SUMMARY_NAME
+from ..engine.compiling import cache_env
 from .executors import THREAD_ENV_VARS, Slot
 from .lock import RunLock
 
 PARTIAL_NOTEBOOK_NAME = ".run_experiment.partial.ipynb"
 RUN_DIR_ENV = "NORMTEST_RUN_DIR"  # marks a run's kernel, so an orphaned one can be found
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # no "running over TCP" warning per run; errors are in the notebook
+CUBLAS_WORKSPACE_ENV = "CUBLAS_WORKSPACE_CONFIG"
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 ORPHAN_GRACE_SECONDS = 10.0  # a kernel whose parent died exits within about a second by itself
 
 
@@ -106,7 +109,7 @@ def execute_run(task: RunTask, slot: Slot | None = None) -> RunOutcome:
 def _parameters_and_env(task: RunTask, slot: Slot, run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     # Batch runs keep their notebooks free of progress bars; the grid shows one bar of its own.
     parameters = {**task.parameters, "out_dir": str(run_dir), "progress": False}
-    env = {**slot.env, RUN_DIR_ENV: str(run_dir.resolve())}
+    env = {**slot.env, **kernel_env(run_dir), RUN_DIR_ENV: str(run_dir.resolve())}
     if parameters.get("num_threads") is None and slot.num_threads is not None:
         parameters["num_threads"] = slot.num_threads
     if parameters.get("num_threads") is not None:
@@ -115,6 +118,17 @@ def _parameters_and_env(task: RunTask, slot: Slot, run_dir: Path) -> tuple[dict[
         # The pinned GPU is the only one the kernel sees, as cuda:0.
         parameters["device"] = "cuda"
     return parameters, env
+
+
+def kernel_env(run_dir: Path) -> dict[str, str]:
+    """What every run's kernel gets before torch starts: the grid profile's shared compile cache
+    (``engine/compiling.py``), and cuBLAS's deterministic workspace, which cuBLAS reads only when
+    it first creates a handle, so a run cannot set it itself once CUDA is in use (the default
+    workspace is not deterministic; this one costs a few MiB of GPU memory)."""
+    env = cache_env(run_dir.parent)
+    if os.environ.get(CUBLAS_WORKSPACE_ENV) is None:
+        env[CUBLAS_WORKSPACE_ENV] = CUBLAS_DETERMINISTIC_WORKSPACE
+    return env
 
 
 def _execute_notebook(template: Path, run_dir: Path, parameters: dict[str, Any]) -> str | None:

@@ -24,16 +24,21 @@ fail the same way).
 
 ``dask``
     The same runs as tasks on a Dask distributed cluster: by default a
-    ``LocalCluster`` of ``workers`` single-threaded worker processes on
-    127.0.0.1 (threads per run allotted as for ``local``), or an existing
-    scheduler (``scheduler="tcp://host:8786"``). Each run is submitted with
-    ``retries``; a worker that dies mid-run makes the scheduler reschedule the
-    task on another worker, where the run resumes from its checkpoint. Every
-    worker must see the same file system (the run folders) and have normtest
-    installed. Start workers with one thread each (``--nthreads 1``): runs in
-    one worker process take turns, because the kernel environment is set per
-    process. On GPU nodes, give each worker one GPU (for instance dask-cuda's
-    ``LocalCUDACluster`` or ``CUDA_VISIBLE_DEVICES`` per worker).
+    ``LocalCluster`` on 127.0.0.1 with one single-threaded worker process per
+    slot, planned exactly as for ``local`` (``gpus``, ``runs_per_gpu``,
+    threads): worker ``i`` (LocalCluster names its workers 0, 1, ...) runs
+    every task it receives in slot ``i``, so its runs' kernels see only that
+    slot's GPU, and a worker restarted after dying keeps its name and its GPU.
+    Or an existing scheduler (``scheduler="tcp://host:8786"``), whose workers
+    bring their own devices: start each with its GPU (``CUDA_VISIBLE_DEVICES``
+    per worker, or dask-cuda's ``LocalCUDACluster``) and ``runs_per_gpu``
+    workers per GPU; ``gpus`` and ``runs_per_gpu`` are refused there rather
+    than ignored. Each run is submitted with ``retries``; a worker that dies
+    mid-run makes the scheduler reschedule the task on another worker, where
+    the run resumes from its checkpoint. Every worker must see the same file
+    system (the run folders) and have normtest installed. Start workers with
+    one thread each (``--nthreads 1``): runs in one worker process take turns,
+    because the kernel environment is set per process.
 
 Slurm with dask-jobqueue (``pip install dask-jobqueue``): start the cluster in
 a long-lived Python session on the login node, then point the grid at it::
@@ -230,10 +235,16 @@ def check_options(
         raise ConfigError(f"runs_per_gpu: expected at least 1, got {runs_per_gpu}")
     if name == "local" and scheduler is not None:
         raise ConfigError("scheduler: only the dask executor connects to a scheduler; add --executor dask")
-    if name == "dask" and gpus is not None:
+    if name == "dask" and scheduler is not None and gpus is not None:
         raise ConfigError(
-            "gpus: the dask executor does not pin GPUs; give each Dask worker its own GPU "
-            "(dask-cuda's LocalCUDACluster, or CUDA_VISIBLE_DEVICES per worker) and pass --scheduler"
+            "gpus: the workers of an existing Dask scheduler bring their own GPUs; start each worker with "
+            "its GPU (CUDA_VISIBLE_DEVICES per worker, or dask-cuda's LocalCUDACluster), or leave out "
+            "--scheduler to let normtest start a local cluster with one worker per GPU slot"
+        )
+    if name == "dask" and scheduler is not None and runs_per_gpu != 1:
+        raise ConfigError(
+            "runs_per_gpu: the workers of an existing Dask scheduler run one run each at a time; start "
+            f"{runs_per_gpu} workers per GPU instead, or leave out --scheduler"
         )
 
 
@@ -250,7 +261,9 @@ def make_executor(
     check_options(name, workers=workers, scheduler=scheduler, retries=retries, gpus=gpus, runs_per_gpu=runs_per_gpu)
     if name == "local":
         return LocalExecutor(plan_slots(workers, gpus, runs_per_gpu), retries=retries)
-    return DaskExecutor(workers=workers or 1, scheduler=scheduler, retries=retries)
+    if scheduler is not None:
+        return DaskExecutor(scheduler=scheduler, retries=retries)
+    return DaskExecutor(slots=plan_slots(workers, gpus, runs_per_gpu), retries=retries)
 
 
 def _share_cores(slots: Sequence[Slot], runs: int) -> list[Slot]:
@@ -333,16 +346,34 @@ class LocalExecutor:
         self.close()
 
 
-class DaskExecutor:
-    """Runs as Dask tasks, on a LocalCluster on loopback or on an existing scheduler."""
+def worker_slot(worker_name: Any, slots: Sequence[Slot]) -> Slot:
+    """The slot of the LocalCluster worker named ``worker_name`` (0, 1, ...: one per slot)."""
+    return slots[int(worker_name) % len(slots)]
 
-    def __init__(self, *, workers: int = 1, scheduler: str | None = None, retries: int = 1) -> None:
-        self.workers = workers
+
+def _run_in_worker_slot(fn: Callable[[Item, Slot], Any], item: Item, slots: Sequence[Slot]) -> Any:
+    """A task on a local cluster's worker: ``fn`` in the slot that worker owns."""
+    from dask.distributed import get_worker
+
+    return fn(item, worker_slot(get_worker().name, slots))
+
+
+class DaskExecutor:
+    """Runs as Dask tasks, on a LocalCluster on loopback (one worker per slot) or on an existing scheduler."""
+
+    def __init__(
+        self, *, slots: Sequence[Slot] | None = None, scheduler: str | None = None, retries: int = 1
+    ) -> None:
+        # No slots: one CPU worker, threads as plan_slots gives them.
+        self.slots = list(slots) if slots is not None else None
         self.scheduler = scheduler
         self.retries = retries
         self._cluster: Any = None
         self._client: Any = None
-        self.slot = Slot()
+
+    @property
+    def workers(self) -> int:
+        return len(self.slots) if self.slots else 1
 
     def start(self) -> None:
         if self._client is not None:
@@ -354,11 +385,10 @@ class DaskExecutor:
                 self._client = Client(self.scheduler, timeout="30s")
             except OSError as exc:
                 raise ConfigError(f"scheduler: cannot reach the Dask scheduler at {self.scheduler} ({exc})") from None
-            # Threads on a remote worker are its own business (its --nthreads and cores).
-            self.slot = Slot()
         else:
+            self.slots = self.slots or plan_slots(1, gpus=[])
             self._cluster = LocalCluster(
-                n_workers=self.workers,
+                n_workers=len(self.slots),
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
@@ -366,8 +396,6 @@ class DaskExecutor:
                 silence_logs=logging.ERROR,
             )
             self._client = self._cluster.get_client()
-            threads = threads_per_run(self.workers)
-            self.slot = Slot(env=_thread_env(threads), num_threads=threads)
 
     def map_unordered(self, fn: Callable[[Item, Slot], Any], items: Sequence[Item]) -> Iterator[tuple[Item, Any]]:
         from dask.distributed import as_completed
@@ -379,14 +407,17 @@ class DaskExecutor:
             # A unique key per submission: Dask would otherwise reuse a result
             # computed under the same key by an earlier grid on this scheduler.
             key = f"normtest-run-{getattr(item, 'run_id', index)}-{token}"
-            futures[self._client.submit(fn, item, self.slot, key=key, retries=self.retries, pure=False)] = item
+            if self._cluster is not None:
+                task = (_run_in_worker_slot, fn, item, self.slots)
+            else:  # a remote worker's threads and devices are its own business (its --nthreads, its GPUs)
+                task = (fn, item, Slot())
+            futures[self._client.submit(*task, key=key, retries=self.retries, pure=False)] = item
         for future in as_completed(futures):
             item = futures[future]
             try:
                 yield item, future.result()
             except Exception as exc:  # noqa: BLE001 - reported per run (includes KilledWorker)
                 yield item, exc
-
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

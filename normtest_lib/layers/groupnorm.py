@@ -42,12 +42,16 @@ class GroupNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x, self.num_channels)
         xc = x.to(compute_dtype(x))
-        mean, var = moments(xc.reshape(x.shape[0], self.num_groups, -1), -1)
-        # Each group's moments repeated for its channels: (N, G, 1) -> (N, C, 1, ...).
-        per_group = self.num_channels // self.num_groups
-        shape = (x.shape[0], self.num_channels) + (1,) * (x.ndim - 2)
-        mean, var = (m.repeat_interleave(per_group, dim=1).reshape(shape) for m in (mean, var))
-        return normalize_affine(xc, mean, var, self.weight, self.bias, self.eps).to(x.dtype)
+        # (N, C, ...) as (N, G, C/G, ...): splitting the channel dimension is a view in both memory
+        # formats (channels_last's channel stride is 1), so neither the moments nor the output copy
+        # the activation, and under torch.compile the whole layer is one reduction and one pointwise
+        # kernel (the earlier flatten-and-repeat_interleave form copied channels_last inputs and
+        # gathered the moments back per channel).
+        groups = xc.unflatten(1, (self.num_groups, self.num_channels // self.num_groups))
+        mean, var = moments(groups, tuple(range(2, groups.ndim)))
+        weight, bias = (p.reshape(self.num_groups, -1) for p in (self.weight, self.bias))
+        out = normalize_affine(groups, mean, var, weight, bias, self.eps)
+        return out.flatten(1, 2).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"

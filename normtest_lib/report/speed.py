@@ -1,4 +1,8 @@
-"""The layer benchmark's figures (``benchmarks/layers.py --json``) as a table and a sentence.
+"""The layer benchmark's figures (``benchmarks/layers.py --json``) as a table and sentences.
+
+Eager figures (``images_per_second``) are what earlier versions reported; files written since
+issue 20 add ``compiled_images_per_second`` (``torch.compile``, in the engine's default memory
+format), which the table shows beside them with its ratio to ``torch_bn``'s eager figure.
 
 Besides each variant's throughput and its ratio to ``torch_bn``, the table splits out
 what normalization itself costs: the network without normalization (``none``) runs the same
@@ -34,15 +38,36 @@ def normalization_ms_per_step(bench: Mapping[str, Any]) -> pd.Series:
 
 def speed_table(bench: Mapping[str, Any]) -> pd.DataFrame:
     """Images per second, ratio to ``torch_bn``, share of the step in the forward pass and the
-    normalization's own milliseconds per step, one row per variant."""
-    return pd.DataFrame(
-        {
-            "images/s": pd.Series(bench["images_per_second"], dtype=float),
-            f"ratio to {REFERENCE}": pd.Series(bench["ratio_to_torch_bn"], dtype=float),
-            "forward share of the step": pd.Series(bench.get("forward_share", {}), dtype=float),
-            "normalization ms/step": normalization_ms_per_step(bench),
-        }
-    ).rename_axis("variant")
+    normalization's own milliseconds per step, one row per variant; with compiled figures in
+    the file, compiled images per second and their ratio to ``torch_bn``'s eager figure too."""
+    columns = {
+        "images/s": pd.Series(bench["images_per_second"], dtype=float),
+        f"ratio to {REFERENCE}": pd.Series(bench["ratio_to_torch_bn"], dtype=float),
+        "forward share of the step": pd.Series(bench.get("forward_share", {}), dtype=float),
+        "normalization ms/step": normalization_ms_per_step(bench),
+    }
+    if "compiled_images_per_second" in bench:
+        compiled = pd.Series(bench["compiled_images_per_second"], dtype=float)
+        columns["compiled images/s"] = compiled
+        columns[f"compiled, ratio to {REFERENCE} eager"] = compiled / bench["images_per_second"][REFERENCE]
+    return pd.DataFrame(columns).rename_axis("variant")
+
+
+def compiled_sentence(bench: Mapping[str, Any], variants: Iterable[str], target: float) -> str:
+    """Whether each of ``variants``, compiled, reaches ``target`` times ``torch_bn``'s eager
+    throughput, and which is slowest; empty for a file without compiled figures."""
+    if "compiled_images_per_second" not in bench:
+        return ""
+    ratios = speed_table(bench)[f"compiled, ratio to {REFERENCE} eager"].reindex(list(variants)).dropna()
+    if ratios.empty:
+        return ""
+    slowest = ratios.idxmin()
+    verdict = "meets" if ratios.min() >= target else "misses"
+    return (
+        f"Compiled with `torch.compile`, the slowest of {', '.join(f'`{v}`' for v in ratios.index)} is `{slowest}` "
+        f"at {ratios[slowest]:.2f}x `{REFERENCE}`'s eager images per second, so the set {verdict} the target of "
+        f"{target:.2f}x."
+    )
 
 
 def speed_sentence(bench: Mapping[str, Any], variants: Iterable[str], target: float) -> str:

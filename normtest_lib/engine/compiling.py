@@ -1,0 +1,136 @@
+"""``torch.compile`` for a run: whether it pays, the compiled model with an eager fallback, its cache.
+
+``compile: auto`` (the default) compiles a run whose training is long enough to repay the
+compilation, and leaves a short one eager. The rule, on the images a run trains on
+(``epochs * n_train``, counted before it starts):
+
+- CPU: compile from :data:`BREAK_EVEN_IMAGES` ``["cpu"]`` = 150,000 images on. Measured on the
+  project's 2-core machines (``cifar_resnet`` n=2, batch 128; ``benchmarks/layers.py`` and
+  ../shared/TOOLCHAIN.md): compiling one graph takes 20 to 40 s, and a run compiles two (its
+  training and its evaluation graph), 40 to 80 s; a compiled step saves from 0.7 ms per image
+  (``torch_bn``, 477 -> 722 images/s) to 1.9 ms (``bin``, 306 -> 841). At the smallest saving
+  the break-even is 60,000 to 115,000 images; ConvNorm, which gains least, needs more. The
+  smoke profiles (a few thousand images) and study 3's local runs (30,000) stay eager; study
+  2's local runs (64,000) too, study 2's 100-epoch ``paper`` runs (4,000,000) compile.
+- CUDA: from 2,000,000 images on. A step of the small CIFAR networks takes a few milliseconds
+  on a GPU, where compiling removes mostly kernel launches (about 20 us per image saved at
+  most) against a similar 40 to 80 s of compilation; the published 100-epoch protocols compile,
+  a short check run does not.
+- any other device (``mps``): eager.
+
+``compile: true`` or ``false`` overrides the rule. Whatever was decided is recorded in
+``environment.json`` (``compile``: the resolved value, ``compile_reason``: why).
+
+A network that cannot be compiled here (no C compiler, an operation inductor does not
+support) trains eagerly instead: :func:`compile_model` returns the module itself, or a
+:class:`CompiledWithFallback` that switches to it when the first compiled forward pass
+raises; either way the reason is logged as a warning, never a silent slowdown.
+
+Compiled code is cached on disk (inductor's FX graph cache and AOTAutograd cache, on by
+default in torch 2.14): :func:`cache_env` points a grid's kernels at one folder under its
+runs root, so the second run of a grid with the same network reuses the first one's kernels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+BREAK_EVEN_IMAGES: dict[str, int] = {"cpu": 150_000, "cuda": 2_000_000}
+# The folder under a grid's profile folder (<runs root>/<study>/<profile>/) where its runs' kernels share compiled code.
+CACHE_FOLDER = ".compile-cache"
+CACHE_ENV_VAR = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def resolve_compile(setting: bool | str, device: torch.device, images_to_train: int) -> tuple[bool, str]:
+    """(whether to compile, why) for the run's ``compile`` setting: ``True``/``False`` as given,
+    ``"auto"`` by the rule in this module's docstring."""
+    if isinstance(setting, bool):
+        return setting, f"compile: {str(setting).lower()} in the run's parameters"
+    threshold = BREAK_EVEN_IMAGES.get(device.type)
+    if threshold is None:
+        return False, f"compile: auto; eager on {device.type}, where compiling is not measured"
+    decision = images_to_train >= threshold
+    relation = "at least" if decision else "fewer than"
+    return decision, (
+        f"compile: auto; {images_to_train} training images, {relation} the {threshold} that repay "
+        f"compiling on {device.type}"
+    )
+
+
+class CompiledWithFallback:
+    """Calls the compiled module; if a call raises before any compiled call has succeeded, warns
+    with the reason and calls the eager module from then on.
+
+    Compilation happens lazily, at the first forward pass (and again for a new mode or input
+    shape); failing there leaves the module untouched, since a forward pass that raises while
+    compiling has computed nothing. An error after compiled calls have succeeded is a real
+    error and propagates.
+    """
+
+    def __init__(self, module: nn.Module, compiled: Callable[..., Any]) -> None:
+        self.module = module
+        self.compiled = compiled
+        self.fallback_reason: str | None = None
+        self._succeeded = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fallback_reason is not None:
+            return self.module(*args, **kwargs)
+        try:
+            result = self.compiled(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: train eagerly, say why
+            if self._succeeded:
+                raise
+            self.fallback_reason = _describe(exc)
+            _warn_fallback(self.fallback_reason)
+            return self.module(*args, **kwargs)
+        self._succeeded = True
+        return result
+
+    # The engine reads a few module attributes through its step model.
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
+def compile_model(module: nn.Module) -> tuple[nn.Module | CompiledWithFallback, str | None]:
+    """(the model to call for training and evaluation, the reason it is eager or None).
+
+    ``torch.compile`` itself failing (an unsupported platform) gives the eager module back;
+    a failure at the first compiled call falls back inside :class:`CompiledWithFallback`.
+    """
+    try:
+        compiled = torch.compile(module)
+    except Exception as exc:  # noqa: BLE001 - see CompiledWithFallback
+        reason = _describe(exc)
+        _warn_fallback(reason)
+        return module, reason
+    return CompiledWithFallback(module, compiled), None
+
+
+def _describe(exc: Exception) -> str:
+    """The exception's type and first line: compiler errors run to pages of generated code."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _warn_fallback(reason: str) -> None:
+    message = f"torch.compile failed, training eagerly instead ({reason})"
+    logger.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def cache_env(profile_folder: str | os.PathLike[str]) -> dict[str, str]:
+    """Environment variables for a run's kernel: inductor's cache in ``<profile folder>/.compile-cache``,
+    shared by the runs of one grid profile, unless the caller set a cache folder of its own."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return {}
+    return {CACHE_ENV_VAR: str(Path(profile_folder).resolve() / CACHE_FOLDER)}
