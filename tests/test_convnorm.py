@@ -344,3 +344,16 @@ def test_a_compiled_layer_compiles_once_for_all_its_training_steps():
         eager(x).sum().backward()
         eager.after_optimizer_step(step)
     torch.testing.assert_close(module.running_preconditioner, eager.running_preconditioner)
+
+
+def test_the_preconditionings_own_backward_is_autograds():
+    """_Precondition's backward (the same operation on the gradient) against autograd through the FFTs."""
+    torch.manual_seed(0)
+    weight = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    v = preconditioner(weight, (10, 9), eps=1e-5)
+    x = torch.randn(2, 4, 10, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: convnorm.precondition(t, v), (x,))
+    upstream = torch.randn(2, 4, 10, 9, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(convnorm.precondition(x, v), x, upstream)
+    (autograd,) = torch.autograd.grad(torch.fft.irfft2(torch.fft.rfft2(x) * v, s=(10, 9)), x, upstream)
+    torch.testing.assert_close(ours, autograd, rtol=1e-12, atol=1e-12)

@@ -47,6 +47,12 @@ def test_compile_auto_compiles_only_runs_long_enough_to_repay_it():
     assert not decided and "9000 training images, fewer than the 150000" in reason
     assert resolve_compile(True, CPU, 1) == (True, "compile: true in the run's parameters")
     assert resolve_compile(False, CUDA, 10**9)[0] is False
+    # ConvNorm stays eager under auto, whatever the length, and compiles when asked.
+    for conv_layer in ("convnorm", "convnorm:240", "convnorm_channel_affine"):
+        decided, reason = resolve_compile("auto", CUDA, 10**9, conv_layer)
+        assert decided is False and "ConvNorm" in reason
+    assert resolve_compile("auto", CPU, 10**9, "conv")[0] is True
+    assert resolve_compile(True, CPU, 1, "convnorm")[0] is True
 
 
 @pytest.mark.parametrize("images", [10, 10**7])

@@ -17,6 +17,11 @@ compilation, and leaves a short one eager. The rule, on the images a run trains 
   most) against a similar 40 to 80 s of compilation; the published 100-epoch protocols compile,
   a short check run does not.
 - any other device (``mps``): eager.
+- a network with ConvNorm (``conv_layer: convnorm...``): eager on every device. Inductor generates
+  no code for its complex FFT products (it falls back to eager kernels for them), and each layer's
+  first training forward sizes its running preconditioner, which changes a guarded buffer shape
+  per layer and runs into dynamo's recompile limit; measured on the CPU, compiled ConvNorm was no
+  faster than eager (``benchmarks/results/layers-cpu.json``).
 
 ``compile: true`` or ``false`` overrides the rule. Whatever was decided is recorded in
 ``environment.json`` (``compile``: the resolved value, ``compile_reason``: why).
@@ -50,11 +55,15 @@ CACHE_FOLDER = ".compile-cache"
 CACHE_ENV_VAR = "TORCHINDUCTOR_CACHE_DIR"
 
 
-def resolve_compile(setting: bool | str, device: torch.device, images_to_train: int) -> tuple[bool, str]:
+def resolve_compile(
+    setting: bool | str, device: torch.device, images_to_train: int, conv_layer: str = "conv"
+) -> tuple[bool, str]:
     """(whether to compile, why) for the run's ``compile`` setting: ``True``/``False`` as given,
     ``"auto"`` by the rule in this module's docstring."""
     if isinstance(setting, bool):
         return setting, f"compile: {str(setting).lower()} in the run's parameters"
+    if conv_layer.partition(":")[0].startswith("convnorm"):
+        return False, "compile: auto; eager with ConvNorm, which compiling does not speed up (complex FFTs, recompiles)"
     threshold = BREAK_EVEN_IMAGES.get(device.type)
     if threshold is None:
         return False, f"compile: auto; eager on {device.type}, where compiling is not measured"
