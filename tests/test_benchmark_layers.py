@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from torch import nn
@@ -13,15 +10,11 @@ from torch import nn
 from normtest_lib.layers.convnorm import PreconditionedConv2d
 from normtest_lib.models import create_model
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "layers.py"
+import script_loader
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_layers", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return script_loader.load_script("benchmarks/layers.py", "benchmark_layers")
 
 
 def test_layers_benchmark_writes_one_figure_per_variant(tmp_path, capsys):
@@ -69,9 +62,7 @@ def test_compiled_mode_runs_in_the_engines_default_memory_format():
 
 
 def test_throughput_times_enough_steps_per_pass_on_a_gpu():
-    spec = importlib.util.spec_from_file_location("benchmark_throughput", SCRIPT.parent / "throughput.py")
-    throughput = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(throughput)
+    throughput = script_loader.load_script("benchmarks/throughput.py", "benchmark_throughput")
     assert throughput.default_epochs_per_pass("cpu", 512, 128) == 1
     assert throughput.default_epochs_per_pass("cuda", 512, 128) == 25  # 4 steps an epoch: 100 steps a pass
     assert throughput.default_epochs_per_pass("cuda", 4096, 128) == 4
