@@ -290,7 +290,7 @@ def test_the_chapter_runs_on_fabricated_results(tmp_path):
     assert str(tmp_path) not in text  # no folder of the machine
     assert (glued["n_sets"], glued["n_runs"], glued["n_complete"]) == ("2", "11", "9")
     assert glued["total_run_time"] == "'20 min 50 s'"
-    assert "3 of the grid's 27 runs complete (1 failed, 1 running: not counted), 20 min 50 s of run time" in glued["time_sentences"]
+    assert "3 of the grid's 30 runs complete (1 failed, 1 running: not counted), 20 min 50 s of run time" in glued["time_sentences"]
     assert "quickstart` / `smoke` (runs/): 6 of the grid's 12 runs complete, with no recorded seconds" in glued["time_sentences"]
     commands = glued["commands"]
     assert "normtest run params/normalization_layers.yml --profile local --runs-root results --workers 2" in commands

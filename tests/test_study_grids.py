@@ -97,13 +97,18 @@ def test_study_2_local_profile_is_every_variant_on_cifar10_jpeg_with_a_batch_swe
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "cifar10-jpeg").mkdir(parents=True)
     runs = [run.config for run in load_grid(NORMALIZATION_LAYERS, "local", runs_root="results").runs]
-    assert len(runs) == 27 and {(c.dataset, c.train_subset, c.epochs, tuple(c.milestones)) for c in runs} == {
-        ("imagefolder", 8000, 8, (6, 7))
+    # The published epochs and schedule on a 3,000-image subset.
+    assert len(runs) == 30 and {(c.dataset, c.train_subset, c.epochs, tuple(c.milestones)) for c in runs} == {
+        ("imagefolder", 3000, 100, (75, 95))
     }
+    # The small batch at the published 8, with the learning rate scaled linearly (0.1 x 8 / 128).
     assert Counter((c.norm_layer, c.batch_size, c.lr) for c in runs if c.batch_size != 128) == {
-        ("bn", 32, 0.025): 3, ("gn:c/4", 32, 0.025): 3
+        ("bn", 8, 0.00625): 3, ("gn:c/4", 8, 0.00625): 3
     }
-    assert len({c.norm_layer for c in runs if c.batch_size == 128}) == 7
+    with_momentum = [c for c in runs if c.momentum == 0.9]
+    assert len({c.norm_layer for c in with_momentum if c.batch_size == 128}) == 7
+    # The published optimizer (no momentum) only as torch_bn's evidence beside the main runs.
+    assert Counter((c.norm_layer, c.momentum) for c in runs if c not in with_momentum) == {("torch_bn", 0.0): 3}
 
 
 CONVNORM_LABEL_NOISE = PARAMS / "convnorm_label_noise.yml"
