@@ -20,6 +20,12 @@ weight W (C_out x C_in x k x k), padding p and stride s, on an H x W map:
    channel spatially. ``convnorm_channel_affine``: the paper's description instead, a
    per-channel scale (ones) and shift (zeros) as in batch norm.
 
+Steps 2-4 are computed as one linear map by four small matrix products (``_windowed_dft.py``): the
+transforms along each axis as dense DFT matrices, the inverse evaluated only at the rows and columns
+the window and the stride keep. The same numbers as ``rfft2``, ``irfft2``, crop and subsample (tested
+to 1e-12 in float64), 1.5 times as fast on this CPU: the 34-wide torus of a 32 x 32 map is a slow FFT
+length (2 x 17), and the crop and its backward copy whole tensors.
+
 A 1x1 convolution reduces to dividing each output channel's weight vector by its norm, which the
 layer computes directly (no FFT, and its preconditioner is not tied to a resolution).
 
@@ -63,6 +69,7 @@ from torch.nn import functional as F
 
 from ..errors import ModelError
 from ._moments import compute_dtype, per_channel
+from ._windowed_dft import precondition_window
 from .registry import register_conv
 
 # The official code had no eps, so a frequency where every kernel of an output channel has
@@ -104,6 +111,9 @@ def pointwise_preconditioner(weight: torch.Tensor, eps: float = DEFAULT_EPS) -> 
 
 def precondition(out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
     """Each output channel's spectrum times ``multiplier`` (a preconditioner), transformed back at ``out``'s own size.
+
+    The FFT form over the whole torus, without the window: what the errata chapter measures operators with and
+    the tests check the layer's matrix-product form (:func:`~._windowed_dft.precondition_window`) against.
 
     In float32 (float64 for float64 inputs) with autocast off, whatever the caller's precision:
     a bf16 FFT would lose the small spectral values the preconditioner amplifies. Differentiable in
@@ -284,8 +294,11 @@ class PreconditionedConv2d(nn.Module):
             return out.to(dtype) * multiplier.to(dtype)
         torus = (int(out.shape[-2]), int(out.shape[-1]))
         multiplier = self._multiplier(input_size, lambda: preconditioner(self.weight, torus, self.eps))
-        flat = precondition(out, multiplier)
-        return same_window(flat, self.kernel_size, self.padding)[..., :: self.stride, :: self.stride]
+        # Steps 2-4 in one: the window's first row and column on the torus, and how many the stride keeps.
+        start = self.kernel_size - 1 - self.padding
+        out_size = tuple((size + 2 * self.padding - self.kernel_size) // self.stride + 1 for size in input_size)
+        with torch.autocast(device_type=out.device.type, enabled=False):
+            return precondition_window(out.to(dtype), multiplier.to(dtype), start, self.stride, out_size)
 
     def _multiplier(self, size: tuple[int, int] | None, current_weights: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The preconditioner: the current weights' in training (updating the running one), the running one in
