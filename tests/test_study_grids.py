@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from normtest_lib.grid.spec import load_grid
+from normtest_lib.config import RunConfig
+from normtest_lib.grid.spec import load_grid, profile_reasons, read_grid_file
 
 PARAMS = Path(__file__).resolve().parents[1] / "params"
 INPUT_NORMALIZATION = PARAMS / "input_normalization.yml"
@@ -149,3 +150,10 @@ def test_study_3_local_profile_reduces_network_data_and_epochs(tmp_path, monkeyp
     }
     assert {(c.conv_layer.partition(":")[0], c.norm_layer) for c in runs} == STUDY_3_VARIANTS
     assert Counter(c.label_noise for c in runs) == {0.0: 9, 0.1: 9, 0.2: 9}
+
+
+def test_every_local_profile_says_why_it_changes_each_parameter_it_gives_a_reason_for():
+    for grid in sorted(PARAMS.glob("*.yml")):
+        for key in profile_reasons(grid, "local") if "local" in read_grid_file(grid)["profiles"] else {}:
+            assert key in RunConfig.model_fields, (grid.name, key)
+    assert {"train_subset", "momentum", "batch_size"} <= set(profile_reasons(NORMALIZATION_LAYERS, "local"))

@@ -16,6 +16,10 @@ A grid file describes a study's runs::
     profiles:                                 # named overrides; every grid has smoke and paper
       smoke: {base: {epochs: 2, model: small}, axes: {seed: [0]}}
       paper: {}
+      local:
+        base: {train_subset: 3000}
+        reasons:                              # why a parameter differs from the paper profile
+          train_subset: "100 epochs of 40,000 images do not fit the machine's budget"
 
 Expansion order: the first axis varies slowest, then the next axes, then the
 zip groups in file order (``itertools.product`` over axes then zip groups).
@@ -27,6 +31,9 @@ Profiles (``--profile NAME`` picks one; each grid must define ``smoke`` and
 - ``axes`` merges axis by axis: a profile axis replaces the file's axis of that
   name in place, a new name is added after the file's axes;
 - ``zip`` and ``exclude`` replace the file's lists when the profile gives them;
+- ``reasons`` (a profile's only, never run parameters) maps a run parameter to a sentence saying why
+  this profile sets it differently from the published protocol: the chapters print it beside each
+  change (:func:`profile_reasons`);
 - a profile's setting of a parameter overrides the file's setting of that
   parameter wherever the file sets it: a key in the profile's ``base`` pins it
   (it is dropped from the file's axes and zip groups, so ``smoke`` above runs
@@ -78,7 +85,7 @@ from ..errors import ConfigError
 from ..io import load_yaml, relative_path
 
 TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "pretrain", "profiles")
-PROFILE_KEYS = ("base", "axes", "zip", "exclude", "pretrain")
+PROFILE_KEYS = ("base", "axes", "zip", "exclude", "pretrain", "reasons")
 # `pretrained: "@pretrain"` in a run starts it from the best weights of the grid's pretraining run.
 PRETRAIN_PLACEHOLDER = "@pretrain"
 PRETRAIN_WEIGHTS = "best.pt"
@@ -428,6 +435,32 @@ def _check_structure(spec: Mapping[str, Any], where: _Where) -> None:
             raise where.error(f"profiles.{name}", f"expected a mapping with {', '.join(PROFILE_KEYS)}, got {overrides!r}")
         _check_keys(overrides, PROFILE_KEYS, f"profiles.{name}.", where, what="profile key")
         _check_sections(overrides, f"profiles.{name}.", where)
+        _check_reasons(overrides.get("reasons"), f"profiles.{name}.reasons", where)
+
+
+def _check_reasons(reasons: Any, name: str, where: _Where) -> None:
+    if reasons is None:
+        return
+    if not isinstance(reasons, dict):
+        raise where.error(name, f"expected a mapping of run parameter: why this profile changes it, got {reasons!r}")
+    for key, text in reasons.items():
+        _check_param(key, f"{name}.{key}", where)
+        if not isinstance(text, str) or not text.strip():
+            raise where.error(f"{name}.{key}", f"expected a sentence saying why, got {text!r}")
+
+
+def profile_reasons(path: str | Path, profile: str) -> dict[str, str]:
+    """The ``reasons`` a grid file's profile gives for the parameters it changes (empty when it gives none).
+
+    Raises :class:`ConfigError` as :func:`load_grid` does for a malformed file or an unknown profile."""
+    path = Path(path)
+    spec = read_grid_file(path)
+    where = _Where(path, profile)
+    _check_structure(spec, where)
+    profiles = spec["profiles"]
+    if profile not in profiles:
+        raise where.error("profiles", f"unknown profile {profile!r}; known profiles: {', '.join(sorted(profiles))}")
+    return {key: text.strip() for key, text in ((profiles[profile] or {}).get("reasons") or {}).items()}
 
 
 def _check_keys(mapping: Mapping[str, Any], allowed: tuple[str, ...], prefix: str, where: _Where, *, what: str) -> None:
