@@ -1,12 +1,11 @@
 """Every figure colours a setting or variant the same way, whatever else it shows."""
 
 from normtest_lib.report.colours import FIXED, PALETTE, palette_for
-from normtest_lib.report.study_plots import _palette
 
 
 def test_a_named_variant_keeps_its_colour_whatever_the_legend_order():
     assert palette_for(["none", "bn", "torch_bn"])["torch_bn"] == palette_for(["torch_bn"])["torch_bn"] == FIXED["torch_bn"]
-    assert _palette(["bin", "in"]) == {"bin": FIXED["bin"], "in": FIXED["in"]}
+    assert palette_for(["bin", "in"]) == {"bin": FIXED["bin"], "in": FIXED["in"]}
 
 
 def test_unknown_names_take_colours_no_listed_name_uses():

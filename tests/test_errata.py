@@ -1,4 +1,4 @@
-"""The errata chapter's plumbing: which profile of each study it reads, and what it says without evidence."""
+"""The errata chapter's plumbing: each study's complete runs in the profile it reads, and what it says without evidence."""
 
 from __future__ import annotations
 
@@ -18,16 +18,6 @@ def runs_frame(*rows: tuple[str, str, str]) -> pd.DataFrame:
          "acc": 0.5}
         for i, (study, profile, status) in enumerate(rows)
     ])  # fmt: skip
-
-
-def test_the_first_preferred_profile_with_complete_runs_is_read_else_the_fullest():
-    runs = runs_frame(("s", "local", "failed"), ("s", "smoke", "complete"), ("s", "paper", "complete"),
-                      ("s", "paper", "complete"), ("t", "local", "complete"))  # fmt: skip
-    assert errata.pick_profile(runs, "s", ("local", "smoke")) == "smoke"  # local has no complete run of s
-    assert errata.pick_profile(runs, "s", ("local",)) == "paper"  # the fullest
-    assert errata.pick_profile(runs, "t", ("local", "smoke")) == "local"
-    assert errata.pick_profile(runs, "u", ("local",)) is None
-    assert errata.pick_profile(runs.iloc[0:0], "s", ("local",)) is None
 
 
 def test_study_runs_hold_the_complete_runs_of_the_profile_and_describe_them():

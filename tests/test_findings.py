@@ -1,5 +1,6 @@
-"""Each study's answer, generated from its runs: the sentences against hand-computed differences,
-and the landing page executed on fabricated results of all three studies."""
+"""What every study's answer shares (report/findings.py): wording, captions, the baseline and convergence,
+and the landing page executed on fabricated results of all three studies. Each study's own answer is tested
+in tests/test_<study>_answer.py, on the fabricated runs built here."""
 
 from __future__ import annotations
 
@@ -47,18 +48,6 @@ def layer_runs() -> pd.DataFrame:
                   for layer, value in accuracy.items() for seed in (0, 1, 2)])
 
 
-def test_layers_finding_states_each_comparison_against_its_hand_computed_difference():
-    published = pd.Series({"torch_bn": 0.879, "ln": 0.849})
-    finding = findings.normalization_layers_finding(layer_runs(), METRIC, "local", published, 7, 18, published_epochs=100)
-    assert "(`bn`) matches PyTorch's (`torch_bn`): +0.0 [+0.0, +0.0] points" in finding.answer
-    assert "(`bin`) against `bn`: +2.0 [+2.0, +2.0] points, beyond the seed-to-seed spread, which supports" in finding.answer
-    assert "`ln` -10.0 [-10.0, -10.0] points" in finding.answer
-    assert "after 100 epochs, were `ln` -3.0" in finding.answer and "trains 8 epochs" in finding.answer
-    assert "3 seeds per layer" in finding.certainty
-    assert finding.evidence.startswith("**Real data**: 12 complete runs of the `local` profile")
-    assert "changes 7 of 18 parameters" in finding.evidence
-
-
 def noise_runs() -> pd.DataFrame:
     # bn loses 10 points at 20 % noise, convnorm 4 (seed-dependent: 3, 4, 5): convnorm loses 6 less.
     rows = []
@@ -69,35 +58,6 @@ def noise_runs() -> pd.DataFrame:
             rows.append({"variant": "convnorm", "label_noise": noise, "seed": seed,
                          METRIC: 0.60 - (0.03 + seed / 100) * (noise > 0), "noise_rate_actual": noise * 0.9})
     return frame(rows)
-
-
-def test_loss_difference_is_paired_by_seed():
-    difference = findings.loss_difference(noise_runs(), METRIC, "convnorm", "bn", 0.2)
-    assert difference["n"] == 3
-    assert difference["mean"] == pytest.approx(-6.0)  # 4 - 10 points
-    assert difference["ci_low"] < -6.0 < difference["ci_high"]  # seeds differ by a point each
-
-
-def test_convnorm_finding_reports_losses_the_real_noise_rate_and_the_clean_start():
-    finding = findings.convnorm_finding(noise_runs(), METRIC, "local")
-    assert "At 20 % nominal label noise (real share of wrong training labels 18.0 %)" in finding.answer
-    assert "`bn` +10.0 [+10.0, +10.0]" in finding.answer
-    assert "`convnorm` loses less than `bn`: -6.0 [" in finding.answer
-    assert "`bn` 80.0 ± 0.0 %; `convnorm` 60.0 ± 0.0 %" in finding.answer
-
-
-def test_convnorm_finding_names_the_variants_without_runs():
-    finding = findings.convnorm_finding(noise_runs(), METRIC, "local")
-    assert "`convnorm+bn` has no complete runs in the `local` profile, so it answers nothing about it yet." in finding.answer
-    bn_only = findings.convnorm_finding(noise_runs().query("variant == 'bn'"), METRIC, "local")
-    assert "`convnorm` and `convnorm+bn` have no complete runs in the `local` profile" in bn_only.answer
-    assert "loses less" not in bn_only.answer and "`bn` 80.0 ± 0.0 %" in bn_only.answer
-
-
-def test_convnorm_finding_with_one_seed_claims_nothing_about_the_spread():
-    one_seed = noise_runs().query("seed == 0")
-    finding = findings.convnorm_finding(one_seed, METRIC, "local")
-    assert "too few seeds to tell" in finding.answer and "within the spread" not in finding.answer
 
 
 @pytest.mark.slow
@@ -120,28 +80,17 @@ def test_the_landing_page_answers_all_three_studies_from_fabricated_results(tmp_
 def test_difference_forest_draws_a_row_per_setting_with_its_seed_count():
     import matplotlib.pyplot as plt
 
-    from normtest_lib.report import headline_plots
     from normtest_lib.report.paired import paired_differences
+    from normtest_lib.report.plots import difference_forest
 
     differences = paired_differences(layer_runs(), METRIC, "norm_layer", "torch_bn", ["batch_size"]).droplevel("batch_size")
-    fig = headline_plots.difference_forest(differences, "norm_layer", "torch_bn", title="Real data: layers")
+    fig = difference_forest(differences, "norm_layer", "torch_bn", title="Real data: layers")
     labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
     assert labels == [f"{name} (n=3)" for name in differences.index]
     assert fig.axes[0].get_title() == "Real data: layers"
     plt.close(fig)
     with pytest.raises(ValueError, match="no paired differences"):
-        headline_plots.difference_forest(differences.iloc[:0], "norm_layer", "torch_bn", title="")
-
-
-def test_accuracy_vs_noise_names_each_variant_with_its_runs_per_level():
-    import matplotlib.pyplot as plt
-
-    from normtest_lib.report import headline_plots
-
-    fig = headline_plots.accuracy_vs_noise(noise_runs(), METRIC, title="t", order=["bn", "convnorm"])
-    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
-    assert legend == ["bn (n=3 per level)", "convnorm (n=3 per level)"]
-    plt.close(fig)
+        difference_forest(differences.iloc[:0], "norm_layer", "torch_bn", title="")
 
 
 def test_run_count_counts_distinct_runs():
@@ -159,30 +108,6 @@ def with_verdicts(runs: pd.DataFrame, converged: bool) -> pd.DataFrame:
         "not converged: training loss still falling, -15.0% over the last 3 epochs")
     return runs.assign(converged=converged, convergence=reason, train_acc_final=float("nan"),
                        train_acc_last_epoch=runs[METRIC] + 0.01)
-
-
-def test_unconverged_layer_runs_are_worded_as_learning_speed_never_as_better():
-    finding = findings.normalization_layers_finding(with_verdicts(layer_runs(), False), METRIC, "local")
-    assert "how fast each layer learns in the first 8 epochs (learning speed), not which layer is better" in finding.answer
-    assert "None of these 12 runs converged" in finding.answer
-    assert "Slower to learn than `torch_bn` in the first 8 epochs, beyond the spread: `ln` -10.0" in finding.answer
-    assert "cannot test the earlier claim that BIN is the best layer" in finding.answer
-    assert "supports" not in finding.answer and "Behind `torch_bn`" not in finding.answer
-
-
-def test_converged_layer_runs_are_compared_as_trained_networks():
-    finding = findings.normalization_layers_finding(with_verdicts(layer_runs(), True), METRIC, "local")
-    assert "learning speed" not in finding.answer and "in the first" not in finding.answer
-    assert "Behind `torch_bn`, beyond the spread: `ln` -10.0" in finding.answer
-    assert "which supports the earlier claim that BIN is the best layer" in finding.answer
-
-
-def test_unconverged_noise_runs_say_after_how_many_epochs_and_what_it_measures():
-    runs = noise_runs().assign(epochs=10)
-    unconverged = findings.convnorm_finding(with_verdicts(runs, False), METRIC, "local").answer
-    assert "lost against no noise after 10 epochs" in unconverged and "how fast each variant learns" in unconverged
-    converged = findings.convnorm_finding(with_verdicts(runs, True), METRIC, "local").answer
-    assert "learning speed" not in converged and "lost against no noise:" in converged
 
 
 def test_the_baseline_sentence_gives_absolute_accuracies_published_ones_and_the_verdict():

@@ -1,18 +1,15 @@
+"""The figures every chapter shares (report/plots.py): training curves, a run's curves, the history grid."""
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from normtest_lib.report import plots
 from normtest_lib.report.colours import FIXED
-from normtest_lib.input_norm import SETTINGS, make_normalizer
-from normtest_lib.stats.normalized import normalized_stats
-from normtest_lib.stats.reference import IMAGENET
-from normtest_lib.stats.channel import channel_stats, level_counts
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +21,6 @@ def close_figures():
 def drawn_lines(ax):
     """Lines with data (seaborn also adds empty lines that only serve as legend handles)."""
     return [line for line in ax.get_lines() if len(line.get_xdata())]
-
-
-def random_images(n: int, seed: int, low: int = 0, high: int = 256) -> torch.Tensor:
-    return torch.randint(low, high, (n, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture
@@ -77,78 +70,72 @@ def test_run_curves_one_line_per_split_and_the_best_epoch():
     assert len(drawn_lines(plots.run_curves(no_val).axes[0])) == 2  # without a validation split
 
 
-def test_display_range_maps_each_image_to_zero_one():
-    batch = torch.tensor([[[[-3.0, 1.0]], [[0.0, 5.0]], [[2.0, 2.0]]], [[[7.0, 7.0]], [[7.0, 7.0]], [[7.0, 7.0]]]])
-    shown = plots.display_range(batch)
-    assert shown.shape == (2, 1, 2, 3)
-    assert shown[0].min() == 0 and shown[0].max() == 1
-    assert shown[0, 0, 1, 1] == pytest.approx(1.0)  # channel G's 5 is the image's maximum
-    assert (shown[1] == 0).all()  # a constant image
+def legend_colours(fig):
+    (legend,) = fig.legends
+    return {text.get_text(): handle.get_color() for handle, text in zip(legend.legend_handles, legend.texts)}
 
 
-def test_gallery_has_one_row_per_setting_and_a_column_per_image():
-    images = {"a": random_images(2, 0), "b": random_images(3, 1, 0, 100)}
-    stats = {name: channel_stats(x) for name, x in images.items()}
-    fig = plots.normalization_gallery(images, SETTINGS, finetune_stats=stats)
-    assert len(fig.axes) == len(SETTINGS) * 5
-    for ax in fig.axes:
-        (image,) = ax.get_images()
-        data = np.asarray(image.get_array())
-        assert data.shape == (8, 8, 3) and data.min() >= 0 and data.max() <= 1
-    assert "rescaled to [0, 1]" in fig._suptitle.get_text()
-    # Row "none", first image: raw pixels rescaled on their own equal that image's min-max view.
-    raw = images["a"][0].double()
-    expected = ((raw - raw.min()) / (raw.max() - raw.min())).permute(1, 2, 0).numpy()
-    none_row = SETTINGS.index("none")
-    np.testing.assert_allclose(np.asarray(fig.axes[none_row * 5].get_images()[0].get_array()), expected)
+def line_of(ax, colour):
+    (line,) = [line for line in drawn_lines(ax) if matplotlib.colors.same_color(line.get_color(), colour)]
+    return line
 
 
-@pytest.mark.parametrize("setting", ["unit", "pretrain", "finetune", "center", "instance", "minmax"])
-def test_channel_densities_integrate_to_one_with_the_right_mean(setting):
-    images = random_images(50, 2, 20, 200)
-    normalize = make_normalizer(setting, finetune_stats=channel_stats(images), pretrain_stats=IMAGENET)
-    values = normalize(images)
-    tidy = plots.channel_densities(images, setting, normalize, 200, (float(values.min()), float(values.max())))
-    expected = normalized_stats(images, setting, pretrain_stats=IMAGENET)
-    for c, channel in enumerate("RGB"):
-        part = tidy[tidy["channel"] == channel]
-        spacing = np.diff(part["value"].to_numpy()).mean()
-        assert (part["density"] * spacing).sum() == pytest.approx(1.0, abs=1e-3)
-        mean = (part["value"] * part["density"] * spacing).sum()
-        # Exact for pointwise settings (level by level); within half a bin for binned ones.
-        assert mean == pytest.approx(expected.mean[c], abs=spacing)
+@pytest.fixture
+def grid_histories() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = [
+        {"model": model, "dataset": dataset, "input_norm": setting, "seed": seed, "epoch": epoch,
+         "test_acc": base + 0.05 * epoch + rng.normal(0, 0.02)}
+        for model in ("resnet18", "vit")
+        for dataset in ("cifar10", "flowers", "pets")
+        for setting, base in (("finetune", 0.5), ("pretrain", 0.4))
+        for seed in range(3)
+        for epoch in range(1, 5)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
 
 
-def test_pixel_histograms_one_panel_per_data_set_three_channel_lines():
-    images = {"a": random_images(20, 3), "b": random_images(20, 4, 50, 150), "c": random_images(20, 5)}
-    for setting in ("unit", "instance"):
-        fig = plots.pixel_histograms(images, setting)
-        assert len(fig.axes) == 3
-        for ax in fig.axes:
-            assert len(drawn_lines(ax)) == 3
-            assert "after " + setting in ax.get_xlabel()
+def test_history_grid_one_panel_per_row_and_column_value_with_titles(grid_histories):
+    fig = plots.history_grid(grid_histories)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * 3
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "model = resnet18 | dataset = cifar10"
+    assert titles[5] == "model = vit | dataset = pets"
+    assert len({ax.get_ylim() for ax in fig.axes}) == 1  # shared y axis
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    assert set(legend_colours(fig)) == {"finetune", "pretrain"}
 
 
-@pytest.mark.parametrize("setting", ["unit", "pretrain", "finetune"])
-def test_level_histograms_draw_from_counts_what_pixel_histograms_draw_from_pixels(setting):
-    images = {"a": random_images(20, 6), "b": random_images(20, 7, 30, 220)}
-    own = {name: channel_stats(x) for name, x in images.items()}
-    from_pixels = plots.pixel_histograms(images, setting, finetune_stats=own)
-    from_counts = plots.level_histograms({n: level_counts(x) for n, x in images.items()}, setting, own, data="real data")
-    assert from_counts._suptitle.get_text() == f"Real data: pixel values after {setting}"
-    assert len(from_counts.axes) == 2
-    for ax_pixels, ax_counts in zip(from_pixels.axes, from_counts.axes):
-        assert len(drawn_lines(ax_counts)) == len(drawn_lines(ax_pixels)) == 3
-        for line_pixels, line_counts in zip(drawn_lines(ax_pixels), drawn_lines(ax_counts)):
-            np.testing.assert_allclose(line_counts.get_xydata(), line_pixels.get_xydata())
-    with pytest.raises(ValueError, match="not pointwise"):
-        plots.level_histograms({"a": level_counts(images["a"])}, "instance", own)
+def test_history_grid_lines_are_means_over_seeds_in_percent(grid_histories):
+    fig = plots.history_grid(grid_histories, hue_order=["pretrain", "finetune"])
+    ax = fig.axes[4]  # vit, flowers
+    assert fig.axes[0].get_ylabel() == "test accuracy (%)"
+    line = line_of(ax, legend_colours(fig)["finetune"])
+    chosen = grid_histories[(grid_histories["model"] == "vit") & (grid_histories["dataset"] == "flowers")]
+    expected = chosen[chosen["input_norm"] == "finetune"].groupby("epoch")["test_acc"].mean() * 100
+    np.testing.assert_allclose(line.get_xdata(), expected.index)
+    np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
 
 
-def test_figure_titles_say_which_data_they_show():
-    images = {"a": random_images(2, 8)}
-    stats = {"a": channel_stats(images["a"])}
-    gallery = plots.normalization_gallery(images, ["unit"], finetune_stats=stats, data="synthetic data")
-    assert gallery._suptitle.get_text().startswith("Synthetic data: input normalization settings")
-    histograms = plots.pixel_histograms(images, "unit", data="synthetic data")
-    assert histograms._suptitle.get_text() == "Synthetic data: pixel values after unit"
+def test_history_grid_titles_leave_out_a_dimension_with_one_value(grid_histories):
+    one_model = grid_histories[grid_histories["model"] == "vit"]
+    fig = plots.history_grid(one_model)
+    assert [ax.get_title() for ax in fig.axes] == ["dataset = cifar10", "dataset = flowers", "dataset = pets"]
+
+
+def test_history_grid_drops_missing_values_and_draws_a_single_panel(grid_histories):
+    one = grid_histories[(grid_histories["model"] == "vit") & (grid_histories["dataset"] == "pets")].copy()
+    one.loc[one["epoch"] < 4, "test_acc"] = np.nan  # a run tested only at the end
+    fig = plots.history_grid(one)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "model = vit | dataset = pets"
+    line = line_of(fig.axes[0], legend_colours(fig)["pretrain"])
+    expected = one[(one["input_norm"] == "pretrain") & (one["epoch"] == 4)]["test_acc"].mean() * 100
+    np.testing.assert_allclose(line.get_xdata(), [4])
+    np.testing.assert_allclose(line.get_ydata(), [expected])
+
+
+def test_history_grid_names_missing_columns_and_refuses_an_empty_frame(grid_histories):
+    with pytest.raises(KeyError, match=r"norm_layer.*available.*input_norm"):
+        plots.history_grid(grid_histories, hue="norm_layer")
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plots.history_grid(grid_histories.assign(test_acc=np.nan))

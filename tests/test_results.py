@@ -125,21 +125,6 @@ def test_histories_of_a_chosen_subset_of_runs(roots):
     assert isinstance(histories, pd.DataFrame) and len(histories) == 3
 
 
-def test_fullest_profile_prefers_the_profile_with_most_complete_runs():
-    from normtest_lib.report.results import fullest_profile
-
-    runs = pd.DataFrame({
-        "study": ["s"] * 5 + ["t"],
-        "profile": ["smoke", "smoke", "paper", "paper", "paper", "smoke"],
-        "status": ["complete", "complete", "complete", "complete", "failed", "complete"],
-    })
-    assert fullest_profile(runs, "t") == "smoke"
-    runs.loc[4, "status"] = "complete"
-    assert fullest_profile(runs, "s") == "paper"
-    with pytest.raises(LookupError, match="no complete runs of study 'u'"):
-        fullest_profile(runs, "u")
-
-
 def test_a_run_under_both_roots_is_one_row_from_results(tmp_path):
     params = {"dataset": "synthetic", "seed": 0}
     for root, acc in (("runs", 0.5), ("results", 0.7)):

@@ -1,9 +1,10 @@
 """The errata chapter's plumbing: which runs of each study it reads, and what an entry says without evidence.
 
-The errata chapter (``notebooks/errata.ipynb``) reads the runs of all three studies.
-Each study is read in one profile: the first of the preferred ones (``local``, the
-real-data runs committed under ``results/``, then ``smoke``) that has complete runs,
-else the study's fullest profile, as the study chapters fall back. An entry whose
+The errata chapter (``notebooks/errata.ipynb``) reads the runs of all three studies;
+each study's evidence is computed by its own package (``normtest_lib.studies.<study>.errata``).
+Each study is read in the profile :func:`~normtest_lib.report.profiles.pick_profile`
+chooses, the one its chapter reads (``local``, the real-data runs committed under
+``results/``, where the study has complete runs there). An entry whose
 evidence cannot be computed on this machine (no runs of its study, no data set)
 glues a plain sentence saying so in place of its table, so that the page keeps
 every ``{glue:}`` reference and tells the reader what is missing and why.
@@ -20,7 +21,7 @@ from IPython.display import Markdown
 
 from ..stats.record import StatisticsRecord
 from .paired import paired_differences
-from .results import fullest_profile
+from .profiles import pick_profile
 from .sentences import paired_sentence
 
 
@@ -43,21 +44,9 @@ class StudyRuns:
         return f"the {len(self)} complete {runs} of `{self.study}` (profile `{self.profile}`)"
 
 
-def pick_profile(runs: pd.DataFrame, study: str, preferred: Sequence[str]) -> str | None:
-    """The first of ``preferred`` with complete runs of ``study``, else its fullest profile; None without any."""
-    if runs.empty:
-        return None
-    complete = runs[(runs["study"] == study) & (runs["status"] == "complete")]
-    if complete.empty:
-        return None
-    for profile in preferred:
-        if (complete["profile"] == profile).any():
-            return profile
-    return fullest_profile(runs, study)
-
-
-def study_runs(runs: pd.DataFrame, study: str, preferred: Sequence[str]) -> StudyRuns:
-    """:class:`StudyRuns` of ``study`` from a :func:`~normtest_lib.report.results.collect_runs` frame."""
+def study_runs(runs: pd.DataFrame, study: str, preferred: str | Sequence[str]) -> StudyRuns:
+    """:class:`StudyRuns` of ``study`` from a :func:`~normtest_lib.report.results.collect_runs` frame, in the
+    profile :func:`~normtest_lib.report.profiles.pick_profile` chooses with ``preferred``."""
     profile = pick_profile(runs, study, preferred)
     if profile is None:
         return StudyRuns(study, None, runs.iloc[0:0])

@@ -1,23 +1,27 @@
-"""Each study's answer in a few sentences, computed from its runs.
+"""What every study's answer is made of, and the captions every chapter shares.
 
-The landing page and each study chapter open with these, so the book states an
-answer once, in code: when a run changes, the answer changes with it. Every
+The landing page and each study chapter open with the study's answer, so the book
+states an answer once, in code: when a run changes, the answer changes with it.
+Each study computes its own (``normtest_lib.studies.<study>.answer``); this module
+holds what they share: the :class:`Finding` and :class:`StudyAnswer` they return,
+the runs an answer reads (:func:`answer_runs`), the wording of intervals, verdicts,
+evidence, convergence and the baseline, and the glue a page shows them with. Every
 figure in a sentence is a paired difference over seeds with its 95 % interval,
 and every answer says whether it exceeds the seed-to-seed spread, how many runs
 stand behind it, and whether they ran on real or on the built-in synthetic data.
+Every chapter's tables and figures are captioned with :func:`labelled` and
+:func:`titled`, so real and synthetic results are told apart at a glance.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 
 from . import labels, protocol
-from .label_noise import VARIANT_ORDER, add_variant, noise_level_text, variant_order
-from .paired import confidence_interval, paired_differences, significant, within_noise
+from .paired import significant, within_noise
 
 SYNTHETIC_PREFIX = "synthetic"
 REAL, SYNTHETIC, MIXED = "real data", "synthetic data", "real and synthetic data"
@@ -90,11 +94,13 @@ def verdict(row: pd.Series) -> str:
     return "with too few seeds to tell"
 
 
-def _listing(rows: pd.DataFrame, digits: int = 1) -> str:
+def listing(rows: pd.DataFrame, digits: int = 1) -> str:
+    """Rows of paired differences, each as its name in backticks and :func:`interval_text`, joined by semicolons."""
     return "; ".join(f"`{name}` {interval_text(row, digits)}" for name, row in rows.iterrows())
 
 
-def _seeds(differences: pd.DataFrame) -> str:
+def seeds_text(differences: pd.DataFrame) -> str:
+    """How many seeds the differences rest on: ``3``, or ``2 to 5``."""
     counts = sorted({int(n) for n in differences["n"]})
     return " to ".join(str(n) for n in (counts[0], counts[-1])) if len(counts) > 1 else str(counts[0])
 
@@ -198,218 +204,7 @@ def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_
     return text
 
 
-# --- study 1 ---------------------------------------------------------------------
-
-
-def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: str,
-                                changed: int | None = None, total: int | None = None,
-                                source: Mapping[str, Any] | None = None) -> Finding:
-    """Study 1's answer from its complete fine-tuning runs (:func:`labels.add_labels` applied):
-    ``pretrain`` against ``finetune`` on the largest training set, the other settings, and the
-    small-data sweep. ``source`` is the profile's pretraining run (its row of the runs frame),
-    if the runs start from one of their own rather than from an ImageNet checkpoint."""
-    full = labels.largest_training_set(finetuning)
-    groups = [key for key in ("model", "data") if key in full.columns]
-    differences = paired_differences(full, metric, "setting", "finetune", groups).droplevel(groups)
-    if differences.index.has_duplicates:  # several models or data sets: the answer covers the first
-        differences = differences[~differences.index.duplicated()]
-    early = f" after {epochs_text(full)} epochs of fine-tuning" if all_converged(full) is False else ""
-    parts = []
-    if "pretrain" in differences.index:
-        row = differences.loc["pretrain"]
-        parts.append(
-            "Standardizing with the pretraining set's statistics (`pretrain`) instead of the fine-tuning set's own "
-            f"(`finetune`) changes test accuracy{early} by {interval_text(row)} points, {verdict(row)}."
-        )
-    others = differences.drop(index="pretrain", errors="ignore")
-    beyond, within = others[significant(others)].sort_values("mean"), others[within_noise(others)]
-    if len(beyond):
-        parts.append(f"Beyond the spread against `finetune`: {_listing(beyond)}.")
-    if len(within):
-        parts.append(f"Within it: {_listing(within)}.")
-    small = _small_data_sentence(finetuning, metric)
-    if small:
-        parts.append(small)
-    caveat = learning_speed_caveat(finetuning, "setting")
-    if caveat:
-        parts.append(caveat)
-    certainty = (
-        f"How sure: each difference is paired by seed ({_seeds(differences)} seeds: same head initialisation, data "
-        "order and validation split) and given in points with its 95 % t interval; the epoch was chosen on the "
-        "validation split, never on the test set."
-    )
-    evidence = evidence_sentence(finetuning, profile, changed, total)
-    if source is not None:
-        evidence += (
-            f" They fine-tune a `{source['model']}` network pretrained in this profile on `{source['dataset']}`, "
-            "not an ImageNet checkpoint: its statistics play ImageNet's part in `pretrain`."
-        )
-    return Finding(" ".join(parts), certainty, evidence)
-
-
-def _small_data_sentence(finetuning: pd.DataFrame, metric: str) -> str:
-    """Own statistics against borrowed ones on every fine-tuning set size, and from few images."""
-    pretrained = finetuning[~finetuning["setting"].str.startswith(labels.SCRATCH)]
-    if "n_train" not in pretrained.columns or pretrained["n_train"].nunique() < 2:
-        return ""
-    sweep = pretrained.assign(train_images=pretrained["n_train"].astype(int))
-    differences = paired_differences(sweep, metric, "setting", "pretrain", ["train_images"])
-    differences = differences[differences.index.get_level_values("setting").str.startswith("finetune")]
-    if differences.empty:
-        return ""
-    sizes = sorted(differences.index.get_level_values("train_images").unique())
-    fewest = pd.to_numeric(sweep["stats_subset"], errors="coerce").min() if "stats_subset" in sweep else np.nan
-    beyond = int(significant(differences).sum())
-    largest = differences["mean"].abs().max()
-    stats_from = f" and statistics estimated from as few as {int(fewest):,} images" if pd.notna(fewest) else ""
-    return (
-        f"With {_number_list(sizes)} fine-tuning images{stats_from}, {beyond} of {len(differences)} differences between "
-        f"own and pretraining statistics exceed the spread; the largest is {largest:.1f} points."
-    )
-
-
-def _number_list(values: Sequence[int]) -> str:
-    texts = [f"{int(v):,}" for v in values]
-    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" and {texts[-1]}"
-
-
-# --- study 2 ---------------------------------------------------------------------
-
-
-def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, published: pd.Series | None = None,
-                                 changed: int | None = None, total: int | None = None,
-                                 reference: str = "torch_bn", published_epochs: int | None = None) -> Finding:
-    """Study 2's answer from its complete runs at one batch size: our ``bn`` against torch's,
-    ``bin`` against ``bn``, and what the other layers cost; ``published`` is the published
-    test accuracy per ``norm_layer`` (fractions), for the published gaps."""
-    differences = paired_differences(main, metric, "norm_layer", reference, ["batch_size"]).droplevel("batch_size")
-    # Runs stopped while still learning compare learning speed: every sentence says so, none ranks the layers.
-    unconverged = all_converged(main) is False
-    early = f" in the first {epochs_text(main)} epochs" if unconverged else ""
-    parts = []
-    if "bn" in differences.index:
-        row = differences.loc["bn"]
-        same = "matches" if bool(within_noise(row.to_frame().T).iloc[0]) else "differs from"
-        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){early}: {interval_text(row)} points, {verdict(row)}.")
-    if {"bin", "bn"} <= set(main["norm_layer"]):
-        against_bn = paired_differences(main, metric, "norm_layer", "bn", ["batch_size"]).droplevel("batch_size").loc["bin"]
-        claim = {
-            "beyond": "supports" if against_bn["mean"] > 0 else "contradicts",
-            "within": "does not support",
-        }["beyond" if bool(significant(against_bn.to_frame().T).iloc[0]) else "within"]
-        if unconverged:
-            parts.append(
-                f"Batch-instance norm with a gate that learns (`bin`) against `bn`{early}: {interval_text(against_bn)} "
-                f"points, {verdict(against_bn)}; runs that had not converged cannot test the earlier claim that BIN "
-                "is the best layer."
-            )
-        else:
-            parts.append(
-                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
-                f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
-            )
-    rest = differences.drop(index=[name for name in ("bn", "bin") if name in differences.index])
-    behind = rest[significant(rest) & (rest["mean"] < 0)].sort_values("mean", ascending=False)
-    if len(behind):
-        lead = f"Slower to learn than `{reference}`{early}" if unconverged else f"Behind `{reference}`"
-        parts.append(f"{lead}, beyond the spread: {_listing(behind)} points.")
-    if published is not None and reference in published.index:
-        gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(behind.index).dropna()
-        if len(gaps):
-            epochs = ", ".join(str(int(e)) for e in sorted(main["epochs"].unique()))
-            listed = "; ".join(f"`{name}` {gap:+.1f}" for name, gap in gaps.items())
-            after = f", after {published_epochs} epochs," if published_epochs else ""
-            parts.append(
-                f"The published gaps for these layers{after} were {listed} points; this profile trains {epochs} epochs, "
-                "so its gaps measure a different training, not the published one."
-            )
-    caveat = learning_speed_caveat(main, "layer")
-    if caveat:
-        parts.append(caveat)
-    certainty = (
-        f"How sure: {_seeds(differences)} seeds per layer, each run paired with the `{reference}` run of the same seed; "
-        "differences in points with their 95 % t interval, at the epoch chosen on the validation split."
-    )
-    return Finding(" ".join(parts), certainty, evidence_sentence(main, profile, changed, total))
-
-
-# --- study 3 ---------------------------------------------------------------------
-
-
-def loss_difference(runs: pd.DataFrame, metric: str, variant: str, reference: str, level: float,
-                    scale: float = 100.0) -> pd.Series:
-    """Accuracy lost to noise ``level`` by ``variant`` minus that lost by ``reference``, paired by seed
-    (negative: ``variant`` loses less). ``mean``, ``n``, ``ci_low``, ``ci_high`` in points."""
-    complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
-    values = complete.assign(_value=pd.to_numeric(complete[metric], errors="coerce") * scale,
-                             _noise=complete["label_noise"].astype(float))
-    wide = values.pivot_table(index="seed", columns=["variant", "_noise"], values="_value", aggfunc="mean")
-    needed = [(name, noise) for name in (variant, reference) for noise in (0.0, float(level))]
-    if any(column not in wide.columns for column in needed):
-        return pd.Series({"mean": np.nan, "n": 0, "ci_low": np.nan, "ci_high": np.nan})
-    lost = {name: wide[(name, 0.0)] - wide[(name, float(level))] for name in (variant, reference)}
-    per_seed = (lost[variant] - lost[reference]).dropna()
-    low, high = confidence_interval(per_seed.to_numpy())
-    return pd.Series({"mean": per_seed.mean(), "n": len(per_seed), "ci_low": low, "ci_high": high})
-
-
-def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed: int | None = None,
-                     total: int | None = None, reference: str = "bn") -> Finding:
-    """Study 3's answer from its complete runs: accuracy lost at the highest noise level per variant,
-    ConvNorm's loss against BN's, and where each starts without noise."""
-    from .stability import accuracy_lost
-
-    runs = complete if "variant" in complete.columns else add_variant(complete)
-    noise = runs["label_noise"].astype(float)
-    top = float(noise.max())
-    order = variant_order(runs["variant"])
-    lost = accuracy_lost(runs, metric)
-    parts = []
-    if top > 0 and len(lost):
-        at_top = lost.xs(top, level="label_noise") if top in lost.index.get_level_values("label_noise") else lost.iloc[:0]
-        at_top = at_top.reindex([v for v in order if v in at_top.index])
-        rate = runs.loc[noise == top, "noise_rate_actual"] if "noise_rate_actual" in runs.columns else pd.Series(dtype=float)
-        rate_text = f" (real share of wrong training labels {100 * rate.mean():.1f} %)" if rate.notna().any() else ""
-        listed = "; ".join(f"`{name}` {interval_text(row)}" for name, row in at_top.iterrows())
-        early = f" after {epochs_text(runs)} epochs" if all_converged(runs) is False else ""
-        parts.append(f"At {noise_level_text(top)} nominal label noise{rate_text}, test accuracy lost against no noise{early}: {listed} points.")
-        for name in (v for v in order if v != reference and v in at_top.index):
-            difference = loss_difference(runs, metric, name, reference, top)
-            if difference["n"] == 0:
-                continue
-            if bool(significant(difference.to_frame().T).iloc[0]):
-                word = "less" if difference["mean"] < 0 else "more"
-                parts.append(f"`{name}` loses {word} than `{reference}`: {interval_text(difference)} points, beyond the seed-to-seed spread.")
-            elif bool(within_noise(difference.to_frame().T).iloc[0]):
-                parts.append(f"`{name}` loses as much as `{reference}` within the spread: {interval_text(difference)} points.")
-            else:
-                parts.append(f"`{name}` against `{reference}`: {interval_text(difference)} points, too few seeds to tell.")
-    clean = runs[noise == 0]
-    if len(clean):
-        accuracy = (100 * pd.to_numeric(clean[metric], errors="coerce")).groupby(clean["variant"]).agg(["mean", "std", "count"])
-        accuracy = accuracy.reindex([v for v in order if v in accuracy.index])
-        listed = "; ".join(f"`{name}` {row['mean']:.1f} ± {row['std']:.1f} %" for name, row in accuracy.iterrows())
-        parts.append(f"Without noise, test accuracy (mean ± std over seeds): {listed}.")
-    missing = [name for name in VARIANT_ORDER if name not in set(runs["variant"])]
-    if missing:
-        parts.append(
-            f"{' and '.join(f'`{name}`' for name in missing)} {'has' if len(missing) == 1 else 'have'} no complete runs "
-            f"in the `{profile}` profile, so it answers nothing about {'it' if len(missing) == 1 else 'them'} yet."
-        )
-    caveat = learning_speed_caveat(runs, "variant")
-    if caveat:
-        parts.append(caveat)
-    per_cell = runs.groupby(["variant", "label_noise"])["seed"].nunique() if len(runs) else pd.Series([0])
-    seeds = f"{per_cell.min()}" if per_cell.min() == per_cell.max() else f"{per_cell.min()} to {per_cell.max()}"
-    certainty = (
-        f"How sure: {seeds} seeds per variant and noise level, each drawing its own noisy labels; losses are "
-        "paired by seed within a variant and compared between variants seed by seed, in points with 95 % t intervals, "
-        "at the epoch chosen on a clean validation split."
-    )
-    return Finding(" ".join(parts), certainty, evidence_sentence(runs, profile, changed, total))
-
-
-# --- one call per study, for the landing page and the chapters alike --------------
+# --- what a page shows of one study's answer ---------------------------------------
 
 
 @dataclass(frozen=True)
@@ -432,130 +227,28 @@ class StudyAnswer:
         return data_kind(self.complete)
 
 
-def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: str,
-                 metric: str = "test_acc_at_best_val") -> StudyAnswer:
-    """``study``'s answer from ``everything`` (:func:`normtest_lib.report.results.collect_runs`'
-    frame): the runs of ``profile``, or of the profile with the most complete runs when it has
-    none; the published protocol is the ``paper`` profile of ``grid_file``."""
-    from ..grid.spec import load_grid
-    from . import headline_plots
-    from .converged import add_convergence
-    from .published import published_results
-    from .results import fullest_profile
-
-    of_study = everything[everything["study"] == study] if len(everything) else everything
-    if not len(of_study):
-        raise ValueError(f"no runs of {study!r}: run `normtest run {grid_file} --profile {profile}`")
-    if not ((of_study["profile"] == profile) & (of_study["status"] == "complete")).any():
-        profile = fullest_profile(everything, study)
-    runs = add_convergence(of_study[of_study["profile"] == profile])
-    if not (runs["status"] == "complete").any():
-        raise ValueError(f"no complete runs of {study!r} yet: run `normtest run {grid_file} --profile {profile}`")
-    paper_runs = [run.config.to_dict() for run in load_grid(grid_file, "paper").runs]
-    names = ("published protocol (paper)", f"{profile} profile")
-    keys = protocol.STUDY_PROTOCOL_KEYS.get(study, protocol.PROTOCOL_KEYS)
-
-    if study == "input_normalization":
-        runs = labels.add_labels(runs)
-        source_id = protocol.pretraining_run_id(runs)
-        finetuning = runs[runs["run_id"] != source_id]
-        source = runs[runs["run_id"] == source_id]
-        complete = finetuning[finetuning["status"] == "complete"]
-        reductions = protocol.protocol_table(paper_runs, finetuning.to_dict("records"), names, keys)
-        finding = input_normalization_finding(complete, metric, profile, *protocol.changed_parameters(reductions),
-                                              source=source.iloc[0].to_dict() if len(source) else None)
-        full = labels.largest_training_set(complete)
-        groups = ["model", "data"]
-        headline = paired_differences(full, metric, "setting", "finetune", groups).droplevel(groups)
-        figure = headline_plots.difference_forest(
-            headline, "setting", "finetune", title=unconverged_title(titled("each setting against finetune", complete), full))
-        drawn = full
-        baseline = full[full["setting"] == "finetune"]
-        first = baseline.iloc[0] if len(baseline) else None
-        baseline = baseline[(baseline["model"] == first["model"]) & (baseline["data"] == first["data"])] if first is not None else baseline
-        published_test, what = _published_finetune(first)
-        finding = _with(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what))
-    elif study == "normalization_layers":
-        complete = runs[runs["status"] == "complete"]
-        main_batch = int(complete["batch_size"].mode().iloc[0])
-        main = complete[complete["batch_size"] == main_batch]
-        reductions = protocol.protocol_table(paper_runs, runs.to_dict("records"), names, keys)
-        published = published_results(study).query("metric == 'test_acc' and batch_size == @main_batch")
-        finding = normalization_layers_finding(
-            main, metric, profile, published.set_index("norm_layer")["value"], *protocol.changed_parameters(reductions),
-            published_epochs=int(max(run["epochs"] for run in paper_runs)))
-        headline = paired_differences(main, metric, "norm_layer", "torch_bn", ["batch_size"]).droplevel("batch_size")
-        headline = headline.reindex([name for name in LAYER_ORDER if name in headline.index]
-                                    + sorted(set(headline.index) - set(LAYER_ORDER)))
-        figure = headline_plots.difference_forest(
-            headline, "norm_layer", "torch_bn",
-            title=unconverged_title(titled(f"each layer against torch_bn, batch {main_batch}", main), main))
-        drawn = main
-        everything_published = published_results(study).query("batch_size == @main_batch and norm_layer == 'torch_bn'")
-        value = everything_published.set_index("metric")["value"]
-        what = f"the earlier work's last-epoch model after {int(max(run['epochs'] for run in paper_runs))} epochs, one run"
-        finding = _with(finding, baseline_sentence(main[main["norm_layer"] == "torch_bn"], "torch_bn", metric,
-                                                   value.get("test_acc"), value.get("train_acc"), what))
-    elif study == "convnorm_label_noise":
-        runs = add_variant(runs)
-        complete = runs[runs["status"] == "complete"]
-        reductions = protocol.protocol_table(paper_runs, runs.to_dict("records"), names, keys)
-        finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions))
-        figure = headline_plots.accuracy_vs_noise(
-            complete, metric, order=variant_order(complete["variant"]),
-            title=unconverged_title(titled("test accuracy against label noise", complete), complete))
-        drawn = complete
-        clean = published_results(study).query("variant == 'bn' and label_noise == 0 and metric == 'test_acc'")["value"]
-        baseline = complete[(complete["variant"] == "bn") & (complete["label_noise"].astype(float) == 0)]
-        finding = _with(finding, baseline_sentence(baseline, "bn, no label noise", metric,
-                                                   clean.iloc[0] if len(clean) else None, None,
-                                                   "the course paper's best test accuracy, one run"))
-    else:
-        raise ValueError(f"no answer is defined for study {study!r}; studies with one: {ANSWERED_STUDIES}")
-    return StudyAnswer(study, profile, finding, figure, len(drawn), complete, reductions, drawn)
-
-
-def _with(finding: Finding, sentence: str) -> Finding:
+def with_baseline(finding: Finding, sentence: str) -> Finding:
     """``finding`` with ``sentence`` (the baseline's absolute accuracies and verdict) closing its answer."""
     return Finding(f"{finding.answer} {sentence}".strip(), finding.certainty, finding.evidence)
 
 
-def _published_finetune(run: pd.Series | None) -> tuple[float | None, str]:
-    """Study 1's published ``finetune`` test accuracy for ``run``'s model and data set, with what it is in words;
-    where the earlier work ran another model on that data set, None and the range of its figures in words."""
-    from .published import published_values
+def answer_runs(everything: pd.DataFrame, study: str, profile: str, grid_file: str) -> tuple[str, pd.DataFrame]:
+    """The profile ``study``'s answer reads and that profile's runs of ``study``, each with its convergence verdict.
 
-    if run is None:
-        return None, ""
-    finetune = published_values("input_normalization", "test_acc").xs("finetune", level="setting")
-    data = str(run.get("data", ""))
-    # Our data label may name a copy of the published set (cifar10-jpeg for cifar10): the longest matching name.
-    names = [name for name in finetune.index.get_level_values("dataset").unique() if data.startswith(name)]
-    if not names:
-        return None, ""
-    dataset = max(names, key=len)
-    if (run.get("model"), dataset) in finetune.index:
-        return float(finetune.loc[(run.get("model"), dataset)]), "the earlier work's best test accuracy over 100 epochs, one run"
-    on_data = 100 * finetune.xs(dataset, level="dataset")
-    return None, (f"no run of `{run.get('model')}`; with `finetune` on {dataset}, the earlier work's ImageNet networks "
-                  f"reached {on_data.min():.1f} to {on_data.max():.1f} % best test accuracy over 100 epochs")
-    finetune = published.xs("finetune", level="setting")
-    data = str(run.get("data", ""))
-    same_data = finetune[[data.startswith(name) for name in finetune.index.get_level_values("dataset")]]
-    same_data = same_data[[len(name) == len(max(same_data.index.get_level_values("dataset"), key=len))
-                           for name in same_data.index.get_level_values("dataset")]] if len(same_data) else same_data
-    if (run.get("model"), *same_data.index.get_level_values("dataset")[:1]) in finetune.index:
-        key = (run.get("model"), same_data.index.get_level_values("dataset")[0])
-        return float(finetune.loc[key]), "the earlier work's best test accuracy over 100 epochs, one run"
-    if len(same_data):
-        low, high = 100 * same_data.min(), 100 * same_data.max()
-        return None, (f"the earlier work did not run `{run.get('model')}`; its ImageNet networks reached "
-                      f"{low:.1f} to {high:.1f} % best test accuracy with `finetune` on this data set over 100 epochs")
-    return None, ""
+    The profile is :func:`~normtest_lib.report.profiles.pick_profile`'s choice with ``profile`` preferred,
+    the one the study's chapter reads. ValueError, naming the command to run, when ``study`` has no
+    complete run in any profile of ``everything`` (:func:`~normtest_lib.report.results.collect_runs`' frame).
+    """
+    from .converged import add_convergence
+    from .profiles import pick_profile
 
-
-LAYER_ORDER = ("torch_bn", "bn", "in", "bin", "ln", "gn:c/4", "gn:32", "none")
-ANSWERED_STUDIES = ("input_normalization", "normalization_layers", "convnorm_label_noise")
+    of_study = everything[everything["study"] == study] if len(everything) else everything
+    if not len(of_study):
+        raise ValueError(f"no runs of {study!r}: run `normtest run {grid_file} --profile {profile}`")
+    chosen = pick_profile(everything, study, profile)
+    if chosen is None:
+        raise ValueError(f"no complete runs of {study!r} yet: run `normtest run {grid_file} --profile {profile}`")
+    return chosen, add_convergence(of_study[of_study["profile"] == chosen])
 
 
 def glue_answer(answer: StudyAnswer, prefix: str = "answer") -> None:

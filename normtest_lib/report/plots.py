@@ -1,30 +1,95 @@
-"""The book's figures. Each function returns a matplotlib Figure and shows nothing.
+"""The figures every chapter shares, and the conventions every figure of the book follows.
 
-Figures are made through pyplot so that the backend the environment chose
-(the inline backend in a notebook, Agg headless) renders them; this module
-never selects a backend itself, because a notebook that forces one loses its
-PNG outputs (TOOLCHAIN.md). A notebook glues a figure with
-``glue(key, fig, display=False)`` and then closes it.
+Each function returns a matplotlib Figure and shows nothing. Figures are made
+through pyplot so that the backend the environment chose (the inline backend in
+a notebook, Agg headless) renders them; no figure selects a backend itself,
+because a notebook that forces one loses its PNG outputs (TOOLCHAIN.md). A
+notebook glues a figure with ``glue(key, fig, display=False)`` and then closes
+it. Accuracy fractions are drawn in percent; seaborn is imported inside the
+functions (it is slow to import); colours come from
+:mod:`normtest_lib.report.colours`. A study's own figures live in its package
+(``normtest_lib.studies.<study>.figures``) and build on the helpers here.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from ..input_norm import make_normalizer
-from ..stats.reference import IMAGENET
-from ..stats.channel import ChannelStats, channel_stats, level_counts
 from .colours import palette_for
-from .study_plots import _as_percent, metric_label
 
-CHANNEL_COLOURS = {"R": "tab:red", "G": "tab:green", "B": "tab:blue"}
-GALLERY_NOTE = "each image rescaled to [0, 1] on its own for display"
+BAND_ALPHA = 0.2
+BASELINE_COLOUR = "0.3"
+
+
+# --- helpers for every figure ------------------------------------------------------
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str | None], name: str) -> None:
+    """KeyError naming the ``columns`` (None entries ignored) that ``frame`` (called ``name``) lacks."""
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        raise KeyError(f"{name} have no column(s) {missing}; available: {list(frame.columns)}")
+
+
+def ordered(values: Any) -> list:
+    """Distinct values, sorted when they compare, else in order of appearance."""
+    unique = list(pd.unique(pd.Series(values)))
+    try:
+        return sorted(unique)
+    except TypeError:
+        return unique
+
+
+def is_accuracy(metric: str) -> bool:
+    """Whether ``metric`` names an accuracy (``test_acc``, ``val_accuracy``): drawn in percent."""
+    return bool({"acc", "accuracy"} & set(metric.lower().split("_")))
+
+
+def metric_label(metric: str) -> str:
+    """``test_acc`` -> ``test accuracy (%)``; other metrics lose their underscores."""
+    words = ["accuracy" if w == "acc" else w for w in metric.split("_")]
+    return " ".join(words) + (" (%)" if is_accuracy(metric) else "")
+
+
+def as_percent(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A copy with an accuracy ``metric`` in percent when its values are fractions (all <= 1)."""
+    frame = frame.copy()
+    if is_accuracy(metric) and frame[metric].abs().max() <= 1:
+        frame[metric] = frame[metric] * 100
+    return frame
+
+
+def tick_label(value: float) -> str:
+    """A tick's text: ``8`` for a whole number, else the shortest float (``0.5``)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def figure_legend(fig: Figure, palette: dict, title: str, marker: str = "", extra: Sequence[tuple[Line2D, str]] = ()) -> None:
+    """One legend for the whole figure, outside on the right: a line per ``palette`` entry, then ``extra``."""
+    handles = [Line2D([], [], color=colour, marker=marker, markersize=4) for colour in palette.values()]
+    handles += [handle for handle, _ in extra]
+    fig.legend(handles, [str(value) for value in palette] + [label for _, label in extra], title=title, loc="outside right upper")
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval of the mean (0 for one value)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, 0.0
+    sem = values.std(ddof=1) / np.sqrt(len(values))
+    return mean, float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * sem)
+
+
+# --- figures of runs -------------------------------------------------------------------
 
 
 def training_curves(
@@ -51,7 +116,7 @@ def training_curves(
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False, layout="constrained")
         for ax, metric in zip(axes[0], metrics):
-            sns.lineplot(data=_as_percent(histories, metric), x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
+            sns.lineplot(data=as_percent(histories, metric), x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
                          errorbar=errorbar, ax=ax, seed=0)  # fmt: skip
             ax.set_title(metric_label(metric))
             ax.set_ylabel(metric_label(metric))
@@ -86,178 +151,88 @@ def run_curves(history: pd.DataFrame, best_epoch: int | None = None) -> Figure:
     return fig
 
 
-def display_range(batch: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) values to (N, H, W, 3) in [0, 1], each image rescaled by its own min and max.
-
-    All three channels share one scale per image, so colour relations within an
-    image survive; a constant image maps to 0.
-    """
-    flat = batch.detach().to(torch.float64).reshape(batch.shape[0], -1)
-    low = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    span = (flat.max(dim=1).values.view(-1, 1, 1, 1) - low).clamp_min(1e-12)
-    return ((batch.to(torch.float64) - low) / span).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-
-
-def normalization_gallery(
-    images_by_dataset: Mapping[str, torch.Tensor],
-    settings: Sequence[str],
-    finetune_stats: Mapping[str, ChannelStats],
-    pretrain_stats: ChannelStats = IMAGENET,
-    data: str | None = None,
+def history_grid(
+    histories: pd.DataFrame,
+    metric: str = "test_acc",
+    row: str = "model",
+    col: str = "dataset",
+    hue: str = "input_norm",
+    x: str = "epoch",
+    hue_order: Sequence[str] | None = None,
 ) -> Figure:
-    """The same images under each setting: one row per setting, a group of columns per data set.
+    """A grid of panels (a row per value of ``row``, a column per value of ``col``) of ``metric`` curves.
 
-    ``images_by_dataset`` maps a name to the few uint8 images (N x 3 x H x W) to
-    show; ``finetune_stats`` maps it to the statistics of its whole training
-    split (what ``finetune`` standardizes with and ``center`` subtracts). For
-    display every output is mapped to [0, 1] per image (:func:`display_range`);
-    the figure's title says so, and so should any caption. ``data`` (``real
-    data``, ``synthetic data``) starts the title.
+    Each panel holds the mean curve of each ``hue`` group with seaborn's
+    bootstrapped 95 % confidence band over the runs (seeds) sharing a panel,
+    group and ``x`` (``histories`` from
+    :func:`normtest_lib.report.results.collect_histories`, filtered to the runs
+    compared). Rows whose ``metric`` is NaN (epochs a run did not test) are
+    left out. Panels share the y axis; one legend serves the whole figure.
     """
-    columns = [(name, i) for name, images in images_by_dataset.items() for i in range(images.shape[0])]
-    fig, axes = plt.subplots(
-        len(settings), len(columns), figsize=(1.1 * len(columns) + 1.2, 1.15 * len(settings) + 0.6), squeeze=False, layout="constrained"
-    )
-    for row, setting in enumerate(settings):
-        for name, images in images_by_dataset.items():
-            normalize = make_normalizer(setting, finetune_stats=finetune_stats[name], pretrain_stats=pretrain_stats)
-            shown = display_range(normalize(images))
-            for i in range(images.shape[0]):
-                ax = axes[row][columns.index((name, i))]
-                ax.imshow(shown[i], interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if row == 0 and i == 0:
-                    ax.set_title(name, loc="left", fontsize="small")
-        axes[row][0].set_ylabel(setting, rotation=0, ha="right", va="center")
-    fig.suptitle(_titled(data, f"input normalization settings ({GALLERY_NOTE})"), fontsize="medium")
-    return fig
-
-
-# Settings that send every pixel through one function of its value per channel
-# (input_norm.py). Their histograms are drawn level by level: binning the 256
-# quantized levels into equal bins of another width would draw a comb (aliasing).
-POINTWISE_SETTINGS = ("finetune", "pretrain", "center", "unit", "none")
-
-
-def channel_densities(images: torch.Tensor, setting: str, normalize, bins: int, value_range: tuple[float, float]) -> pd.DataFrame:
-    """Tidy (value, density, channel) of each channel of uint8 ``images`` after ``normalize``.
-
-    A pointwise ``setting`` gets the exact density of each of the 256 levels
-    (:func:`level_densities`); any other gets ``bins`` equal bins over
-    ``value_range``. Either way the density integrates to 1 over the values.
-    """
-    if setting in POINTWISE_SETTINGS:
-        return level_densities(level_counts(images), normalize)
-    total = images.shape[0] * images.shape[2] * images.shape[3]
-    low, high = value_range
-    width = (high - low) / bins
-    values = normalize(images).transpose(0, 1).reshape(3, -1)
-    # histc (equal bins) is far faster than histogram with explicit edges.
-    counts = torch.stack([torch.histc(channel, bins=bins, min=low, max=high) for channel in values])
-    centres = low + width * (np.arange(bins) + 0.5)
-    x, density = np.tile(centres, (3, 1)), (counts.to(torch.float64) / (total * width)).numpy()
-    return _tidy_densities(x, density)
-
-
-def level_densities(counts: torch.Tensor, normalize) -> pd.DataFrame:
-    """Tidy (value, density, channel) from level counts (3, 256) through a pointwise ``normalize``.
-
-    Each of the 256 levels is drawn where ``normalize`` sends it, with density
-    count / (pixels x level spacing). Counts are all a pointwise setting's
-    histogram needs, so a committed record draws it without its images.
-    """
-    counts = torch.as_tensor(counts, dtype=torch.float64)
-    probe = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16).contiguous()
-    level_values = normalize(probe).reshape(3, 256).to(torch.float64)
-    spacing = (level_values[:, 1] - level_values[:, 0]).view(3, 1)
-    total = counts.sum(dim=1, keepdim=True)
-    return _tidy_densities(level_values.numpy(), (counts / (total * spacing)).numpy())
-
-
-def _tidy_densities(x: np.ndarray, density: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"value": x.ravel(), "density": density.ravel(), "channel": np.repeat(list(CHANNEL_COLOURS), x.shape[1])})
-
-
-def pixel_histograms(
-    images_by_dataset: Mapping[str, torch.Tensor],
-    setting: str = "unit",
-    finetune_stats: Mapping[str, ChannelStats] | None = None,
-    pretrain_stats: ChannelStats = IMAGENET,
-    bins: int = 64,
-    data: str | None = None,
-) -> Figure:
-    """Per-channel pixel histograms, one panel per data set, after ``setting``.
-
-    ``images_by_dataset`` maps a name to uint8 images (a sample is plenty).
-    ``finetune`` and ``center`` use ``finetune_stats[name]``, by default the
-    statistics of the images given. Panels share their x axis, so the sets
-    compare at a glance. ``data`` (``real data``, ``synthetic data``) is the
-    figure's title.
-    """
-    normalizers = {}
-    for name, images in images_by_dataset.items():
-        own = None
-        if setting in ("finetune", "center"):
-            own = finetune_stats[name] if finetune_stats is not None else channel_stats(images)
-        normalizers[name] = make_normalizer(setting, finetune_stats=own, pretrain_stats=pretrain_stats)
-    value_range = (0.0, 1.0)
-    if setting not in POINTWISE_SETTINGS:
-        extremes = [normalizers[n](x).aminmax() for n, x in images_by_dataset.items()]
-        value_range = (min(float(e.min) for e in extremes), max(float(e.max) for e in extremes))
-    tidies = {
-        name: channel_densities(images, setting, normalizers[name], bins, value_range)
-        for name, images in images_by_dataset.items()
-    }
-    return _histogram_panels(tidies, setting, data)
-
-
-def level_histograms(
-    counts_by_dataset: Mapping[str, torch.Tensor],
-    setting: str,
-    finetune_stats: Mapping[str, ChannelStats],
-    pretrain_stats: ChannelStats = IMAGENET,
-    data: str | None = None,
-) -> Figure:
-    """:func:`pixel_histograms` from level counts (3, 256) per data set, for a pointwise ``setting``.
-
-    What the book draws from committed records (``normtest_lib.stats.record``),
-    whose images a fresh clone does not have. ``finetune_stats[name]`` is the
-    set's own statistics (``finetune``, ``center``).
-    """
-    if setting not in POINTWISE_SETTINGS:
-        raise ValueError(f"setting {setting!r} is not pointwise; level counts draw only {', '.join(POINTWISE_SETTINGS)}")
-    tidies = {
-        name: level_densities(
-            counts, make_normalizer(setting, finetune_stats=finetune_stats.get(name), pretrain_stats=pretrain_stats)
-        )
-        for name, counts in counts_by_dataset.items()
-    }
-    return _histogram_panels(tidies, setting, data)
-
-
-def _histogram_panels(tidies: Mapping[str, pd.DataFrame], setting: str, data: str | None) -> Figure:
+    require_columns(histories, [x, metric, row, col, hue], "histories")
+    data = histories.dropna(subset=[metric])
+    if data.empty:
+        raise ValueError(f"nothing to plot: every {metric!r} value is missing")
+    data = as_percent(data, metric)
     import seaborn as sns
 
+    rows, cols = ordered(data[row]), ordered(data[col])
+    palette = palette_for(list(hue_order) if hue_order is not None else ordered(data[hue]))
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(
-            1, len(tidies), figsize=(3.6 * len(tidies), 2.8 + (0.3 if data else 0)), sharex=True, squeeze=False,
-            layout="constrained",
-        )
-        for ax, (name, tidy) in zip(axes[0], tidies.items()):
-            sns.lineplot(data=tidy, x="value", y="density", hue="channel", palette=CHANNEL_COLOURS, ax=ax, errorbar=None)
-            ax.set_title(name)
-            ax.set_xlabel(f"pixel value after {setting}")
-            if ax is not axes[0][-1] and ax.get_legend() is not None:
-                ax.get_legend().remove()
-        if data:
-            fig.suptitle(_titled(data, f"pixel values after {setting}"), fontsize="medium")
+            len(rows), len(cols), figsize=(3.6 * len(cols) + 1.6, 2.9 * len(rows)),
+            sharex=True, sharey=True, squeeze=False, layout="constrained",
+        )  # fmt: skip
+        for i, row_value in enumerate(rows):
+            for j, col_value in enumerate(cols):
+                ax = axes[i][j]
+                panel = data[(data[row] == row_value) & (data[col] == col_value) & data[hue].isin(list(palette))]
+                if panel.empty:
+                    ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.5")
+                else:
+                    sns.lineplot(
+                        data=panel, x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
+                        errorbar=("ci", 95), seed=0, legend=False, ax=ax,
+                    )  # fmt: skip
+                # A dimension with one value repeats itself in every title; a single panel keeps both.
+                both = ((row, row_value, len(rows)), (col, col_value, len(cols)))
+                parts = [f"{name} = {value}" for name, value, n in both if n > 1 or len(rows) * len(cols) == 1]
+                ax.set_title(" | ".join(parts), fontsize="medium")
+                ax.set_xlabel(x)
+                ax.set_ylabel(metric_label(metric))
+                ax.label_outer()
+        figure_legend(fig, palette, hue)
     return fig
 
 
-def _titled(data: str | None, title: str) -> str:
-    """``title`` led by its data label (``Real data: ...``), so real and synthetic never look alike."""
-    return f"{data[:1].upper()}{data[1:]}: {title}" if data else title
+def difference_forest(differences: pd.DataFrame, compare: str, baseline: str, *, title: str,
+                      unit: str = "points") -> Figure:
+    """Each setting's paired difference to ``baseline`` as a dot with its 95 % interval, one row each.
+
+    ``differences`` is :func:`normtest_lib.report.paired.paired_differences`' frame whose index
+    ends in the ``compare`` level; a row without an interval (one seed) is a dot alone. The
+    vertical line at 0 is the baseline: an interval that crosses it is within the seed-to-seed spread.
+    """
+    if differences.empty:
+        raise ValueError(f"no paired differences to {baseline!r} to draw")
+    names = [str(name) for name in differences.index.get_level_values(compare)]
+    colours = palette_for(names)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.4))
+    for row, (name, (_, values)) in enumerate(zip(names, differences.iterrows())):
+        if not pd.isna(values["ci_low"]):
+            ax.plot([values["ci_low"], values["ci_high"]], [row, row], color=colours[name], linewidth=2.5)
+        ax.plot(values["mean"], row, "o", color=colours[name], markersize=7)
+    ax.axvline(0, color="0.3", linewidth=1)
+    ax.set_yticks(range(len(names)), [f"{name} (n={int(n)})" for name, n in zip(names, differences["n"])])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"test accuracy minus {baseline}'s, {unit} (mean over seeds, 95 % interval)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.4)
+    fig.tight_layout()
+    return fig
+
+
+# --- when there is nothing to draw -------------------------------------------------------
 
 
 def message_figure(message: str) -> Figure:

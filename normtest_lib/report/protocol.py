@@ -9,30 +9,22 @@ profile of the same grid gives it.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+# The parameters a protocol table lists by default (a fine-tuning protocol's); each study's package
+# names those its chapter sets beside the published protocol (``studies/<study>/analysis.py``, PROTOCOL_KEYS).
 PROTOCOL_KEYS = (
     "model", "pretrained", "dataset", "input_size", "input_norm", "stats_subset", "train_subset",
     "optimizer", "lr", "weight_decay", "schedule", "warmup_epochs", "epochs", "batch_size",
     "augment", "pad", "flip", "val_fraction", "test_every_epoch", "seed",
 )  # fmt: skip
-# The parameters each study chapter sets beside the published protocol (study 1's are PROTOCOL_KEYS).
-STUDY_PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
-    "input_normalization": PROTOCOL_KEYS,
-    "normalization_layers": (
-        "model", "depth_n", "dataset", "val_fraction", "train_subset", "norm_layer", "optimizer", "lr", "momentum",
-        "weight_decay", "schedule", "milestones", "epochs", "batch_size", "input_norm", "pad", "flip", "seed",
-    ),
-    "convnorm_label_noise": (
-        "model", "depth_n", "dataset", "val_fraction", "train_subset", "conv_layer", "norm_layer", "label_noise",
-        "label_noise_kind", "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "epochs",
-        "batch_size", "input_norm", "seed",
-    ),
-}  # fmt: skip
 # What a parameter's None means, in words.
 NONE_MEANS = {"input_size": "native", "train_subset": "all", "stats_subset": "all"}
+PAPER = "paper"  # the profile of every grid that runs the published protocol
+# A run started from another run of its profile names that run's best weights.
 PRETRAINED_RUN = re.compile(r"(^|/)(?P<run>[0-9a-f]{12})/best\.pt$")
 FROM_PRETRAINING_RUN = "the profile's pretraining run"
 
@@ -76,44 +68,18 @@ def protocol_table(
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("parameter")
 
 
-def pretraining_run_id(runs: pd.DataFrame) -> str | None:
-    """The id of the run the others started from (named in their ``pretrained`` path), if any."""
-    if "pretrained" not in runs.columns:
-        return None
-    found = runs["pretrained"].astype(str).str.extract(PRETRAINED_RUN)["run"].dropna().unique()
-    if len(found) > 1:
-        raise ValueError(f"runs start from more than one pretraining run: {sorted(found)}")
-    return str(found[0]) if len(found) else None
+def paper_runs(grid_file: str | Path) -> list[dict[str, Any]]:
+    """The published protocol: the configuration of each run of ``grid_file``'s ``paper`` profile."""
+    from ..grid.spec import load_grid  # imported here: a chapter that only formats tables needs no grid code
+
+    return [run.config.to_dict() for run in load_grid(grid_file, PAPER).runs]
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else float(value)
-
-
-def pretraining_sentence(source: Mapping[str, Any] | None, data: str) -> str:
-    """What every fine-tuning cell of a profile is, in one sentence built from its pretraining run's record.
-
-    ``source`` is the pretraining run's row of :func:`normtest_lib.report.results.collect_runs`
-    (None when the runs start from no pretraining run of their own); ``data``
-    names the fine-tuning set.
-    """
-    if source is None:
-        return f"These runs fine-tune on {data} and start from no pretraining run of this profile."
-    # The summary's input size (the size actually trained at) wins over the parameter (None: native).
-    size = _number(source.get("summary_input_size", source.get("input_size")))
-    accuracy = [_number(source.get(key)) for key in ("best_val_acc", "test_acc_at_best_val")]
-    measured = (
-        f" (best validation accuracy {100 * accuracy[0]:.1f} %, test {100 * accuracy[1]:.1f} %)"
-        if None not in accuracy
-        else ""
-    )
-    size_text = f" at {int(size)} px" if size is not None else ""
-    return (
-        f"Read every cell below as {data} fine-tuned from a `{source['model']}` pretrained in this profile on "
-        f"`{source['dataset']}`{size_text} for {int(source['epochs'])} epochs{measured}, not as an ImageNet "
-        "network: the pretraining set's statistics play ImageNet's part in `pretrain`. Its weights are not "
-        "committed; the profile rebuilds them, and each fine-tuning run records the SHA-256 of the file it started from."
-    )
+def profile_table(paper: Sequence[Mapping[str, Any]], runs: pd.DataFrame, profile: str,
+                  keys: Sequence[str] = PROTOCOL_KEYS) -> pd.DataFrame:
+    """:func:`protocol_table` of ``runs`` (one profile's rows of the runs frame) against ``paper``
+    (:func:`paper_runs`), its columns named as every chapter names them."""
+    return protocol_table(paper, runs.to_dict("records"), (f"published protocol ({PAPER})", f"{profile} profile"), keys)
 
 
 def reductions_sentence(table: pd.DataFrame, profile: str) -> str:

@@ -248,15 +248,6 @@ def _read_csv_rows(path: Path, required: str) -> pd.DataFrame | None:
     return frame
 
 
-def fullest_profile(runs: pd.DataFrame, study: str) -> str:
-    """The profile of ``study`` with the most complete runs (a paper grid over its smoke test)."""
-    of_study = runs[(runs["study"] == study) & (runs["status"] == "complete")] if len(runs) else runs
-    if of_study.empty:
-        raise LookupError(f"no complete runs of study {study!r}: run `normtest run params/{study}.yml --profile smoke`")
-    counts = of_study["profile"].value_counts()
-    return str(counts.index[0])
-
-
 def at_best_epoch(runs: pd.DataFrame, histories: pd.DataFrame, column: str) -> pd.Series:
     """Each run's history ``column`` at its best epoch (the summary's ``best_epoch``), indexed like ``runs``.
 

@@ -188,6 +188,13 @@ def aggregate_seeds(
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()})
 
 
+def seed_summary(runs: pd.DataFrame, metric: str, keys: Sequence[str]) -> pd.DataFrame:
+    """:func:`aggregate_seeds` of an accuracy ``metric`` (fractions) per group of ``keys``, mean and std in percent."""
+    stats = aggregate_seeds(runs, metric, list(keys))
+    stats[["mean", "std"]] *= 100.0
+    return stats
+
+
 def format_mean_std(mean: float, std: float, n: int, digits: int = 1) -> str:
     """"87.9 ± 0.3 (n=3)"; without a spread (n=1 or NaN std) "87.9 (n=1)"."""
     if pd.isna(mean):

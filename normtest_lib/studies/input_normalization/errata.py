@@ -24,11 +24,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..stats.channel import ChannelStats
-from ..stats.image_checks import ImageChecks
-from ..stats.reference import IMAGENET, PUBLISHED_TABLE1
-from .stats_tables import distance_from_standard, stats_columns, stats_row
-from .tables import aggregate_seeds
+from ...report.stats_tables import distance_from_standard, stats_columns, stats_row
+from ...report.tables import aggregate_seeds
+from ...stats.channel import ChannelStats
+from ...stats.image_checks import ImageChecks
+from ...stats.reference import PUBLISHED_TABLE1
 
 PP = 100.0  # fractions to percentage points
 

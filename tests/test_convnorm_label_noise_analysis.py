@@ -1,4 +1,5 @@
-"""Stability numbers and accuracy lost to label noise, against hand computations."""
+"""Study 3's analysis (studies/convnorm_label_noise/analysis.py): variants, noise levels and tables on fabricated
+runs whose numbers are known; stability numbers and accuracy lost to label noise, against hand computations."""
 
 from __future__ import annotations
 
@@ -9,7 +10,59 @@ import pandas as pd
 import pytest
 
 from normtest_lib.report.paired import paired_difference_table
-from normtest_lib.report.stability import accuracy_lost, run_stability
+from normtest_lib.report.published import published_results
+from normtest_lib.report.tables import check_only_seeds_vary
+from normtest_lib.studies.convnorm_label_noise import analysis
+from normtest_lib.studies.convnorm_label_noise.analysis import accuracy_lost, run_stability
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for conv, norm, base in (("conv", "torch_bn", 0.90), ("convnorm:1000", "none", 0.80), ("convnorm", "torch_bn", 0.85)):
+        for noise in (0.0, 0.2):
+            for seed in (0, 1, 2):
+                rows.append({"conv_layer": conv, "norm_layer": norm, "label_noise": noise, "seed": seed, "noise_seed": seed,
+                             "status": "complete", "acc": base - noise / 2 + 0.01 * seed})  # fmt: skip
+    return analysis.add_variant(pd.DataFrame(rows))
+
+
+def test_variants_are_named_from_the_two_layer_parameters():
+    assert analysis.variant_label("conv", "torch_bn") == "bn"
+    assert analysis.variant_label("convnorm:1000", "none") == "convnorm"  # the decay length is not a variant
+    assert analysis.variant_label("convnorm", "torch_bn") == "convnorm+bn"
+    assert analysis.variant_label("conv", "gn") == "conv + gn"
+    with pytest.raises(KeyError, match="conv_layer"):
+        analysis.add_variant(pd.DataFrame({"norm_layer": ["none"]}))
+
+
+def test_accuracy_by_noise_shows_mean_std_per_level_and_the_published_values():
+    runs = _runs()
+    published = analysis.published_by_variant(published_results("convnorm_label_noise"))
+    table = analysis.accuracy_by_noise(runs, "acc", published).data
+    # bn at 20 % noise: 0.80, 0.81, 0.82 -> 81.0 ± 1.0 (n=3)
+    assert table.loc["bn", ("ours", "20 % noise")] == "81.0 ± 1.0 (n=3)"
+    assert table.loc["bn", ("published", "0 % noise")] == "94.5"
+    assert table.loc["convnorm", ("published", "20 % noise")] == "≈63.0"  # "about" values are marked
+    assert list(table.index) == ["bn", "convnorm", "convnorm+bn"]
+
+
+def test_noise_seeds_pool_like_seeds_but_other_params_do_not():
+    runs = _runs().assign(lr=0.1)
+    runs.attrs["param_columns"] = ["conv_layer", "norm_layer", "label_noise", "lr", "noise_seed", "seed"]
+    check_only_seeds_vary(runs, ["variant", "label_noise"])  # seed and noise_seed vary together: replicates
+    runs.loc[0, "lr"] = 0.2
+    with pytest.raises(ValueError, match="lr"):
+        check_only_seeds_vary(runs, ["variant", "label_noise"])
+
+
+def test_noise_levels_read_as_percent_in_tables_and_the_stability_window_scales_with_the_run():
+    frame = pd.DataFrame({"mean": [1.0]}, index=pd.MultiIndex.from_tuples([("convnorm", 0.2)], names=["variant", "label_noise"]))
+    assert list(analysis.by_noise_level(frame).index) == [("convnorm", "20 %")]
+    assert analysis.by_noise_level(frame).index.names == ["variant", "label noise"]
+    assert analysis.stability_window(100) == 10 and analysis.stability_window(10) == 3 and analysis.stability_window(4) == 2
+
+
+# --- stability and accuracy lost to noise ---------------------------------------------------
 
 T_975_2DF = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom (tables)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from normtest_lib.report.errata_input_norm import (
+from normtest_lib.studies.input_normalization.errata import (
     bgr_table1_rows,
     closest_row_sentence,
     constant_channel_images,
@@ -151,7 +151,7 @@ def test_seed_spread_vs_published():
 
 
 def test_selection_sentence_reports_the_gain_and_where_validation_chose():
-    from normtest_lib.report.errata_input_norm import selection_sentence
+    from normtest_lib.studies.input_normalization.errata import selection_sentence
 
     runs = pd.DataFrame({"run_id": ["a", "b"], "status": "complete", "test_acc_at_best_val": [0.50, 0.60],
                          "best_epoch": [2, 3]})

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from normtest_lib.report.errata_layers import (
+from normtest_lib.studies.normalization_layers.errata import (
     HistoryKeepingBN,
     autograd_nodes,
     batch_size_table,

@@ -9,7 +9,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from normtest_lib.report import layer_plots  # noqa: E402
+from normtest_lib.studies.normalization_layers import figures  # noqa: E402
 from test_plots import close_figures, drawn_lines  # noqa: E402, F401 (close_figures: autouse fixture)
 
 LAYERS = ("stem.norm", "stages.0.0.norm1", "stages.0.0.norm2")
@@ -44,7 +44,7 @@ def features():
 
 
 def test_feature_evolution_one_panel_per_percentile_lines_are_means_over_seeds(features):
-    fig = layer_plots.feature_evolution(features, hue_order=["gn:c/4", "bn"])
+    fig = figures.feature_evolution(features, hue_order=["gn:c/4", "bn"])
     assert isinstance(fig, Figure) and [ax.get_title() for ax in fig.axes] == ["p01", "p20", "p80", "p99"]
     assert len(fig.legends) == 1 and list(legend_colours(fig)) == ["gn:c/4", "bn"]
     assert all(len(drawn_lines(ax)) == 2 for ax in fig.axes)  # the layer_stats rows are ignored
@@ -55,9 +55,9 @@ def test_feature_evolution_one_panel_per_percentile_lines_are_means_over_seeds(f
 
 def test_feature_evolution_errors(features):
     with pytest.raises(KeyError, match=r"no column\(s\) \['batch_size'\]; available: \['run_id'"):
-        layer_plots.feature_evolution(features, hue="batch_size")
+        figures.feature_evolution(features, hue="batch_size")
     with pytest.raises(ValueError, match="no 'features' probe rows; probes present: \\['layer_stats'\\]"):
-        layer_plots.feature_evolution(features[features["probe"] != "features"])
+        figures.feature_evolution(features[features["probe"] != "features"])
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def layer_stats():
 
 
 def test_layer_output_stats_module_order_and_last_epoch_means(layer_stats):
-    fig = layer_plots.layer_output_stats(layer_stats)
+    fig = figures.layer_output_stats(layer_stats)
     mean_ax, std_ax = fig.axes
     assert mean_ax.get_title() == "output mean (last epoch)" and std_ax.get_title() == "output std (last epoch)"
     assert [t.get_text() for t in std_ax.get_xticklabels()] == list(LAYERS)
@@ -82,17 +82,17 @@ def test_layer_output_stats_module_order_and_last_epoch_means(layer_stats):
 def test_layer_output_stats_at_an_epoch_and_runs_of_different_depth(layer_stats):
     # A run stopped early: its last epoch is 2, where the others' is 3.
     early = layer_stats[~((layer_stats["run_id"] == "bn-0") & (layer_stats["epoch"] == 3))]
-    fig = layer_plots.layer_output_stats(early, hue_order=["bn"])
+    fig = figures.layer_output_stats(early, hue_order=["bn"])
     chosen = early[(early["norm_layer"] == "bn") & (early["name"] == "stem.norm/mean")]
     last = chosen[chosen["epoch"] == chosen.groupby("run_id")["epoch"].transform("max")]
     assert line_of(fig.axes[0], legend_colours(fig)["bn"]).get_ydata()[0] == pytest.approx(last["value"].mean())
     # A run with one more layer: its extra position takes its own path as tick label.
     deeper = probe_rows("layer_stats", [f"{layer}/{s}" for layer in [*LAYERS, "head.norm"] for s in ("mean", "std")], ("ln",))
-    fig = layer_plots.layer_output_stats(pd.concat([layer_stats, deeper]), epoch=1)
+    fig = figures.layer_output_stats(pd.concat([layer_stats, deeper]), epoch=1)
     assert fig.axes[0].get_title() == "output mean (epoch 1)"
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == [*LAYERS, "head.norm"]
     with pytest.raises(ValueError, match=r"no 'layer_stats' rows at epoch 9; epochs: \[1, 2, 3\]"):
-        layer_plots.layer_output_stats(layer_stats, epoch=9)
+        figures.layer_output_stats(layer_stats, epoch=9)
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def gates():
 
 
 def test_gate_over_training_lines_per_layer_with_min_and_rho_one(gates):
-    fig = layer_plots.gate_over_training(gates)
+    fig = figures.gate_over_training(gates)
     (ax,) = fig.axes
     assert ax.get_ylim() == (0.0, 1.05)
     (one,) = [line for line in drawn_lines(ax) if line.get_linestyle() == ":"]
@@ -115,16 +115,16 @@ def test_gate_over_training_lines_per_layer_with_min_and_rho_one(gates):
     for line, stat in ((solid, "mean"), (dashed, "min")):
         chosen = gates[gates["name"] == f"stages.0.0.norm1/{stat}"]
         np.testing.assert_allclose(line.get_ydata(), chosen.groupby("epoch")["value"].mean().to_numpy())
-    assert len([line for line in drawn_lines(layer_plots.gate_over_training(gates, "min").axes[0]) if line.get_linestyle() == "--"]) == 0
+    assert len([line for line in drawn_lines(figures.gate_over_training(gates, "min").axes[0]) if line.get_linestyle() == "--"]) == 0
 
 
 def test_gate_over_training_errors(gates):
     with pytest.raises(ValueError, match="stat must be one of"):
-        layer_plots.gate_over_training(gates, stat="median")
+        figures.gate_over_training(gates, stat="median")
     with pytest.raises(ValueError, match="no 'bin_gate' probe rows"):
-        layer_plots.gate_over_training(gates.assign(probe="features"))
+        figures.gate_over_training(gates.assign(probe="features"))
     with pytest.raises(KeyError, match=r"\['value'\]"):
-        layer_plots.gate_over_training(gates.drop(columns="value"))
+        figures.gate_over_training(gates.drop(columns="value"))
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def points():
 
 
 def test_metric_vs_batch_size_log2_axis_percent_and_means(points):
-    fig = layer_plots.metric_vs_batch_size(points)
+    fig = figures.metric_vs_batch_size(points)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and ax.xaxis.get_transform().base == 2
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "16", "128"]
@@ -148,14 +148,14 @@ def test_metric_vs_batch_size_log2_axis_percent_and_means(points):
     expected = 100 * points[points["norm_layer"] == "gn:c/4"].groupby("batch_size")["test_acc_at_best_val"].mean()
     np.testing.assert_allclose(line.get_xdata(), [2, 16, 128])
     np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
-    loss = layer_plots.metric_vs_batch_size(points.assign(loss=points["test_acc_at_best_val"]), y="loss")
+    loss = figures.metric_vs_batch_size(points.assign(loss=points["test_acc_at_best_val"]), y="loss")
     assert line_of(loss.axes[0], legend_colours(loss)["bn"], marker="o").get_ydata().max() < 1  # not an accuracy: no percent
 
 
 def test_metric_vs_batch_size_errors(points):
     with pytest.raises(KeyError, match=r"points have no column\(s\) \['val_acc'\]"):
-        layer_plots.metric_vs_batch_size(points, y="val_acc")
+        figures.metric_vs_batch_size(points, y="val_acc")
     with pytest.raises(ValueError, match="must be positive"):
-        layer_plots.metric_vs_batch_size(points.assign(batch_size=0))
+        figures.metric_vs_batch_size(points.assign(batch_size=0))
     with pytest.raises(ValueError, match="nothing to plot"):
-        layer_plots.metric_vs_batch_size(points.assign(test_acc_at_best_val=np.nan))
+        figures.metric_vs_batch_size(points.assign(test_acc_at_best_val=np.nan))

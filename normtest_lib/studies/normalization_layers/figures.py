@@ -1,6 +1,6 @@
-"""Figures for the normalization-layer study: probes over training, layer statistics, batch size.
+"""Study 2's figures: probes over training, layer statistics, batch size.
 
-Same conventions as :mod:`normtest_lib.report.study_plots`: each function returns
+Same conventions as :mod:`normtest_lib.report.plots`, whose helpers they use: each function returns
 a matplotlib Figure made through pyplot, shows nothing and never selects a
 backend; seaborn is imported inside the functions. ``probes`` is the long frame of
 :func:`normtest_lib.report.results.collect_probes` (a run's columns, then epoch,
@@ -21,10 +21,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from .results import PROBE_COLUMNS
-from .study_plots import (
-    BASELINE_COLOUR, _as_percent, _figure_legend, _ordered, _palette, _require, _tick_label, metric_label, t_interval,
+from ...report.colours import palette_for
+from ...report.plots import (
+    BASELINE_COLOUR, as_percent, figure_legend, metric_label, ordered, require_columns, t_interval, tick_label,
 )  # fmt: skip
+from ...report.results import PROBE_COLUMNS
 
 PERCENTILES = ("p01", "p20", "p80", "p99")
 GATE_STATS = ("mean", "min", "max")
@@ -33,10 +34,10 @@ GATE_ONE_LABEL = "rho = 1 (batch norm only)"
 
 def _probe_rows(probes: pd.DataFrame, probe: str, columns: Sequence[str | None] = ()) -> pd.DataFrame:
     """The rows of ``probe`` with a value; KeyError for missing columns, ValueError when none are left."""
-    _require(probes, [*PROBE_COLUMNS, *columns], "probes")
+    require_columns(probes, [*PROBE_COLUMNS, *columns], "probes")
     rows = probes[probes["probe"] == probe].dropna(subset=["value"])
     if rows.empty:
-        raise ValueError(f"nothing to plot: no {probe!r} probe rows; probes present: {_ordered(probes['probe'].dropna())}")
+        raise ValueError(f"nothing to plot: no {probe!r} probe rows; probes present: {ordered(probes['probe'].dropna())}")
     return rows
 
 
@@ -65,7 +66,7 @@ def feature_evolution(probes: pd.DataFrame, hue: str = "norm_layer", hue_order: 
     rows = _probe_rows(probes, "features", [hue])
     import seaborn as sns  # imported here: it costs over a second to import
 
-    palette = _palette(list(hue_order) if hue_order is not None else _ordered(rows[hue]))
+    palette = palette_for(list(hue_order) if hue_order is not None else ordered(rows[hue]))
     rows = rows[rows[hue].isin(list(palette))]
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(
@@ -83,7 +84,7 @@ def feature_evolution(probes: pd.DataFrame, hue: str = "norm_layer", hue_order: 
             ax.set_title(percentile)
             ax.set_xlabel("epoch")
             ax.set_ylabel("pooled feature value" if ax is axes[0][0] else "")
-        _figure_legend(fig, palette, hue)
+        figure_legend(fig, palette, hue)
     return fig
 
 
@@ -110,7 +111,7 @@ def layer_output_stats(
     labels = rows.drop_duplicates("position").sort_values("position")
     import seaborn as sns
 
-    palette = _palette(list(hue_order) if hue_order is not None else _ordered(rows[hue]))
+    palette = palette_for(list(hue_order) if hue_order is not None else ordered(rows[hue]))
     rows = rows[rows[hue].isin(list(palette))]
     when = "last epoch" if epoch is None else f"epoch {epoch}"
     with sns.axes_style("whitegrid"):
@@ -127,7 +128,7 @@ def layer_output_stats(
             ax.set_xlabel("normalization layer (module order)")
         axes[1].set_xticks(labels["position"].tolist(), labels=labels["layer"].tolist(), rotation=90, fontsize="small")
         axes[1].xaxis.set_minor_locator(NullLocator())
-        _figure_legend(fig, palette, hue, marker="o")
+        figure_legend(fig, palette, hue, marker="o")
     return fig
 
 
@@ -143,7 +144,7 @@ def gate_over_training(probes: pd.DataFrame, stat: str = "mean") -> Figure:
         raise ValueError(f"stat must be one of {list(GATE_STATS)}; got {stat!r}")
     rows = _split_names(_probe_rows(probes, "bin_gate"))
     if not (rows["stat"] == stat).any():
-        raise ValueError(f"nothing to plot: no 'bin_gate' {stat!r} rows; stats present: {_ordered(rows['stat'])}")
+        raise ValueError(f"nothing to plot: no 'bin_gate' {stat!r} rows; stats present: {ordered(rows['stat'])}")
     import seaborn as sns
 
     layers = list(pd.unique(rows["layer"]))
@@ -163,7 +164,7 @@ def gate_over_training(probes: pd.DataFrame, stat: str = "mean") -> Figure:
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"gate rho ({stat} over channels)")
         ax.set_title("Batch-Instance Norm gates", fontsize="medium")
-        _figure_legend(fig, palette, "BIN layer", extra=extra)
+        figure_legend(fig, palette, "BIN layer", extra=extra)
     return fig
 
 
@@ -178,37 +179,37 @@ def metric_vs_batch_size(
 
     ``points`` has one row per run; each marker is the mean over the runs
     (seeds) sharing a ``hue`` and ``x`` value, its error bar the 95 %
-    Student-t interval of that mean (:func:`~normtest_lib.report.study_plots.t_interval`).
+    Student-t interval of that mean (:func:`~normtest_lib.report.plots.t_interval`).
     Accuracy fractions are drawn in percent.
     """
-    _require(points, [x, y, hue], "points")
+    require_columns(points, [x, y, hue], "points")
     data = points.dropna(subset=[x, y])
     if data.empty:
         raise ValueError(f"nothing to plot: no run has both {x} and {y}")
     data = data.assign(**{x: pd.to_numeric(data[x])})
     if (data[x] <= 0).any():
         raise ValueError(f"{x} must be positive on a log axis; got {sorted(data[x].unique().tolist())}")
-    data = _as_percent(data, y)
+    data = as_percent(data, y)
     import seaborn as sns
 
-    palette = _palette(list(hue_order) if hue_order is not None else _ordered(data[hue]))
+    palette = palette_for(list(hue_order) if hue_order is not None else ordered(data[hue]))
     with sns.axes_style("whitegrid"):
         fig, ax = plt.subplots(figsize=(6.0, 3.6), layout="constrained")
         for value, colour in palette.items():
             group = data[data[hue] == value]
             if group.empty:
                 continue
-            sizes = _ordered(group[x])
+            sizes = ordered(group[x])
             means, halves = zip(*(t_interval(group.loc[group[x] == size, y]) for size in sizes))
             ax.errorbar(
                 np.asarray(sizes, dtype=float), np.asarray(means), yerr=np.asarray(halves),
                 color=colour, marker="o", markersize=4, capsize=3, linewidth=1.4,
             )  # fmt: skip
         ax.set_xscale("log", base=2)
-        ticks = _ordered(data[x])
-        ax.set_xticks(ticks, labels=[_tick_label(t) for t in ticks])
+        ticks = ordered(data[x])
+        ax.set_xticks(ticks, labels=[tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(metric_label(y))
-        _figure_legend(fig, palette, hue, marker="o")
+        figure_legend(fig, palette, hue, marker="o")
     return fig

@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import make_config, parse_override
-from ..errors import ConfigError
-from ..layers._moments import per_channel
-from ..layers.batchinstancenorm import RHO_OPTIM_OVERRIDES, BatchInstanceNorm
-from ..layers.batchnorm import BatchNorm
-from .tables import aggregate_seeds, format_mean_std
+from ...config import make_config, parse_override
+from ...errors import ConfigError
+from ...layers._moments import per_channel
+from ...layers.batchinstancenorm import RHO_OPTIM_OVERRIDES, BatchInstanceNorm
+from ...layers.batchnorm import BatchNorm
+from ...report.tables import aggregate_seeds, format_mean_std
 
 
 class RecreatedGateBIN(BatchInstanceNorm):

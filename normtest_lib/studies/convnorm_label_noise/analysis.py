@@ -1,0 +1,276 @@
+"""Study 3's runs in its own terms: the three variants, noise levels, stability and accuracy lost to noise.
+
+A study-3 network is named by two run parameters, ``conv_layer`` and ``norm_layer``; the
+chapter speaks of three variants: ``bn`` (plain convolution + BatchNorm), ``convnorm``
+(the preconditioned convolution and its affine, no BatchNorm) and ``convnorm+bn`` (the
+same followed by BatchNorm, what the official layer computed by default).
+
+The course paper claimed ConvNorm "more stable" from its curves and "losing less accuracy
+as noise grows" from single runs. Both become numbers here:
+
+- :func:`run_stability`, per run, from its history: ``test_acc_std_last10``, the
+  sample standard deviation (ddof 1) of test accuracy over the run's last 10
+  epochs (the plateau, where a stable network should not move), and
+  ``test_acc_mean_abs_change``, the mean of |acc(e) - acc(e-1)| over all pairs of
+  consecutive epochs (the whole run's jitter, the lr steps included);
+- :func:`accuracy_lost`, per variant and noise level p: the mean over seeds of
+  metric(0 %) - metric(p), paired by seed, with the 95 % t interval of
+  :mod:`normtest_lib.report.paired` (positive: noise costs accuracy);
+- :func:`loss_difference`: what one variant loses to noise minus what another loses, paired by seed.
+
+All are per-seed figures; compare variants by their mean and spread over seeds
+(:func:`normtest_lib.report.tables.aggregate_seeds`), never on one seed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from ...report.converged import with_converged_column
+from ...report.paired import CONFIDENCE, confidence_interval, paired_differences
+from ...report.results import PREFERRED_SOURCE
+from ...report.tables import MISSING_TEXT, best_two_css, format_mean_std, seed_summary
+
+VARIANT_NAMES = {("conv", "torch_bn"): "bn", ("convnorm", "none"): "convnorm", ("convnorm", "torch_bn"): "convnorm+bn"}
+VARIANT_ORDER = ("bn", "convnorm", "convnorm+bn")
+# The parameters the chapter sets beside the published protocol (report/protocol.py's table).
+PROTOCOL_KEYS = (
+    "model", "depth_n", "dataset", "val_fraction", "train_subset", "conv_layer", "norm_layer", "label_noise",
+    "label_noise_kind", "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "epochs",
+    "batch_size", "input_norm", "seed",
+)  # fmt: skip
+
+
+# --- the variants and the noise levels -----------------------------------------------------
+
+
+def variant_label(conv_layer: str, norm_layer: str) -> str:
+    """``bn``, ``convnorm`` or ``convnorm+bn``; any other pair as ``conv_layer + norm_layer``.
+    An argument of the convolution (``convnorm:1000``, its decay length) does not change the variant."""
+    base = str(conv_layer).partition(":")[0]
+    return VARIANT_NAMES.get((base, str(norm_layer)), f"{conv_layer} + {norm_layer}")
+
+
+def add_variant(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (runs, histories or probes, with ``conv_layer`` and ``norm_layer`` columns) with a ``variant`` column."""
+    missing = [c for c in ("conv_layer", "norm_layer") if c not in frame.columns]
+    if missing:
+        raise KeyError(f"no column(s) {missing} to name the variant from")
+    labels = [variant_label(c, n) for c, n in zip(frame["conv_layer"], frame["norm_layer"])]
+    return frame.assign(variant=labels)
+
+
+def variant_order(values: Sequence[str]) -> list[str]:
+    """The three variants in the chapter's order, then any other, sorted."""
+    present = set(values)
+    return [v for v in VARIANT_ORDER if v in present] + sorted(present - set(VARIANT_ORDER))
+
+
+def noise_label(fraction: float) -> str:
+    """0.2 -> ``20 % noise``."""
+    return f"{noise_level_text(fraction)} noise"
+
+
+def noise_level_text(fraction: float) -> str:
+    """0.2 -> ``20 %``: a noise level as a table's index shows it."""
+    return f"{100 * float(fraction):g} %"
+
+
+def by_noise_level(frame: pd.DataFrame, level: str = "label_noise") -> pd.DataFrame:
+    """``frame`` with its ``label_noise`` index level renamed ``label noise`` and shown as ``20 %``,
+    so tables and the sentences built from them read "(label noise 20 %)"."""
+    names = list(frame.index.names)
+    if level not in names:
+        return frame
+    renamed = frame.rename(index=noise_level_text, level=level)
+    return renamed.rename_axis(index={level: "label noise"})
+
+
+def stability_window(epochs: int, published: int = 10) -> int:
+    """How many last epochs the stability std covers: the published 10, or for a run too short
+    for that to be a plateau (under 40 epochs) its last third, at least 2."""
+    return published if epochs >= 4 * published else max(2, epochs // 3)
+
+
+def accuracy_by_noise(
+    runs: pd.DataFrame,
+    metric: str,
+    published: pd.DataFrame | None = None,
+    digits: int = 1,
+) -> Styler:
+    """Rows: variants; a column per noise level: ours as mean ± std (n) in percent over seeds, the
+    published beside (``published``: rows variant, columns noise fraction, values fractions;
+    approximate values in a column ``approx`` of booleans are shown with ``≈``). Best of each
+    column bold, second underlined."""
+    if runs.empty:
+        raise ValueError("no runs to tabulate")
+    levels = sorted(runs["label_noise"].astype(float).unique())
+    text, values = {}, {}
+    for level in levels:
+        stats = seed_summary(runs[runs["label_noise"].astype(float) == level], metric, ["variant"])
+        label = noise_label(level)
+        values[label] = stats["mean"]
+        text[label] = stats.apply(lambda row: format_mean_std(row["mean"], row["std"], row["n"], digits), axis=1)
+    ours_text, ours_values = pd.DataFrame(text), pd.DataFrame(values)
+    rows = variant_order(list(ours_text.index) + (list(published["variant"]) if published is not None else []))
+    blocks_text = {"ours": ours_text.reindex(rows)}
+    css_blocks = {"ours": best_two_css(ours_values.reindex(rows), axis=0)}
+    if published is not None and not published.empty:
+        table = published.pivot_table(index="variant", columns="label_noise", values="value")
+        approx = published.pivot_table(index="variant", columns="label_noise", values="approx", aggfunc="any")
+        table = table.reindex(rows)
+        shown = pd.DataFrame(
+            {
+                noise_label(level): [
+                    MISSING_TEXT if pd.isna(v) else ("≈" if bool(approx.get(level, pd.Series()).get(variant, False)) else "")
+                    + f"{100 * v:.{digits}f}"
+                    for variant, v in table[level].items()
+                ]
+                for level in table.columns
+            },
+            index=table.index,
+        )
+        blocks_text["published"] = shown
+        css_blocks["published"] = best_two_css(table.rename(columns=noise_label) * 100.0, axis=0)
+    frame = pd.concat(blocks_text, axis=1, names=["source", "label noise"]).fillna(MISSING_TEXT)
+    css = pd.concat(css_blocks, axis=1).reindex(index=frame.index, columns=frame.columns, fill_value="")
+    frame, css = with_converged_column(frame, css, runs, "variant")
+    return frame.style.apply(lambda _: css.fillna(""), axis=None)
+
+
+def published_by_variant(published: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:
+    """The published long frame (``report.published.published_results``) of one data set as
+    (variant, label_noise, value, approx) rows, ``approx`` True for values read as "about"."""
+    rows = published[(published["dataset"] == dataset) & published["metric"].str.startswith("test_acc")]
+    return pd.DataFrame(
+        {
+            "variant": rows["variant"].to_numpy(),
+            "label_noise": rows["label_noise"].astype(float).to_numpy(),
+            "value": rows["value"].astype(float).to_numpy(),
+            "approx": rows["metric"].str.endswith("_approx").to_numpy(),
+        }
+    )
+
+
+# --- stability and accuracy lost to noise ----------------------------------------------
+
+
+LAST_EPOCHS = 10  # the published stability window: the std over a run's last 10 epochs
+
+
+def run_stability(histories: pd.DataFrame, *, value: str = "test_acc", last: int = LAST_EPOCHS) -> pd.DataFrame:
+    """One row per ``run_id``: the std of ``value`` over its last ``last`` epochs and its mean absolute change.
+
+    ``histories`` is long, one row per epoch (``run_id``, ``epoch``, ``value``), as
+    :func:`normtest_lib.report.results.collect_histories` returns. Epochs without a
+    value (e.g. ``test_every_epoch: false``) are left out. A run with fewer than
+    ``last`` epochs gets the std of all it has (``n_epochs`` says how many it has);
+    fewer than two values give NaN, since one number has no spread and no change.
+    A run is identified by (``study``, ``profile``, ``run_id``) where the frame has
+    those columns; a run present under both ``results/`` and ``runs/`` counts once
+    (the committed copy, as :func:`normtest_lib.report.results.drop_duplicate_runs`).
+    Columns: the run's key, every other column constant within each run (its params
+    and location), then ``{value}_std_last{last}``, ``{value}_mean_abs_change``, ``n_epochs``.
+    """
+    missing = [c for c in ("run_id", "epoch", value) if c not in histories.columns]
+    if missing:
+        raise KeyError(f"history frame has no column(s) {missing}; available: {list(histories.columns)}")
+    key = [c for c in ("study", "profile", "run_id") if c in histories.columns]
+    std_name, change_name = f"{value}_std_last{last}", f"{value}_mean_abs_change"
+    if histories.empty:
+        return pd.DataFrame(columns=[*key, std_name, change_name, "n_epochs"])
+    histories = _one_copy_per_run(histories, key)
+    frame = histories.assign(_value=pd.to_numeric(histories[value], errors="coerce")).dropna(subset=["_value"])
+    frame = frame.sort_values([*key, "epoch"], kind="stable")
+    rows = []
+    for run, group in frame.groupby(key, sort=True, dropna=False):
+        values = group["_value"].to_numpy(dtype=float)
+        tail = values[-last:]
+        rows.append(
+            {
+                **dict(zip(key, run)),
+                std_name: float(np.std(tail, ddof=1)) if len(tail) >= 2 else float("nan"),
+                change_name: float(np.mean(np.abs(np.diff(values)))) if len(values) >= 2 else float("nan"),
+                "n_epochs": len(values),
+            }
+        )
+    out = pd.DataFrame(rows, columns=[*key, std_name, change_name, "n_epochs"])
+    carried = _constant_columns(histories, key, exclude={value, "epoch"})
+    if carried:
+        firsts = histories.groupby(key, sort=True, dropna=False)[carried].first().reset_index()
+        out = firsts.merge(out, on=key, how="right")
+    return out
+
+
+def _one_copy_per_run(histories: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Drop a second copy of a run's epochs (a run both committed and local), keeping the committed one."""
+    if "source" not in histories.columns:
+        return histories
+    histories = histories.reset_index(drop=True)
+    preference = (histories["source"] != PREFERRED_SOURCE).to_numpy()
+    ordered = histories.assign(_preference=preference).sort_values("_preference", kind="stable")
+    chosen = ordered.groupby(key, sort=False, dropna=False)["source"].transform("first").sort_index()
+    return histories[histories["source"] == chosen]
+
+
+def _constant_columns(histories: pd.DataFrame, key: list[str], exclude: set[str]) -> list[str]:
+    """Columns other than ``key`` and ``exclude`` that hold one value within every run (params, location)."""
+    candidates = [c for c in histories.columns if c not in key and c not in exclude]
+    if not candidates:
+        return []
+    as_text = histories[candidates].astype(str)  # str: NaN, tuples and mixed types compare as written
+    spread = as_text.groupby([histories[k] for k in key], dropna=False).nunique(dropna=False).max()
+    return [c for c in candidates if spread[c] <= 1]
+
+
+def accuracy_lost(
+    runs: pd.DataFrame,
+    metric: str = "test_acc_at_best_val",
+    *,
+    variant: str = "variant",
+    noise: str = "label_noise",
+    pair_on: str = "seed",
+    scale: float = 100.0,
+    confidence: float = CONFIDENCE,
+) -> pd.DataFrame:
+    """Per ``variant`` and noise level p > 0: the mean over seeds of metric(noise 0) - metric(noise p).
+
+    Runs (one row each, columns ``variant``, ``noise``, ``pair_on``, ``metric``) are
+    paired by seed within a variant, by
+    :func:`normtest_lib.report.paired.paired_differences` (its rules: complete runs
+    only when a ``status`` column says so, a seed counts only where both levels
+    have a run, nothing but the seed may vary within a group), with the sign
+    turned: a positive figure is accuracy *lost* to the noise. Returns one row per
+    (variant, p), indexed like that function's frame, with ``mean``, ``std``, ``n``
+    and the ``confidence`` t interval ``ci_low``, ``ci_high`` (NaN for n < 2), all
+    scaled by ``scale`` (percentage points for accuracies by default).
+    """
+    differences = paired_differences(
+        runs, metric, noise, 0.0, [variant], pair_on, scale=scale, confidence=confidence
+    )  # metric(p) - metric(0)
+    lost = differences.copy()
+    lost["mean"] = -differences["mean"]
+    lost["ci_low"] = -differences["ci_high"]
+    lost["ci_high"] = -differences["ci_low"]
+    return lost[["mean", "std", "n", "ci_low", "ci_high"]]
+
+
+def loss_difference(runs: pd.DataFrame, metric: str, variant: str, reference: str, level: float,
+                    scale: float = 100.0) -> pd.Series:
+    """Accuracy lost to noise ``level`` by ``variant`` minus that lost by ``reference``, paired by seed
+    (negative: ``variant`` loses less). ``mean``, ``n``, ``ci_low``, ``ci_high`` in points."""
+    complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
+    values = complete.assign(_value=pd.to_numeric(complete[metric], errors="coerce") * scale,
+                             _noise=complete["label_noise"].astype(float))
+    wide = values.pivot_table(index="seed", columns=["variant", "_noise"], values="_value", aggfunc="mean")
+    needed = [(name, noise) for name in (variant, reference) for noise in (0.0, float(level))]
+    if any(column not in wide.columns for column in needed):
+        return pd.Series({"mean": np.nan, "n": 0, "ci_low": np.nan, "ci_high": np.nan})
+    lost = {name: wide[(name, 0.0)] - wide[(name, float(level))] for name in (variant, reference)}
+    per_seed = (lost[variant] - lost[reference]).dropna()
+    low, high = confidence_interval(per_seed.to_numpy())
+    return pd.Series({"mean": per_seed.mean(), "n": len(per_seed), "ci_low": low, "ci_high": high})

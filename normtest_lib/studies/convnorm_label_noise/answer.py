@@ -1,0 +1,103 @@
+"""Study 3's answer: does ConvNorm lose less accuracy to label noise than batch norm?
+
+Computed from the study's runs for the landing page and the chapter's opening
+(:func:`study_answer`), with the wording every answer shares
+(:mod:`normtest_lib.report.findings`): the accuracy each variant loses at the
+highest noise level, ConvNorm's loss against BN's seed by seed, where each
+starts without noise, and the baseline's absolute accuracy beside the published one.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ...report import protocol
+from ...report.findings import (
+    Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
+    learning_speed_caveat, titled, unconverged_title, with_baseline,
+)  # fmt: skip
+from ...report.paired import significant, within_noise
+from ...report.published import published_results
+from .analysis import (
+    PROTOCOL_KEYS, VARIANT_ORDER, accuracy_lost, add_variant, loss_difference, noise_level_text, variant_order,
+)  # fmt: skip
+from .figures import accuracy_vs_noise
+
+STUDY = "convnorm_label_noise"
+METRIC = "test_acc_at_best_val"
+REFERENCE = "bn"  # every variant is compared with plain convolutions and batch norm
+
+
+def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric: str = METRIC) -> StudyAnswer:
+    """Study 3's answer from ``everything`` (:func:`~normtest_lib.report.results.collect_runs`' frame), read in
+    the profile :func:`~normtest_lib.report.findings.answer_runs` picks (``profile`` preferred); the published
+    protocol is the ``paper`` profile of ``grid_file``. Its figure: test accuracy against the noise level."""
+    profile, runs = answer_runs(everything, STUDY, profile, grid_file)
+    runs = add_variant(runs)
+    complete = runs[runs["status"] == "complete"]
+    reductions = protocol.profile_table(protocol.paper_runs(grid_file), runs, profile, PROTOCOL_KEYS)
+    finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions))
+    figure = accuracy_vs_noise(
+        complete, metric, order=variant_order(complete["variant"]),
+        title=unconverged_title(titled("test accuracy against label noise", complete), complete))
+    published = published_results(STUDY)
+    clean = published.query(f"variant == '{REFERENCE}' and label_noise == 0 and metric == 'test_acc'")["value"]
+    baseline = complete[(complete["variant"] == REFERENCE) & (complete["label_noise"].astype(float) == 0)]
+    finding = with_baseline(finding, baseline_sentence(baseline, f"{REFERENCE}, no label noise", metric,
+                                                       clean.iloc[0] if len(clean) else None, None,
+                                                       "the course paper's best test accuracy, one run"))
+    return StudyAnswer(STUDY, profile, finding, figure, len(complete), complete, reductions, complete)
+
+
+def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed: int | None = None,
+                     total: int | None = None, reference: str = REFERENCE) -> Finding:
+    """Study 3's answer from its complete runs: accuracy lost at the highest noise level per variant,
+    ConvNorm's loss against BN's, and where each starts without noise."""
+    runs = complete if "variant" in complete.columns else add_variant(complete)
+    noise = runs["label_noise"].astype(float)
+    top = float(noise.max())
+    order = variant_order(runs["variant"])
+    lost = accuracy_lost(runs, metric)
+    parts = []
+    if top > 0 and len(lost):
+        at_top = lost.xs(top, level="label_noise") if top in lost.index.get_level_values("label_noise") else lost.iloc[:0]
+        at_top = at_top.reindex([v for v in order if v in at_top.index])
+        rate = runs.loc[noise == top, "noise_rate_actual"] if "noise_rate_actual" in runs.columns else pd.Series(dtype=float)
+        rate_text = f" (real share of wrong training labels {100 * rate.mean():.1f} %)" if rate.notna().any() else ""
+        listed = "; ".join(f"`{name}` {interval_text(row)}" for name, row in at_top.iterrows())
+        early = f" after {epochs_text(runs)} epochs" if all_converged(runs) is False else ""
+        parts.append(f"At {noise_level_text(top)} nominal label noise{rate_text}, test accuracy lost against no noise{early}: {listed} points.")
+        for name in (v for v in order if v != reference and v in at_top.index):
+            difference = loss_difference(runs, metric, name, reference, top)
+            if difference["n"] == 0:
+                continue
+            if bool(significant(difference.to_frame().T).iloc[0]):
+                word = "less" if difference["mean"] < 0 else "more"
+                parts.append(f"`{name}` loses {word} than `{reference}`: {interval_text(difference)} points, beyond the seed-to-seed spread.")
+            elif bool(within_noise(difference.to_frame().T).iloc[0]):
+                parts.append(f"`{name}` loses as much as `{reference}` within the spread: {interval_text(difference)} points.")
+            else:
+                parts.append(f"`{name}` against `{reference}`: {interval_text(difference)} points, too few seeds to tell.")
+    clean = runs[noise == 0]
+    if len(clean):
+        accuracy = (100 * pd.to_numeric(clean[metric], errors="coerce")).groupby(clean["variant"]).agg(["mean", "std", "count"])
+        accuracy = accuracy.reindex([v for v in order if v in accuracy.index])
+        listed = "; ".join(f"`{name}` {row['mean']:.1f} ± {row['std']:.1f} %" for name, row in accuracy.iterrows())
+        parts.append(f"Without noise, test accuracy (mean ± std over seeds): {listed}.")
+    missing = [name for name in VARIANT_ORDER if name not in set(runs["variant"])]
+    if missing:
+        parts.append(
+            f"{' and '.join(f'`{name}`' for name in missing)} {'has' if len(missing) == 1 else 'have'} no complete runs "
+            f"in the `{profile}` profile, so it answers nothing about {'it' if len(missing) == 1 else 'them'} yet."
+        )
+    caveat = learning_speed_caveat(runs, "variant")
+    if caveat:
+        parts.append(caveat)
+    per_cell = runs.groupby(["variant", "label_noise"])["seed"].nunique() if len(runs) else pd.Series([0])
+    seeds = f"{per_cell.min()}" if per_cell.min() == per_cell.max() else f"{per_cell.min()} to {per_cell.max()}"
+    certainty = (
+        f"How sure: {seeds} seeds per variant and noise level, each drawing its own noisy labels; losses are "
+        "paired by seed within a variant and compared between variants seed by seed, in points with 95 % t intervals, "
+        "at the epoch chosen on a clean validation split."
+    )
+    return Finding(" ".join(parts), certainty, evidence_sentence(runs, profile, changed, total))

@@ -1,0 +1,111 @@
+"""Study 2's answer: do batch norm written from scratch and batch-instance norm hold up against PyTorch's?
+
+Computed from the study's runs for the landing page and the chapter's opening
+(:func:`study_answer`), with the wording every answer shares
+(:mod:`normtest_lib.report.findings`): our ``bn`` against torch's, ``bin``
+against ``bn``, what the other layers cost, at the main batch size, and the
+baseline's absolute accuracy beside the published one.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ...report import protocol
+from ...report.findings import (
+    Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
+    learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict, with_baseline,
+)  # fmt: skip
+from ...report.paired import paired_differences, significant, within_noise
+from ...report.plots import difference_forest
+from ...report.published import published_results
+from .analysis import PROTOCOL_KEYS, layer_order, main_batch_size
+
+STUDY = "normalization_layers"
+METRIC = "test_acc_at_best_val"
+REFERENCE = "torch_bn"  # every difference is taken against PyTorch's BatchNorm2d
+
+
+def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric: str = METRIC) -> StudyAnswer:
+    """Study 2's answer from ``everything`` (:func:`~normtest_lib.report.results.collect_runs`' frame), read in
+    the profile :func:`~normtest_lib.report.findings.answer_runs` picks (``profile`` preferred), at the batch
+    size most runs trained with; the published protocol is the ``paper`` profile of ``grid_file``. Its figure:
+    each layer's paired difference to ``torch_bn``."""
+    profile, runs = answer_runs(everything, STUDY, profile, grid_file)
+    paper = protocol.paper_runs(grid_file)
+    published_epochs = int(max(run["epochs"] for run in paper))
+    complete = runs[runs["status"] == "complete"]
+    main_batch = main_batch_size(complete)
+    main = complete[complete["batch_size"] == main_batch]
+    reductions = protocol.profile_table(paper, runs, profile, PROTOCOL_KEYS)
+    published = published_results(STUDY).query("batch_size == @main_batch")
+    finding = normalization_layers_finding(
+        main, metric, profile, published.query("metric == 'test_acc'").set_index("norm_layer")["value"],
+        *protocol.changed_parameters(reductions), published_epochs=published_epochs)
+    headline = paired_differences(main, metric, "norm_layer", REFERENCE, ["batch_size"]).droplevel("batch_size")
+    headline = headline.reindex(layer_order(headline.index))
+    figure = difference_forest(
+        headline, "norm_layer", REFERENCE,
+        title=unconverged_title(titled(f"each layer against {REFERENCE}, batch {main_batch}", main), main))
+    value = published[published["norm_layer"] == REFERENCE].set_index("metric")["value"]
+    what = f"the earlier work's last-epoch model after {published_epochs} epochs, one run"
+    finding = with_baseline(finding, baseline_sentence(main[main["norm_layer"] == REFERENCE], REFERENCE, metric,
+                                                       value.get("test_acc"), value.get("train_acc"), what))
+    return StudyAnswer(STUDY, profile, finding, figure, len(main), complete, reductions, main)
+
+
+def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, published: pd.Series | None = None,
+                                 changed: int | None = None, total: int | None = None,
+                                 reference: str = REFERENCE, published_epochs: int | None = None) -> Finding:
+    """Study 2's answer from its complete runs at one batch size: our ``bn`` against torch's,
+    ``bin`` against ``bn``, and what the other layers cost; ``published`` is the published
+    test accuracy per ``norm_layer`` (fractions), for the published gaps."""
+    differences = paired_differences(main, metric, "norm_layer", reference, ["batch_size"]).droplevel("batch_size")
+    # Runs stopped while still learning compare learning speed: every sentence says so, none ranks the layers.
+    unconverged = all_converged(main) is False
+    early = f" in the first {epochs_text(main)} epochs" if unconverged else ""
+    parts = []
+    if "bn" in differences.index:
+        row = differences.loc["bn"]
+        same = "matches" if bool(within_noise(row.to_frame().T).iloc[0]) else "differs from"
+        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){early}: {interval_text(row)} points, {verdict(row)}.")
+    if {"bin", "bn"} <= set(main["norm_layer"]):
+        against_bn = paired_differences(main, metric, "norm_layer", "bn", ["batch_size"]).droplevel("batch_size").loc["bin"]
+        claim = {
+            "beyond": "supports" if against_bn["mean"] > 0 else "contradicts",
+            "within": "does not support",
+        }["beyond" if bool(significant(against_bn.to_frame().T).iloc[0]) else "within"]
+        if unconverged:
+            parts.append(
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`{early}: {interval_text(against_bn)} "
+                f"points, {verdict(against_bn)}; runs that had not converged cannot test the earlier claim that BIN "
+                "is the best layer."
+            )
+        else:
+            parts.append(
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
+                f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
+            )
+    rest = differences.drop(index=[name for name in ("bn", "bin") if name in differences.index])
+    behind = rest[significant(rest) & (rest["mean"] < 0)].sort_values("mean", ascending=False)
+    if len(behind):
+        lead = f"Slower to learn than `{reference}`{early}" if unconverged else f"Behind `{reference}`"
+        parts.append(f"{lead}, beyond the spread: {listing(behind)} points.")
+    if published is not None and reference in published.index:
+        gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(behind.index).dropna()
+        if len(gaps):
+            epochs = ", ".join(str(int(e)) for e in sorted(main["epochs"].unique()))
+            listed = "; ".join(f"`{name}` {gap:+.1f}" for name, gap in gaps.items())
+            after = f", after {published_epochs} epochs," if published_epochs else ""
+            parts.append(
+                f"The published gaps for these layers{after} were {listed} points; this profile trains {epochs} epochs, "
+                "so its gaps measure a different training, not the published one."
+            )
+    caveat = learning_speed_caveat(main, "layer")
+    if caveat:
+        parts.append(caveat)
+    certainty = (
+        f"How sure: {seeds_text(differences)} seeds per layer, each run paired with the `{reference}` run of the same seed; "
+        "differences in points with their 95 % t interval, at the epoch chosen on the validation split."
+    )
+    return Finding(" ".join(parts), certainty, evidence_sentence(main, profile, changed, total))

@@ -1,0 +1,46 @@
+"""Study 3's answer (studies/convnorm_label_noise/answer.py): its sentences against hand-computed differences."""
+
+from __future__ import annotations
+
+import pytest
+
+from normtest_lib.studies.convnorm_label_noise.analysis import loss_difference
+from normtest_lib.studies.convnorm_label_noise.answer import convnorm_finding
+from test_findings import METRIC, noise_runs, with_verdicts
+
+
+def test_loss_difference_is_paired_by_seed():
+    difference = loss_difference(noise_runs(), METRIC, "convnorm", "bn", 0.2)
+    assert difference["n"] == 3
+    assert difference["mean"] == pytest.approx(-6.0)  # 4 - 10 points
+    assert difference["ci_low"] < -6.0 < difference["ci_high"]  # seeds differ by a point each
+
+
+def test_convnorm_finding_reports_losses_the_real_noise_rate_and_the_clean_start():
+    finding = convnorm_finding(noise_runs(), METRIC, "local")
+    assert "At 20 % nominal label noise (real share of wrong training labels 18.0 %)" in finding.answer
+    assert "`bn` +10.0 [+10.0, +10.0]" in finding.answer
+    assert "`convnorm` loses less than `bn`: -6.0 [" in finding.answer
+    assert "`bn` 80.0 ± 0.0 %; `convnorm` 60.0 ± 0.0 %" in finding.answer
+
+
+def test_convnorm_finding_names_the_variants_without_runs():
+    finding = convnorm_finding(noise_runs(), METRIC, "local")
+    assert "`convnorm+bn` has no complete runs in the `local` profile, so it answers nothing about it yet." in finding.answer
+    bn_only = convnorm_finding(noise_runs().query("variant == 'bn'"), METRIC, "local")
+    assert "`convnorm` and `convnorm+bn` have no complete runs in the `local` profile" in bn_only.answer
+    assert "loses less" not in bn_only.answer and "`bn` 80.0 ± 0.0 %" in bn_only.answer
+
+
+def test_convnorm_finding_with_one_seed_claims_nothing_about_the_spread():
+    one_seed = noise_runs().query("seed == 0")
+    finding = convnorm_finding(one_seed, METRIC, "local")
+    assert "too few seeds to tell" in finding.answer and "within the spread" not in finding.answer
+
+
+def test_unconverged_noise_runs_say_after_how_many_epochs_and_what_it_measures():
+    runs = noise_runs().assign(epochs=10)
+    unconverged = convnorm_finding(with_verdicts(runs, False), METRIC, "local").answer
+    assert "lost against no noise after 10 epochs" in unconverged and "how fast each variant learns" in unconverged
+    converged = convnorm_finding(with_verdicts(runs, True), METRIC, "local").answer
+    assert "learning speed" not in converged and "lost against no noise:" in converged
