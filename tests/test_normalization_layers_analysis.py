@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from normtest_lib.studies.normalization_layers import analysis
 
@@ -26,3 +27,35 @@ def test_metrics_table_has_our_mean_std_and_the_published_values_beside():
 def test_layers_are_ordered_as_the_chapter_lists_them_and_compared_at_the_commonest_batch_size():
     assert analysis.layer_order(["none", "zz", "bn", "torch_bn", "aa"]) == ["torch_bn", "bn", "none", "aa", "zz"]
     assert analysis.main_batch_size(pd.DataFrame({"batch_size": [128, 128, 32, 512]})) == 128
+
+
+def optimizer_runs() -> pd.DataFrame:
+    """torch_bn and bn with momentum 0.9 at batch 128 and 8, torch_bn with momentum 0 at 128, 2 seeds each."""
+    rows = []
+    for seed in (0, 1):
+        for layer, batch, momentum, test, final, converged in [
+            ("torch_bn", 128, 0.9, 0.66, 0.99, True), ("bn", 128, 0.9, 0.65, 0.99, True), ("bn", 8, 0.9, 0.60, 0.97, True),
+            ("torch_bn", 128, 0.0, 0.64, 0.90, seed == 0), ("gn:c/4", 128, 0.9, 0.62, 0.96, True),
+        ]:
+            rows.append(dict(run_id=f"{layer}{batch}{momentum}{seed}", norm_layer=layer, batch_size=batch, momentum=momentum,
+                             seed=seed, test_acc_at_best_val=test + 0.01 * seed, train_acc_final=final, converged=converged))
+    return pd.DataFrame(rows)
+
+
+def test_main_runs_are_the_main_batch_and_the_main_optimizer_only():
+    runs = optimizer_runs()
+    main = analysis.main_runs(runs)
+    assert set(main["batch_size"]) == {128} and set(main["momentum"]) == {0.9}
+    assert sorted(main["norm_layer"].unique()) == ["bn", "gn:c/4", "torch_bn"] and len(main) == 6
+    other = analysis.other_optimizer_runs(runs)
+    assert set(other["norm_layer"]) == {"torch_bn"} and set(other["momentum"]) == {0.0} and len(other) == 2
+    sweep = analysis.batch_sweep_runs(runs)
+    assert set(zip(sweep["norm_layer"], sweep["batch_size"])) == {("bn", 128), ("bn", 8), ("gn:c/4", 128)}
+
+
+def test_optimizer_table_sets_the_published_optimizer_beside_the_main_one():
+    table = analysis.optimizer_table(optimizer_runs(), "test_acc_at_best_val")
+    assert list(table.index) == ["momentum 0", "momentum 0.9"]
+    assert table.loc["momentum 0", "converged"] == "1 of 2" and table.loc["momentum 0.9", "converged"] == "2 of 2"
+    assert table.loc["momentum 0", "train acc. final (%)"] == pytest.approx(90.0)
+    assert table.loc["momentum 0.9", "test acc. (%)"] == pytest.approx(66.5)

@@ -101,3 +101,12 @@ def reductions_sentence(table: pd.DataFrame, profile: str) -> str:
 def changed_parameters(table: pd.DataFrame) -> tuple[int, int]:
     """How many parameters of :func:`protocol_table`'s frame differ from the published protocol, of how many."""
     return int((~table["same"].astype(bool)).sum()), len(table)
+
+
+def with_reasons(table: pd.DataFrame, reasons: Mapping[str, str]) -> pd.DataFrame:
+    """:func:`protocol_table`'s frame with a ``why`` column: the grid profile's reason for each changed
+    parameter (``profiles.<name>.reasons``, :func:`~normtest_lib.grid.spec.profile_reasons`), "no reason
+    given" where a changed parameter has none, empty where nothing changed."""
+    changed = ~table["same"].astype(bool)
+    why = [reasons.get(key, "no reason given") if is_changed else "" for key, is_changed in changed.items()]
+    return table.assign(why=why)

@@ -19,7 +19,7 @@ from ...report.findings import (
 from ...report.paired import paired_differences, significant, within_noise
 from ...report.plots import difference_forest
 from ...report.published import published_results
-from .analysis import PROTOCOL_KEYS, layer_order, main_batch_size
+from .analysis import PROTOCOL_KEYS, layer_order, main_batch_size, main_runs
 
 STUDY = "normalization_layers"
 METRIC = "test_acc_at_best_val"
@@ -36,7 +36,7 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     published_epochs = int(max(run["epochs"] for run in paper))
     complete = runs[runs["status"] == "complete"]
     main_batch = main_batch_size(complete)
-    main = complete[complete["batch_size"] == main_batch]
+    main = main_runs(complete)
     reductions = protocol.profile_table(paper, runs, profile, PROTOCOL_KEYS)
     published = published_results(STUDY).query("batch_size == @main_batch")
     finding = normalization_layers_finding(
