@@ -34,3 +34,44 @@ def test_converged_layer_runs_are_compared_as_trained_networks():
     assert "learning speed" not in finding.answer and "in the first" not in finding.answer
     assert "Behind `torch_bn`, beyond the spread: `ln` -10.0" in finding.answer
     assert "which supports the earlier claim that BIN is the best layer" in finding.answer
+
+
+def converged_runs(gaps: dict[str, float], seeds=(0, 1, 2)) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        for layer, gap in gaps.items():
+            rows.append(dict(run_id=f"{layer}{seed}", norm_layer=layer, batch_size=128, momentum=0.9, seed=seed, epochs=100,
+                             status="complete", converged=True, test_acc_at_best_val=0.66 + gap / 100 + 0.001 * seed))
+    return pd.DataFrame(rows)
+
+
+def test_converged_runs_are_compared_with_the_published_gaps_and_ordering():
+    from normtest_lib.studies.normalization_layers.answer import published_comparison
+    from normtest_lib.report.paired import paired_differences
+
+    main = converged_runs({"torch_bn": 0.0, "bn": -0.2, "none": -3.0})
+    differences = paired_differences(main, "test_acc_at_best_val", "norm_layer", "torch_bn", ["batch_size"]).droplevel("batch_size")
+    published = pd.Series({"torch_bn": 0.879, "bn": 0.878, "none": 0.849})
+    sentences = published_comparison(main, differences, published, "test_acc_at_best_val", published_epochs=100)
+    assert sentences[0] == ("Gaps to `torch_bn` at convergence here, with the published after 100 epochs: "
+                            "`bn` -0.2 (published -0.1); `none` -3.0 (published -3.0) points.")
+    assert sentences[1] == "The published ordering by test accuracy holds here: `torch_bn` > `bn` > `none`."
+    swapped = published_comparison(main, differences, pd.Series({"torch_bn": 0.879, "bn": 0.881, "none": 0.849}),
+                                   "test_acc_at_best_val")
+    assert swapped[1].startswith("The published ordering by test accuracy (`bn` > `torch_bn` > `none`) does not hold here")
+
+
+def test_batch_size_finding_pairs_by_seed_at_each_batch_and_says_what_to_choose():
+    from normtest_lib.studies.normalization_layers.answer import batch_size_finding
+
+    rows = []
+    for seed in (0, 1, 2):
+        for layer, batch, acc in [("bn", 8, 0.60), ("gn:c/4", 8, 0.63), ("bn", 128, 0.65), ("gn:c/4", 128, 0.64)]:
+            noise = 0.002 * seed if layer == "gn:c/4" and batch == 128 else 0.001 * seed
+            rows.append(dict(run_id=f"{layer}{batch}{seed}", norm_layer=layer, batch_size=batch, seed=seed,
+                             test_acc_at_best_val=acc + noise))
+    text = batch_size_finding(pd.DataFrame(rows), "test_acc_at_best_val")
+    assert text.startswith("Batch size: `gn:c/4` against `bn`, the learning rate scaled with the batch, equal epochs: at batch 8, +3.0")
+    assert "beyond the seed-to-seed spread" in text
+    assert text.endswith("Choose `gn:c/4` at batch 8 and `bn` at batch 128.") or "`bn` at batch 128, though within" in text
+    assert batch_size_finding(pd.DataFrame(rows).query("batch_size == 8"), "test_acc_at_best_val") == ""

@@ -9,6 +9,8 @@ baseline's absolute accuracy beside the published one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from ...report import protocol
@@ -19,7 +21,7 @@ from ...report.findings import (
 from ...report.paired import paired_differences, significant, within_noise
 from ...report.plots import difference_forest
 from ...report.published import published_results
-from .analysis import PROTOCOL_KEYS, layer_order, main_batch_size, main_runs
+from .analysis import PROTOCOL_KEYS, batch_sweep_runs, layer_order, main_batch_size, main_runs
 
 STUDY = "normalization_layers"
 METRIC = "test_acc_at_best_val"
@@ -51,6 +53,9 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     what = f"the earlier work's last-epoch model after {published_epochs} epochs, one run"
     finding = with_baseline(finding, baseline_sentence(main[main["norm_layer"] == REFERENCE], REFERENCE, metric,
                                                        value.get("test_acc"), value.get("train_acc"), what))
+    batch_sentence = batch_size_finding(batch_sweep_runs(complete), metric)
+    if batch_sentence:
+        finding = dataclasses.replace(finding, answer=f"{finding.answer} {batch_sentence}")
     return StudyAnswer(STUDY, profile, finding, figure, len(main), complete, reductions, main)
 
 
@@ -91,7 +96,9 @@ def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, 
     if len(behind):
         lead = f"Slower to learn than `{reference}`{early}" if unconverged else f"Behind `{reference}`"
         parts.append(f"{lead}, beyond the spread: {listing(behind)} points.")
-    if published is not None and reference in published.index:
+    if published is not None and reference in published.index and all_converged(main) is True:
+        parts.extend(published_comparison(main, differences, published, metric, reference, published_epochs))
+    elif published is not None and reference in published.index:
         gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(behind.index).dropna()
         if len(gaps):
             epochs = ", ".join(str(int(e)) for e in sorted(main["epochs"].unique()))
@@ -109,3 +116,49 @@ def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, 
         "differences in points with their 95 % t interval, at the epoch chosen on the validation split."
     )
     return Finding(" ".join(parts), certainty, evidence_sentence(main, profile, changed, total))
+
+
+def published_comparison(main: pd.DataFrame, differences: pd.DataFrame, published: pd.Series, metric: str,
+                         reference: str = REFERENCE, published_epochs: int | None = None) -> list[str]:
+    """Converged runs against the published ones: each layer's gap to ``reference`` here beside the published
+    gap, and whether the published ordering of the layers by test accuracy holds (ties within the seed spread
+    counted as ties). ``published`` is the published test accuracy per ``norm_layer`` (fractions)."""
+    published_gaps = 100 * (published.drop(index=reference, errors="ignore") - published[reference])
+    shared = [name for name in differences.index if name in published_gaps.index]
+    if not shared:
+        return []
+    after = f" after {published_epochs} epochs" if published_epochs else ""
+    listed = "; ".join(f"`{name}` {differences.loc[name, 'mean']:+.1f} (published {published_gaps[name]:+.1f})"
+                       for name in shared)
+    sentences = [f"Gaps to `{reference}` at convergence here, with the published{after}: {listed} points."]
+    layers = [reference, *shared]
+    ours = main.groupby("norm_layer")[metric].mean().reindex(layers)
+    theirs = published.reindex(layers)
+    published_order = " > ".join(f"`{name}`" for name in theirs.sort_values(ascending=False).index)
+    our_order = " > ".join(f"`{name}`" for name in ours.sort_values(ascending=False).index)
+    if published_order == our_order:
+        sentences.append(f"The published ordering by test accuracy holds here: {our_order}.")
+    else:
+        sentences.append(f"The published ordering by test accuracy ({published_order}) does not hold here: {our_order} "
+                         "(means over seeds; the paired intervals above say which gaps exceed the seed spread).")
+    return sentences
+
+
+def batch_size_finding(sweep: pd.DataFrame, metric: str, baseline: str = "bn", other: str = "gn:c/4") -> str:
+    """What to choose at each batch size of the batch-size comparison: ``other`` against ``baseline``, paired
+    by seed at each batch size, and the layer a reader should pick there (the better mean, said to be within
+    the seed spread when the interval includes 0). Empty when the sweep has fewer than two batch sizes."""
+    if sweep["batch_size"].nunique() < 2 or not {baseline, other} <= set(sweep["norm_layer"]):
+        return ""
+    differences = paired_differences(sweep, metric, "norm_layer", baseline, ["batch_size"])
+    if other not in differences.index.get_level_values("norm_layer"):
+        return ""
+    rows = differences.xs(other, level="norm_layer").sort_index()
+    parts, choices = [], []
+    for batch, row in rows.iterrows():
+        parts.append(f"at batch {int(batch)}, {interval_text(row)} points ({verdict(row)})")
+        better = other if row["mean"] > 0 else baseline
+        sure = "" if bool(significant(row.to_frame().T).iloc[0]) else ", though within the seed spread"
+        choices.append(f"`{better}` at batch {int(batch)}{sure}")
+    return (f"Batch size: `{other}` against `{baseline}`, the learning rate scaled with the batch, equal epochs: "
+            f"{'; '.join(parts)}. Choose {' and '.join(choices)}.")
