@@ -1,27 +1,27 @@
 """Whether a run converged: the one rule behind every "converged" column, caption and answer of the book.
 
-The rule, as the book states it. A run has converged when, over its **window** (the last fifth of its
-epochs, at least :data:`MIN_WINDOW` of them, and only epochs after its last step decay of the learning
-rate, so that the drop a step decay causes is not mistaken for learning; with a schedule that anneals
-the learning rate towards zero without steps (cosine), the last fifth of the epochs before it falls below
-:data:`ANNEALED_SHARE` (10 %) of its peak, since near zero the loss stops moving whether or not the
-network has learnt):
+The rule, as the book states it. A run has converged when it is complete, its last epoch's training
+accuracy is within :data:`ACCURACY_TOLERANCE` (1 point) of its best, and either
 
-1. **its training loss is flat**: the least-squares line through the window's training losses changes,
-   from the window's first epoch to its last, by at most :data:`LOSS_TOLERANCE` (5 %) of the window's
-   mean training loss, or by at most :data:`LOSS_FLOOR` (0.01 nats) when the loss is near zero; and
-2. **its training accuracy is at its best**: the last epoch's training accuracy is within
-   :data:`ACCURACY_TOLERANCE` (1 point) of the best training accuracy of the run.
+1. **it fits its training set**: the last epoch's weights classify at least :data:`FIT_ACCURACY` (95 %)
+   of its training images correctly (``train_acc_final``: evaluation mode, no augmentation, the labels
+   it trained on); or
+2. **its training loss stopped falling while the learning rate could still move it**: over its
+   **window** (the last fifth, at least :data:`MIN_WINDOW`, of the epochs it trained at
+   :data:`ANNEALED_SHARE` (10 %) of its peak learning rate or more, and of those only the epochs after
+   the last step decay, so that the drop a decay causes is not mistaken for learning), the
+   least-squares line through the training losses changes by at most :data:`LOSS_TOLERANCE` (5 %)
+   of their mean, or by at most :data:`LOSS_FLOOR` (0.01 nats) when the loss is near zero.
 
-A run that is not complete, or too short for a window of :data:`MIN_WINDOW` epochs after its last
-step decay, is not judged converged. Training loss and accuracy are the epoch's averages over its
-augmented batches in training mode (``history.csv``), which every run records.
-
-Why the annealed tail is left out: a first version of this rule judged the last fifth of every run,
-and called five of study 2's 8-epoch cosine runs converged at about 30 % training accuracy; their
-loss had flattened because the learning rate had, not because the networks had learnt. The book also
-shows ``train_acc_final`` (accuracy on the training subset, evaluation mode, no augmentation, at the
-last epoch) beside every verdict, and a study's sizing asks for a minimum of it on top of the rule.
+Why the low learning rates are left out of (2): below a tenth of its peak, the loss stops moving
+whether or not the network has learnt. A first version judged the last fifth of every run and called
+five of study 2's 8-epoch cosine runs converged at about 30 % training accuracy; a second judged the
+epochs after the last step decay, and called a layer-norm network converged at 53 % training accuracy
+after a step schedule had cut its learning rate to 1 % of its peak. Why (1): a network that fits its
+training set has converged whatever its loss does next, and its loss keeps shrinking towards zero
+(study 2's batch-norm networks: 99 % of their training images, the loss still halving at a tenth of the
+peak rate). A run without ``train_acc_final`` is judged by (2) alone. Training loss and accuracy are the
+epoch's averages over its augmented batches in training mode (``history.csv``).
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ from typing import Any, Sequence
 import numpy as np
 
 LOSS_TOLERANCE = 0.05
+# A network that classifies this share of its training images (evaluation mode, no augmentation) fits them.
+FIT_ACCURACY = 0.95
 LOSS_FLOOR = 0.01
 ACCURACY_TOLERANCE = 0.01
 MIN_WINDOW = 3
 WINDOW_SHARE = 0.2
 # A step decay: the learning rate falls to at most half of the previous epoch's and stays there an epoch.
 STEP_FACTOR = 0.5
-# Without step decays, epochs trained below this share of the peak learning rate are not judged.
+# Epochs trained below this share of the peak learning rate are never judged for flatness.
 ANNEALED_SHARE = 0.1
 
 
@@ -59,18 +61,18 @@ def rule_text() -> str:
     """The rule of this module in a reader's words (Markdown), from its constants: what the book prints."""
     share = round(100 * WINDOW_SHARE)
     return (
-        f"A run has converged when, over the last {share} % of its epochs (at least {MIN_WINDOW}, and only epochs "
-        "after its last step decay of the learning rate, so that the drop a decay causes is not taken for learning; "
-        "with a schedule that anneals the learning rate towards zero without steps, such as cosine, the last "
-        f"{share} % of the epochs before it falls below {100 * ANNEALED_SHARE:g} % of its peak, since near zero the "
-        "loss stops moving whether the network has learnt or not), "
-        f"(1) its training loss is flat: the least-squares line through those epochs' training losses changes by at "
-        f"most {100 * LOSS_TOLERANCE:g} % of their mean, or by at most {LOSS_FLOOR:g} nats when the loss is near zero; "
-        f"and (2) its last epoch's training accuracy is within {100 * ACCURACY_TOLERANCE:g} point"
-        f"{'' if 100 * ACCURACY_TOLERANCE == 1 else 's'} of its best. A run that is not complete, or too short for "
-        f"{MIN_WINDOW} such epochs, is not judged converged. Training loss and accuracy are each epoch's averages over "
-        "its augmented batches in training mode. The training accuracy of the last epoch's weights, in evaluation "
-        "mode and without augmentation (`train_acc_final`), stands beside each verdict."
+        f"A run has converged when it is complete, its last epoch's training accuracy is within "
+        f"{100 * ACCURACY_TOLERANCE:g} point{'' if 100 * ACCURACY_TOLERANCE == 1 else 's'} of its best, and either "
+        f"(1) it fits its training set: the last epoch's weights, in evaluation mode and without augmentation, classify "
+        f"at least {100 * FIT_ACCURACY:g} % of its training images correctly (`train_acc_final`); or (2) its training "
+        f"loss stopped falling while the learning rate could still move it: over the last {share} % of the epochs it "
+        f"trained at {100 * ANNEALED_SHARE:g} % of its peak learning rate or more (at least {MIN_WINDOW}, and only "
+        "epochs after the last step decay among them, so that the drop a decay causes is not taken for learning), the "
+        f"least-squares line through the training losses changes by at most {100 * LOSS_TOLERANCE:g} % of their mean, "
+        f"or by at most {LOSS_FLOOR:g} nats when the loss is near zero. Below a tenth of its peak the learning rate "
+        "is too small for a flat loss to mean anything: the loss stops moving whether the network has learnt or not. "
+        "A run that is not complete is not judged. Training loss and accuracy are each epoch's averages over its "
+        "augmented batches in training mode."
     )
 
 
@@ -97,7 +99,7 @@ def before_annealing(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     finite = [rate for rate in rates if math.isfinite(rate)]
     if not finite:
         return list(rows)
-    floor = ANNEALED_SHARE * max(finite)
+    floor = ANNEALED_SHARE * max(finite) * (1 - 1e-9)  # a rate of exactly a tenth (0.1 -> 0.01) is judged
     cut = next((index for index, rate in enumerate(rates) if math.isfinite(rate) and rate < floor), len(rows))
     return list(rows[:cut])
 
@@ -118,38 +120,48 @@ def loss_slope(train_loss: Sequence[float]) -> float:
     return float(np.polyfit(np.arange(len(window)), window, 1)[0])
 
 
-def verdict(history: Sequence[dict[str, Any]], status: str = "complete") -> Verdict:
+def verdict(history: Sequence[dict[str, Any]], status: str = "complete", train_acc_final: float | None = None) -> Verdict:
     """The rule of this module applied to a run's history rows (``epoch``, ``train_loss``, ``train_acc``,
-    ``lr``: ``history.csv`` read as dicts or a DataFrame's records) and its summary's status."""
+    ``lr``: ``history.csv`` read as dicts or a DataFrame's records), its summary's status and its
+    ``train_acc_final`` (None when not recorded: the rule's second branch alone)."""
     if status != "complete":
         return Verdict(False, f"not judged: the run is {status}")
     rows = [row for row in history if _finite(row.get("train_loss")) and _finite(row.get("train_acc"))]
     if not rows:
         return Verdict(False, "not judged: no finite training loss")
-    step = last_step_decay([row.get("lr", math.nan) for row in rows])
-    if step is None:
-        rows = before_annealing(rows)
-    window = window_size(len(rows))
-    if step is not None:
-        window = min(window, len(rows) - step)
-    if window < MIN_WINDOW or window > len(rows):
-        where = f" after the last step decay (epoch {rows[step]['epoch']})" if step is not None else ""
-        return Verdict(False, f"too short to judge: fewer than {MIN_WINDOW} epochs{where}", window)
-    losses = np.asarray([float(row["train_loss"]) for row in rows[-window:]])
-    slope = float(np.polyfit(np.arange(window), losses, 1)[0])
-    change = slope * (window - 1)
-    relative = change / max(float(losses.mean()), 1e-12)
     accuracies = [float(row["train_acc"]) for row in rows]
     gap = max(accuracies) - accuracies[-1]
-    flat = abs(relative) <= LOSS_TOLERANCE or abs(change) <= LOSS_FLOOR
     at_best = gap <= ACCURACY_TOLERANCE
-    numbers = dict(window=window, loss_change=relative, loss_slope=slope, accuracy_gap=gap)
-    if flat and at_best:
-        return Verdict(True, f"converged: training loss {relative:+.1%} over the last {window} epochs", **numbers)
-    if not flat:
-        trend = "still falling" if change < 0 else "rising"
-        return Verdict(False, f"not converged: training loss {trend}, {relative:+.1%} over the last {window} epochs", **numbers)
-    return Verdict(False, f"not converged: training accuracy {100 * gap:.1f} points below its best", **numbers)
+    fits = _finite(train_acc_final) and float(train_acc_final) >= FIT_ACCURACY
+    judged = before_annealing(rows)
+    step = last_step_decay([row.get("lr", math.nan) for row in judged])
+    window = window_size(len(judged))
+    if step is not None:
+        window = min(window, len(judged) - step)
+    numbers: dict[str, Any] = dict(accuracy_gap=gap)
+    flat = False
+    if MIN_WINDOW <= window <= len(judged):
+        losses = np.asarray([float(row["train_loss"]) for row in judged[-window:]])
+        slope = float(np.polyfit(np.arange(window), losses, 1)[0])
+        change = slope * (window - 1)
+        relative = change / max(float(losses.mean()), 1e-12)
+        flat = abs(relative) <= LOSS_TOLERANCE or abs(change) <= LOSS_FLOOR
+        numbers.update(window=window, loss_change=relative, loss_slope=slope)
+    if not at_best:
+        return Verdict(False, f"not converged: training accuracy {100 * gap:.1f} points below its best", **numbers)
+    if fits:
+        return Verdict(True, f"converged: fits its training set ({100 * float(train_acc_final):.1f} % of its images)", **numbers)
+    if flat:
+        return Verdict(True, f"converged: training loss {numbers['loss_change']:+.1%} over {window} epochs at a tenth "
+                             "of the peak learning rate or more", **numbers)
+    fit_text = f"it fits {100 * float(train_acc_final):.1f} % of its training images, and " if _finite(train_acc_final) else ""
+    if "loss_change" not in numbers:
+        where = f" after the last step decay (epoch {judged[step]['epoch']})" if step is not None else ""
+        return Verdict(False, f"not converged: {fit_text}too few epochs at a tenth of the peak learning rate or more{where} "
+                              f"to judge its loss (fewer than {MIN_WINDOW})", **numbers)
+    trend = "still falling" if numbers["loss_slope"] < 0 else "rising"
+    return Verdict(False, f"not converged: {fit_text}its training loss was {trend}, {numbers['loss_change']:+.1%} over "
+                          f"{window} epochs at a tenth of the peak learning rate or more", **numbers)
 
 
 def _finite(value: Any) -> bool:

@@ -136,18 +136,20 @@ def write_run(folder: Path, losses, status="complete", **summary) -> None:
     (folder / "params.yaml").write_text("seed: 0\nnorm_layer: bn\n")
 
 
-def test_verdicts_are_read_from_the_summary_or_computed_from_an_old_runs_history(tmp_path):
+def test_verdicts_are_judged_again_with_todays_rule_from_each_runs_history(tmp_path):
     from normtest_lib.report import converged
     from normtest_lib.report.results import collect_runs
 
     write_run(tmp_path / "s" / "p" / "old_falling", [2.0, 1.5, 1.0, 0.5, 0.2])
     write_run(tmp_path / "s" / "p" / "old_flat", [1.0] * 10)
-    write_run(tmp_path / "s" / "p" / "new", [2.0, 1.0, 0.5], converged=True, convergence="recorded", train_acc_final=0.9)
+    # A verdict recorded under an earlier rule gives way to today's: this run fits 96 % of its images.
+    write_run(tmp_path / "s" / "p" / "new", [2.0, 1.0, 0.5], converged=False, convergence="recorded", train_acc_final=0.96)
     runs = converged.add_convergence(collect_runs(tmp_path))
     by_run = runs.set_index("run_id")
     assert by_run.loc["old_falling", "converged"] == False and "still falling" in by_run.loc["old_falling", "convergence"]  # noqa: E712
     assert by_run.loc["old_flat", "converged"] == True and math.isnan(by_run.loc["old_flat", "train_acc_final"])  # noqa: E712
-    assert (by_run.loc["new", "convergence"], by_run.loc["new", "train_acc_final"]) == ("recorded", 0.9)
+    assert by_run.loc["new", "converged"] == True and by_run.loc["new", "train_acc_final"] == 0.96  # noqa: E712
+    assert by_run.loc["new", "convergence"] == "converged: fits its training set (96.0 % of its images)"
     assert by_run.loc["new", "train_acc_last_epoch"] == 0.5
     assert converged.runs_behind(runs) == "3, 2 converged"
     assert converged.runs_behind(runs[runs["run_id"] == "old_falling"].drop(columns=["converged"])) == "1, none converged"

@@ -584,8 +584,8 @@ def _training_fit(session: Session, status: str) -> dict[str, Any]:
 
     It runs after the last checkpoint is written and draws no random numbers, so the run's numbers are those
     it would have without it; a diverged run's weights are not finite, so it has no ``train_acc_final``."""
-    judged = verdict(session.rows, status)
     final = _evaluate(session, session.train)[1] if status == "complete" and session.train is not None else None
+    judged = verdict(session.rows, status, final)
     slope = loss_slope([row["train_loss"] for row in session.rows])
     return {
         "train_acc_final": final,

@@ -25,8 +25,9 @@ COLUMNS = ("converged", "convergence", "train_acc_final", "train_acc_last_epoch"
 
 
 def read_verdict(folder: str | Path) -> dict[str, object]:
-    """One run folder's ``converged``, ``convergence``, ``train_acc_final`` and ``train_acc_last_epoch``: the
-    summary's recorded verdict when it has one, else :func:`~normtest_lib.convergence.verdict` of its history."""
+    """One run folder's ``converged``, ``convergence``, ``train_acc_final`` and ``train_acc_last_epoch``:
+    :func:`~normtest_lib.convergence.verdict` of its history and ``train_acc_final`` (the summary's recorded
+    verdict only when the folder has no history)."""
     folder = Path(folder)
     try:
         summary = json.loads((folder / SUMMARY).read_text())
@@ -37,12 +38,13 @@ def read_verdict(folder: str | Path) -> dict[str, object]:
     except (OSError, ValueError, pd.errors.EmptyDataError):
         history = pd.DataFrame(columns=["epoch", "train_loss", "train_acc", "lr"])
     last = pd.to_numeric(history.get("train_acc", pd.Series(dtype=float)), errors="coerce").dropna()
-    if "converged" in summary:
-        converged, reason = bool(summary["converged"]), str(summary.get("convergence", ""))
-    else:
-        judged = verdict(history.to_dict("records"), str(summary.get("status", "missing")))
-        converged, reason = judged.converged, judged.reason
     final = summary.get("train_acc_final")
+    if len(history) or "converged" not in summary:
+        # Judged again with today's rule, so that a change of the rule reaches every committed run.
+        judged = verdict(history.to_dict("records"), str(summary.get("status", "missing")), final)
+        converged, reason = judged.converged, judged.reason
+    else:
+        converged, reason = bool(summary["converged"]), str(summary.get("convergence", ""))
     return {
         "converged": converged,
         "convergence": reason,
