@@ -83,19 +83,14 @@ def _matrices_float64(torus: tuple[int, int], start: int, stride: int, out_size:
     return WindowedDFT(w_forward, h_forward, h_inverse, w_inverse)
 
 
-_CACHE: dict[tuple, WindowedDFT] = {}
-
-
+@lru_cache(maxsize=128)
 def windowed_dft(
     torus: tuple[int, int], start: int, stride: int, out_size: tuple[int, int], dtype: torch.dtype, device: torch.device
 ) -> WindowedDFT:
     """The matrices for a ``torus`` (n_h, n_w) whose window keeps ``out_size`` rows and columns from ``start``
-    on, every ``stride``-th; cached per dtype and device."""
-    key = (torus, start, stride, out_size, dtype, device)
-    if key not in _CACHE:
-        exact = _matrices_float64(torus, start, stride, out_size)
-        _CACHE[key] = WindowedDFT(*(t.to(device=device, dtype=dtype).contiguous() for t in vars(exact).values()))
-    return _CACHE[key]
+    on, every ``stride``-th; built once in float64, cached per dtype and device."""
+    exact = _matrices_float64(torus, start, stride, out_size)
+    return WindowedDFT(*(t.to(device=device, dtype=dtype).contiguous() for t in vars(exact).values()))
 
 
 def _forward(x: torch.Tensor, multiplier: torch.Tensor, mats: WindowedDFT) -> torch.Tensor:
