@@ -99,6 +99,10 @@ class RunConfig(BaseModel):
     test_every_epoch: bool = Field(
         True, description="evaluate the test split every epoch; false: once, at the end, with the best weights"
     )
+    test_last_epoch: bool = Field(
+        False,
+        description="with test_every_epoch false, also evaluate the last epoch's weights on test once (final_test_acc)",
+    )
     probes: list[str] = Field(default_factory=list, description="measurements after each epoch (engine/probes.py)")
 
     @field_validator("dataset")

@@ -251,6 +251,18 @@ def test_test_split_once_at_the_end_with_the_best_weights(tmp_path):
         assert summary["final_test_acc"] is None
 
 
+def test_test_last_epoch_tests_the_last_weights_once(tmp_path):
+    # The same run tested every epoch is the reference: its last row holds the last weights' test accuracy.
+    params = {**TINY, "epochs": 3}
+    every = train(make_config(params), tmp_path / "every")
+    once = train(make_config({**params, "test_every_epoch": False, "test_last_epoch": True}), tmp_path / "once")
+    assert [row["train_loss"] for row in read_history(tmp_path / "once" / "history.csv")] == [
+        row["train_loss"] for row in read_history(tmp_path / "every" / "history.csv")
+    ]
+    assert once["final_test_acc"] == every["final_test_acc"] is not None
+    assert once["test_acc_at_best_val"] == every["test_acc_at_best_val"]
+
+
 def test_without_validation_best_is_the_last_epoch(tmp_path):
     summary = train(make_config({**TINY, "val_fraction": 0.0, "test_every_epoch": False}), tmp_path)
     assert summary["best_selected_by"] == "last" and summary["best_epoch"] == 2

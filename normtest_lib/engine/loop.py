@@ -25,7 +25,9 @@ is the last epoch (``best_selected_by: "last"``), never one chosen on test
 accuracy. ``best.pt`` holds its weights. With ``test_every_epoch`` false the
 test split is evaluated once, with those weights: ``test_acc_at_best_val`` is
 that figure, and ``final_test_acc`` is the same number when the best epoch is the
-last one, else None (the last weights are never evaluated on test). Either way
+last one, else None (the last weights are not evaluated on test), unless
+``test_last_epoch`` asks for one more test pass with the last weights: then
+``final_test_acc`` is theirs (what memorising noisy labels costs is the gap). Either way
 the best weights' test predictions give ``test_micro_f1_at_best_val`` and
 ``test_macro_f1_at_best_val`` (scikit-learn's, as the earlier works reported).
 
@@ -139,8 +141,10 @@ class Session:
     # Its labels before label noise, on the device; None when they are the labels trained on.
     train_labels_original: torch.Tensor | None = None
     probe_rows: list[dict[str, Any]] = field(default_factory=list)
-    # test_every_epoch false: (loss, accuracy) of best.pt on the test split, once training is over.
-    final_test: tuple[float, float] | None = None
+    # test_every_epoch false: (loss, accuracy) of best.pt on the test split, once training is over,
+    # and with test_last_epoch, of the last epoch's weights.
+    best_test: tuple[float, float] | None = None
+    last_test: tuple[float, float] | None = None
     # Records the first steps' losses into fingerprint.json (engine/fingerprint.py); None once complete.
     fingerprint: Recorder | None = None
 
@@ -157,8 +161,11 @@ class Session:
             test_at_best = best["test_acc"] if best else None
             final_test = good[-1]["test_acc"] if good else None
         else:  # only best.pt was evaluated on test; it is the final weights only when the best epoch is the last
-            test_at_best = self.final_test[1] if self.final_test is not None else None
-            final_test = test_at_best if best is not None and best is good[-1] else None
+            test_at_best = self.best_test[1] if self.best_test is not None else None
+            if self.last_test is not None:
+                final_test = self.last_test[1]
+            else:
+                final_test = test_at_best if best is not None and best is good[-1] else None
         summary = {
             "status": status,
             "epochs_completed": len(good),
@@ -489,10 +496,13 @@ def _run_epochs(session: Session, folder: RunFolder, show: bool, on_epoch_end: E
 def _finish(session: Session, folder: RunFolder, status: str, **extra: Any) -> dict[str, Any]:
     """Evaluate best.pt on test (accuracy when not done per epoch, and F1); write and return the final summary."""
     extra = {**_training_fit(session, status), **extra}  # before best.pt replaces the last epoch's weights
+    config = session.config
+    if status == "complete" and not config.test_every_epoch and config.test_last_epoch:
+        session.last_test = _evaluate(session, session.test)
     if folder.best.is_file():
         session.model.load_state_dict(load_checkpoint(folder.best)["state_dict"])
-        if not session.config.test_every_epoch:
-            session.final_test = _evaluate(session, session.test)
+        if not config.test_every_epoch:
+            session.best_test = _evaluate(session, session.test)
         extra = {**_test_f1(session), **extra}
     summary = session.summary(status, **extra)
     folder.write_summary(summary)
