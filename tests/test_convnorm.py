@@ -122,11 +122,20 @@ def test_bf16_autocast_runs_the_fft_in_float32_and_keeps_the_convolutions_dtype(
         return rfft2(tensor, *args, **kwargs)
 
     monkeypatch.setattr(torch.fft, "rfft2", recording_rfft2)
+    transformed = []
+    fourier = convnorm.fourier_conv_window
+
+    def recording_fourier(x, weight, *args):
+        transformed.append((x.dtype, weight.dtype))
+        return fourier(x, weight, *args)
+
+    monkeypatch.setattr(convnorm, "fourier_conv_window", recording_fourier)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = module(x)
         conv_dtype = F.conv2d(x, module.weight).dtype
     assert conv_dtype == torch.bfloat16 and out.dtype == conv_dtype
     assert seen and set(seen) == {torch.float32}
+    assert transformed == [(torch.float32, torch.float32)]  # the convolution's products too
     assert torch.isfinite(out).all()
     error = (out.float() - reference).norm() / reference.norm()
     assert error < 0.03

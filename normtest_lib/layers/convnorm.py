@@ -20,11 +20,13 @@ weight W (C_out x C_in x k x k), padding p and stride s, on an H x W map:
    channel spatially. ``convnorm_channel_affine``: the paper's description instead, a
    per-channel scale (ones) and shift (zeros) as in batch norm.
 
-Steps 2-4 are computed as one linear map by four small matrix products (``_windowed_dft.py``): the
-transforms along each axis as dense DFT matrices, the inverse evaluated only at the rows and columns
-the window and the stride keep. The same numbers as ``rfft2``, ``irfft2``, crop and subsample (tested
-to 1e-12 in float64), 1.5 times as fast on this CPU: the 34-wide torus of a 32 x 32 map is a slow FFT
-length (2 x 17), and the crop and its backward copy whole tensors.
+Steps 1-4 are computed in the Fourier domain (``_fourier_conv.py``): the input's spectrum on the
+torus, times each frequency's kernel matrix (the flipped kernels' spectra, already multiplied by
+V), and the inverse transforms evaluated only at the rows and columns the window and the stride
+keep, all as dense matrix products. The same numbers as the full convolution followed by
+``rfft2``, ``irfft2``, crop and subsample (tested to 1e-12 in float64); no position a stride
+discards is computed. :meth:`PreconditionedConv2d.normalized` keeps steps 2-4 on a given full
+convolution (``_windowed_dft.py``), which the errata chapter measures operators with.
 
 A 1x1 convolution reduces to dividing each output channel's weight vector by its norm, which the
 layer computes directly (no FFT, and its preconditioner is not tied to a resolution).
@@ -53,9 +55,9 @@ R is defined per frequency of one torus, so a trained k > 1 layer is tied to the
 the feature maps it was trained on: evaluating, training or loading a state dict at another
 one raises :class:`~normtest_lib.errors.ModelError` naming the layer and both resolutions.
 
-Under bf16 autocast the convolution runs as autocast decides, the FFT, the multiplication and
-the affine in float32 (bf16 FFTs lose the small spectral values V amplifies), and the output
-has the convolution's dtype.
+Under bf16 autocast the transforms, the products and the affine run in float32 (in bf16 the
+small spectral values V amplifies would be lost), and the output has the dtype autocast gives
+a convolution.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ModelError
+from ._fourier_conv import fourier_conv_window
 from ._moments import compute_dtype, per_channel
 from ._windowed_dft import precondition_window
 from .registry import register_conv
@@ -278,25 +281,45 @@ class PreconditionedConv2d(nn.Module):
             )
         if self.pointwise:  # the window and the stride commute with a per-channel gain: convolve as Conv2d does
             out = F.conv2d(x, self.weight, None, self.stride, self.padding)
+            flat, out_dtype = self.normalized(out, None), out.dtype
         else:
-            out = F.conv2d(x, self.weight, None, 1, self.kernel_size - 1)
-        flat = self.normalized(out, (int(x.shape[-2]), int(x.shape[-1])))
+            flat, out_dtype = self._convolve_normalized(x), _conv_output_dtype(x)
         with torch.autocast(device_type=x.device.type, enabled=False):  # the affine in the FFT's precision too
             result = self.affine(flat)
-        return result.to(out.dtype)
+        return result.to(out_dtype)
 
-    def normalized(self, out: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+    def _convolve_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps 1-4 for k > 1 in the Fourier domain (``_fourier_conv``), in float32 (float64 for float64)."""
+        dtype = compute_dtype(x)
+        input_size = (int(x.shape[-2]), int(x.shape[-1]))
+        torus = fft_size(input_size, self.kernel_size)
+        multiplier = self._multiplier(input_size, lambda: preconditioner(self.weight, torus, self.eps))
+        start, out_size = self._window(input_size)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return fourier_conv_window(
+                x.to(dtype), self.weight.to(dtype), multiplier.to(dtype), start, self.stride, out_size
+            )
+
+    def _window(self, input_size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
+        """The window's first row and column on the torus, and how many rows and columns the stride keeps."""
+        out_size = tuple((size + 2 * self.padding - self.kernel_size) // self.stride + 1 for size in input_size)
+        return self.kernel_size - 1 - self.padding, (out_size[0], out_size[1])
+
+    def normalized(self, out: torch.Tensor, input_size: tuple[int, int] | None) -> torch.Tensor:
         """Steps 2-4 on the convolution ``out`` of an ``input_size`` map (the full one for k > 1, the plain one
-        for 1x1): the preconditioned output before the affine, in float32 (float64 for float64)."""
+        for 1x1): the preconditioned output before the affine, in float32 (float64 for float64).
+
+        The layer's forward computes k > 1 from the input in the Fourier domain instead (the same map); this
+        form, from a given full convolution, is what the errata chapter measures operators with."""
         dtype = compute_dtype(out)
         if self.pointwise:
             multiplier = self._multiplier(None, lambda: pointwise_preconditioner(self.weight, self.eps))
             return out.to(dtype) * multiplier.to(dtype)
         torus = (int(out.shape[-2]), int(out.shape[-1]))
         multiplier = self._multiplier(input_size, lambda: preconditioner(self.weight, torus, self.eps))
-        # Steps 2-4 in one: the window's first row and column on the torus, and how many the stride keeps.
-        start = self.kernel_size - 1 - self.padding
-        out_size = tuple((size + 2 * self.padding - self.kernel_size) // self.stride + 1 for size in input_size)
+        if input_size is None:
+            raise ValueError(f"{self.describe()}: a k > 1 layer's window needs the input's (H, W)")
+        start, out_size = self._window(input_size)
         with torch.autocast(device_type=out.device.type, enabled=False):
             return precondition_window(out.to(dtype), multiplier.to(dtype), start, self.stride, out_size)
 
@@ -385,6 +408,14 @@ class PreconditionedConv2d(nn.Module):
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, eps={self.eps}, decay_steps={self.decay_steps}, floor={self.floor}"
         )
+
+
+def _conv_output_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype ``conv2d`` would return for ``x``: autocast's lower precision where it is on, else x's own."""
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return x.dtype
 
 
 def _size_or_none(size: torch.Tensor) -> tuple[int, int] | None:

@@ -1,0 +1,61 @@
+"""ConvNorm's steps 1-4 in the Fourier domain against the full convolution, FFT pair, crop and stride."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from normtest_lib.layers._fourier_conv import fourier_conv_window
+from normtest_lib.layers.convnorm import precondition, preconditioner, same_window
+
+
+def reference(x: torch.Tensor, weight: torch.Tensor, multiplier: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    k = weight.shape[-1]
+    full = F.conv2d(x, weight, None, 1, k - 1)
+    return same_window(precondition(full, multiplier), k, padding)[..., ::stride, ::stride]
+
+
+# (H, W, kernel, padding, stride): square and not, odd and even tori, the "same" window, a smaller one
+# (p = 0), a larger one (p > k - 1), strides 2 and 3, an even kernel, a kernel wider than the map.
+CASES = [
+    (8, 8, 3, 1, 1), (7, 9, 3, 1, 2), (16, 16, 3, 1, 2), (6, 5, 3, 0, 1), (5, 6, 3, 3, 1), (9, 9, 5, 2, 3),
+    (4, 4, 2, 1, 1), (3, 4, 5, 2, 1),
+]  # fmt: skip
+
+
+def _inputs(height, width, kernel, batch=3, c_in=2, c_out=4):
+    torch.manual_seed(0)
+    x = torch.randn(batch, c_in, height, width, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(c_out, c_in, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    multiplier = preconditioner(weight, (height + kernel - 1, width + kernel - 1), 1e-5)
+    return x, weight, multiplier
+
+
+@pytest.mark.parametrize("height, width, kernel, padding, stride", CASES)
+def test_equals_the_full_convolution_then_the_fft_pair_and_window(height, width, kernel, padding, stride):
+    x, weight, multiplier = _inputs(height, width, kernel)
+    out_size = tuple((size + 2 * padding - kernel) // stride + 1 for size in (height, width))
+    ours = fourier_conv_window(x, weight, multiplier, kernel - 1 - padding, stride, out_size)
+    expected = reference(x, weight, multiplier, padding, stride)
+    assert ours.shape == expected.shape and ours.is_contiguous()
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+    # The same gradients, for the input and the kernel (the preconditioner is a constant in both).
+    upstream = torch.randn_like(expected)
+    ours_grad = torch.autograd.grad(ours, (x, weight), upstream)
+    expected_grad = torch.autograd.grad(expected, (x, weight), upstream)
+    for got, want in zip(ours_grad, expected_grad):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_gradcheck_on_a_small_map():
+    x, weight, multiplier = _inputs(4, 5, 3, batch=1, c_in=2, c_out=2)
+    assert torch.autograd.gradcheck(lambda a, b: fourier_conv_window(a, b, multiplier, 1, 2, (2, 3)), (x, weight))
+
+
+def test_float32_agrees_with_float64_to_float_rounding():
+    x, weight, multiplier = _inputs(32, 32, 3, batch=4, c_in=16, c_out=16)
+    exact = fourier_conv_window(x, weight, multiplier, 1, 1, (32, 32))
+    single = fourier_conv_window(x.float(), weight.float(), multiplier.float(), 1, 1, (32, 32))
+    assert single.dtype == torch.float32
+    assert (single.double() - exact).abs().max() < 1e-5 * exact.abs().max()
