@@ -40,4 +40,4 @@ def test_the_short_runs_are_each_studys_local_runs_cut_short_on_the_device(tmp_p
         assert (config.device, config.epochs, config.dataset) == ("cpu", 3, "imagefolder")
         assert config.pretrained == "none" and config.train_subset <= 10_000
         assert str(config.data_root).endswith("data/cifar10-jpeg")
-    assert check.short_run_config("convnorm_label_noise", "cpu", tiny=False, base=tmp_path).train_subset == 3_000
+    assert check.short_run_config("convnorm_label_noise", "cpu", tiny=False, base=tmp_path).train_subset == 2_000

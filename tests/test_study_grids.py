@@ -146,9 +146,13 @@ def test_study_3_local_profile_reduces_network_data_and_epochs(tmp_path, monkeyp
     runs = [run.config for run in load_grid(CONVNORM_LABEL_NOISE, "local", runs_root="results").runs]
     assert len(runs) == 27
     assert {(c.model, c.depth_n, c.dataset, c.train_subset, c.epochs, tuple(c.milestones)) for c in runs} == {
-        ("cifar_resnet", 1, "imagefolder", 3000, 10, (4, 8))
+        ("cifar_resnet", 2, "imagefolder", 2000, 100, (40, 80))  # the published epochs and schedule
     }
     assert {(c.conv_layer.partition(":")[0], c.norm_layer) for c in runs} == STUDY_3_VARIANTS
+    # ConvNorm's running average decays over the run's steps: 100 epochs of ceil(2,000 / 128) batches.
+    assert {c.conv_layer for c in runs if c.conv_layer != "conv"} == {"convnorm:1600"}
+    # The test split twice per run: at the epoch chosen on validation and at the last one.
+    assert {(c.test_every_epoch, c.test_last_epoch) for c in runs} == {(False, True)}
     assert Counter(c.label_noise for c in runs) == {0.0: 9, 0.1: 9, 0.2: 9}
 
 
