@@ -18,7 +18,7 @@ compilation, and leaves a short one eager. The rule, on the images a run trains 
   a short check run does not.
 - any other device (``mps``): eager.
 - a network with ConvNorm (``conv_layer: convnorm...``): eager on every device. Inductor generates
-  no code for its complex FFT products (it falls back to eager kernels for them), and each layer's
+  no code for its complex matrix products (it falls back to eager kernels for them), and each layer's
   first training forward sizes its running preconditioner, which changes a guarded buffer shape
   per layer and runs into dynamo's recompile limit; measured on the CPU, compiled ConvNorm was no
   faster than eager (``benchmarks/results/layers-cpu.json``).
@@ -63,7 +63,7 @@ def resolve_compile(
     if isinstance(setting, bool):
         return setting, f"compile: {str(setting).lower()} in the run's parameters"
     if conv_layer.partition(":")[0].startswith("convnorm"):
-        return False, "compile: auto; eager with ConvNorm, which compiling does not speed up (complex FFTs, recompiles)"
+        return False, "compile: auto; eager with ConvNorm, which compiling does not speed up (complex products, recompiles)"
     threshold = BREAK_EVEN_IMAGES.get(device.type)
     if threshold is None:
         return False, f"compile: auto; eager on {device.type}, where compiling is not measured"
