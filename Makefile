@@ -58,6 +58,7 @@ data/.%.extracted: $(SHARED_DATA)/%.tar.gz
 dataset-stats: $(STAMP) $(if $(wildcard $(SHARED_DATA)/*.tar.gz),data)
 	$(BIN)/normtest stats imagefolder --root data/cifar10-jpeg --published cifar10 --out results/dataset_statistics/local
 	$(BIN)/normtest stats tiny_imagenet_200 --root data/tiny-imagenet-200 --out results/dataset_statistics/local
+	$(BIN)/normtest stats imagefolder+dim --root data/cifar10-jpeg --out results/dataset_statistics/local
 
 # On a machine with a CUDA GPU: the CUDA-marked tests, the layer and throughput benchmarks on the device and
 # one short real-data run per study, into benchmarks/results/ and results/<study>/gpu/ (about 10 minutes on

@@ -193,10 +193,15 @@ def _predict_command(args: argparse.Namespace) -> int:
 
 def _datasets_command(args: argparse.Namespace) -> int:
     from .data import dataset_names, get_spec
+    from .data.photometric import describe, shift_names, shifted_name
 
     for name in dataset_names():
         spec = get_spec(name)
         print(f"{name:24s} {'needs --root' if spec.needs_root else 'built in':13s} {spec.description}")
+    # One line per shift, not one per data set and shift: every name above takes each.
+    for shift in shift_names():
+        print(f"{shifted_name('<data set>', shift):24s} {'as its base':13s} "
+              f"any data set above with the {shift!r} shift: {describe(shift)}")
     return 0
 
 
@@ -228,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--out", metavar="FOLDER", help="also write the record FOLDER/<name>.json (the book reads results/dataset_statistics/local/)"
     )
-    stats.add_argument("--name", help="the record's name (default: the data set's; an imagefolder's folder name)")
+    stats.add_argument("--name", help="the record's name (default: the data set's; an imagefolder's folder name, +shift for a shifted one: cifar10-jpeg+dim)")
     stats.add_argument("--published", metavar="DATASET", help="published statistics to compare with (e.g. cifar10)")
     stats.add_argument("--max-images", type=int, default=None, help="a seeded sample of this many images (default: all)")
     stats.add_argument("--seed", type=int, default=0, help="the sample's seed")

@@ -108,10 +108,14 @@ class RunConfig(BaseModel):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from .data import dataset_names
+        # A registered name or a shifted one (imagefolder+dim, data/registry.py); the error names the known ones.
+        from .data import get_spec
+        from .errors import DatasetError
 
-        if name not in dataset_names():
-            raise ValueError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
+        try:
+            get_spec(name)
+        except DatasetError as exc:
+            raise ValueError(str(exc)) from None
         return name
 
     @field_validator("model")

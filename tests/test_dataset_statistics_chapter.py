@@ -33,6 +33,9 @@ def fabricate_statistics(project: Path) -> dict:
     for source, name, published in (("a", "cifar10-jpeg", "cifar10"), ("b", "tiny_imagenet_200", "tiny_imagenet_200")):
         record = compute_record("imagefolder", sources / source, name=name, published_as=published, project_root=project)
         write_record(record, folder, project_root=project)
+    # The underexposed copy, as `make dataset-stats` writes it: no published statistics.
+    write_record(compute_record("imagefolder+dim", sources / "a", name="cifar10-jpeg+dim", project_root=project), folder,
+                 project_root=project)
     shutil.rmtree(sources)
     return read_records(folder)
 
@@ -69,6 +72,12 @@ def test_the_chapter_shows_committed_real_statistics_beside_live_synthetic_ones(
     comparison = stats_tables.table1_comparison(table1, stats_tables.records_published_table1(records))
     assert stats_tables.published_difference_sentence(comparison) in glued["published_difference"]["application/papermill.record/text/markdown"]
     assert stats_tables.table1_summary(table1, "real data, from the committed statistics") in text
+    # The shifted copy is a row of its own in each real-data table, after its base, with every setting.
+    assert list(records) == ["cifar10-jpeg", "cifar10-jpeg+dim", "tiny_imagenet_200"]
+    assert "cifar10-jpeg+dim" in glued["real_provenance"]["application/papermill.record/text/html"]
+    assert "cifar10-jpeg+dim" in glued["channel_stats_table"]["application/papermill.record/text/html"]
+    assert f"{records['cifar10-jpeg+dim'].table1['pretrain'].mean[0]:.3f}" in real
+    assert len(table1.xs("cifar10-jpeg+dim", level="dataset")) == len(table1.xs("cifar10-jpeg", level="dataset"))
     for key in ("histograms_unit_real", "histograms_pretrain_real", "histograms_unit", "gallery"):
         assert "application/papermill.record/image/png" in glued[key], key
     assert str(tmp_path) not in text  # the chapter names the results folder relative to the project

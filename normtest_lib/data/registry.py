@@ -2,15 +2,25 @@
 
 Readers register themselves with :func:`register`; :func:`load_dataset` is the
 one call that returns any of them as an :class:`ImageDataset`.
+
+Every registered data set also exists photometrically shifted, as
+``<registered name>+<shift>`` with a shift of :data:`photometric.SHIFTS`
+(``imagefolder+dim``): the base's reader, then the shift on both splits
+(:func:`photometric.shifted_dataset`). Those names are resolved on demand by
+:func:`get_spec`, not registered: :func:`dataset_names` lists the registered
+names only, :func:`shifted_forms` the pattern of the shifted ones
+(``<data set>+dim``), so that no listing multiplies every base by every shift.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from ..errors import DatasetError
+from . import photometric
 from .types import ImageDataset
 
 Reader = Callable[..., ImageDataset]
@@ -53,16 +63,55 @@ def _ensure_readers_imported() -> None:
 
 
 def dataset_names() -> list[str]:
+    """The registered data sets, sorted; each also exists shifted (:func:`shifted_forms`)."""
     _ensure_readers_imported()
     return sorted(_REGISTRY)
 
 
+def shifted_forms() -> list[str]:
+    """The shifted names as patterns, one per shift: ``["<data set>+dim"]``."""
+    return [photometric.shifted_name("<data set>", shift) for shift in photometric.shift_names()]
+
+
+def known_names() -> str:
+    """What an error lists as the known data sets: the registered ones and the shifted forms."""
+    return (
+        f"{', '.join(dataset_names())}; or any of them with a photometric shift, "
+        f"{' or '.join(shifted_forms())} (e.g. {photometric.shifted_name('imagefolder', photometric.shift_names()[0])})"
+    )
+
+
 def get_spec(name: str) -> DatasetSpec:
+    """The spec of a registered data set, or of a shifted one (``<registered name>+<shift>``)."""
     _ensure_readers_imported()
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise DatasetError(f"unknown data set {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    parts = photometric.split_name(name)
+    if parts is None:
+        raise DatasetError(f"unknown data set {name!r}; known: {known_names()}")
+    base_name, shift = parts
+    if base_name not in _REGISTRY:
+        raise DatasetError(
+            f"unknown data set {base_name!r} in {name!r}: a shifted data set is <registered name>+<shift>; "
+            f"registered: {', '.join(dataset_names())}"
+        )
+    if shift not in photometric.SHIFTS:
+        raise DatasetError(
+            f"unknown photometric shift {shift!r} in data set {name!r}; known shifts: {', '.join(photometric.shift_names())}"
+        )
+    base = _REGISTRY[base_name]
+    return DatasetSpec(
+        name,
+        partial(_read_shifted, base.reader, shift, name),
+        base.needs_root,
+        f"{base_name} with the {shift!r} shift: {photometric.describe(shift)}",
+        base.classes,
+    )
+
+
+def _read_shifted(base_reader: Reader, shift: str, name: str, root: Path | None, *, download: bool) -> ImageDataset:
+    # The base's reader (and so its decode cache), then the shift: cheap next to decoding.
+    return photometric.shifted_dataset(base_reader(root, download=download), shift, name)
 
 
 def known_classes(name: str) -> tuple[str, ...] | None:

@@ -13,9 +13,14 @@ from typing import Any, Mapping
 
 
 def dataset_label(run: Mapping[str, Any]) -> str:
-    """The registry name, or for a generic ``imagefolder`` set the name of its folder (``cifar10-jpeg``)."""
+    """The registry name, or for a generic ``imagefolder`` set the name of its folder (``cifar10-jpeg``).
+
+    A photometrically shifted set keeps its shift after its base's label: ``imagefolder+dim``
+    read from ``data/cifar10-jpeg`` is ``cifar10-jpeg+dim``.
+    """
     name = str(run.get("dataset"))
+    base, separator, shift = name.partition("+")
     root = run.get("data_root")
-    if name == "imagefolder" and isinstance(root, str) and root:
-        return PurePosixPath(root.replace("\\", "/")).name
+    if base == "imagefolder" and isinstance(root, str) and root:
+        return PurePosixPath(root.replace("\\", "/")).name + separator + shift
     return name

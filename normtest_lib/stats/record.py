@@ -308,14 +308,16 @@ def read_record(path: str | Path) -> StatisticsRecord:
 
 
 def read_records(folder: str | Path) -> dict[str, StatisticsRecord]:
-    """Every record in ``folder`` by name, sorted; a missing folder is a :class:`DatasetError` naming it."""
+    """Every record in ``folder`` by name, sorted by name (a base before its shifted copy: ``cifar10-jpeg``,
+    ``cifar10-jpeg+dim``); a missing folder is a :class:`DatasetError` naming it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(
             f"no data set statistics at {folder}: it is not a folder. Generate them with "
             f"`normtest stats DATASET --root DIR --out {folder}` (README, Data and downloads)"
         )
-    records = [read_record(path) for path in sorted(folder.glob("*.json")) if not path.name.startswith(".")]
+    paths = sorted(folder.glob("*.json"), key=lambda path: path.stem)  # by path, '+' would sort before '.json'
+    records = [read_record(path) for path in paths if not path.name.startswith(".")]
     return {record.name: record for record in records}
 
 
