@@ -179,7 +179,7 @@ def test_runs_from_the_pretraining_run_keep_their_ids_in_any_runs_root(tmp_path,
     grid_file = write_grid(tmp_path, text, notebook)
     in_runs, in_results = load_grid(grid_file, "smoke"), load_grid(grid_file, "smoke", runs_root="results")
     assert [run.id for run in in_runs.runs] == [run.id for run in in_results.runs]
-    assert in_results.runs[0].config.pretrained == f"results/demo/smoke/{in_results.pretrain.id}/best.pt"
+    assert in_results.runs[0].config.pretrained == f"results/demo/smoke/{in_results.pretrains[0].id}/best.pt"
     assert len({run.id for run in in_runs.runs}) == 2
 
 

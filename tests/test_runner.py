@@ -355,6 +355,70 @@ def test_runs_are_not_started_when_their_pretraining_run_fails(tmp_path, noteboo
     assert report.exit_code == 1
 
 
+FOLLOW_GRID = """
+pretrain: {model: small, epochs: 1, seed: 7, follow: [norm_layer]}
+base: {model: small, epochs: 1, pretrained: "@pretrain", input_norm: pretrain}
+axes: {norm_layer: [torch_bn, none], seed: [0, 1]}
+profiles: {smoke: {}, paper: {}}
+"""
+
+
+def test_followed_pretraining_runs_all_run_before_the_runs_that_start_from_them(tmp_path, notebook, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "grid.yml", notebook, FOLLOW_GRID)
+    lines: list[str] = []
+    dry = run_grid(grid_file, "smoke", dry_run=True, log=lines.append)
+    sources = {layer: record.run_id for layer, record in zip(("torch_bn", "none"), dry.records[:2])}
+    assert lines[0] == f"{sources['torch_bn']}  -         pretraining (norm_layer=torch_bn)"
+    assert lines[1] == f"{sources['none']}  -         pretraining (norm_layer=none)"
+    assert lines[-1] == "6 runs" and not any("pretraining" in line for line in lines[2:])
+
+    report = run_grid(grid_file, "smoke", workers=2, gpus=[], progress=False, log=lines.append)
+    assert report.done == 6 and report.exit_code == 0
+    finished = summaries(Path("runs/demo/smoke"))
+    last_source = max(finished[run]["finished_at"] for run in sources.values())
+    for record in report.records[2:]:
+        layer = record.varying["norm_layer"]
+        assert finished[record.run_id]["pretrained"] == f"runs/demo/smoke/{sources[layer]}/best.pt"
+        assert finished[record.run_id]["finished_at"] > last_source
+    index = json.loads(Path("runs/demo/smoke/grid.json").read_text())
+    assert [entry["id"] for entry in index["pretrains"]] == list(sources.values()) and index["pretrain"] is None
+
+    # Weights are rebuilt per source: only the one an unfinished run needs.
+    for weights in Path("runs/demo/smoke").glob("*/best.pt"):
+        weights.unlink()
+    none_runs = [record.run_id for record in report.records[2:] if record.varying["norm_layer"] == "none"]
+    (Path("runs/demo/smoke") / none_runs[0] / "summary.json").unlink()
+    rerun = run_grid(grid_file, "smoke", progress=False, log=lines.append)
+    statuses = {record.run_id: record.status for record in rerun.records}
+    assert statuses[sources["none"]] == "done" and statuses[sources["torch_bn"]] == "skipped"
+    assert statuses[none_runs[0]] == "done" and list(statuses.values()).count("skipped") == 4
+    assert Path(f"runs/demo/smoke/{sources['none']}/best.pt").is_file()
+    assert not Path(f"runs/demo/smoke/{sources['torch_bn']}/best.pt").exists()
+
+
+def test_a_run_is_not_started_when_its_own_pretraining_run_fails_and_the_others_go_on(tmp_path, notebook, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = FOLLOW_GRID.replace("follow: [norm_layer]", "follow: [norm_layer, label_smoothing]").replace(
+        "axes: {norm_layer: [torch_bn, none], seed: [0, 1]}",
+        "axes: {seed: [0, 1]}\nzip: [{norm_layer: [torch_bn, none], label_smoothing: [0.0, 0.5]}]",
+    )
+    grid_file = write_grid(tmp_path / "grid.yml", notebook, text)
+    report = run_grid(grid_file, "smoke", workers=2, gpus=[], progress=False, log=lambda line: None)
+    good, bad = report.records[:2]
+    assert (good.status, bad.status) == ("done", "failed")  # the fake engine fails at label_smoothing 0.5
+    dependents = report.records[2:]
+    assert len(dependents) == 4
+    for record in dependents:
+        if record.varying["norm_layer"] == "none":
+            assert record.status == "failed"
+            assert record.error == f"not run: the pretraining run {bad.run_id} ended 'failed'"
+            assert not record.run_dir.exists()
+        else:
+            assert record.status == "done"
+    assert report.exit_code == 1
+
+
 def test_starting_from_pretrain_without_declaring_it_is_an_error(tmp_path, notebook):
     grid_file = write_grid(tmp_path / "grid.yml", notebook, PRETRAIN_GRID.replace("pretrain: {model: small, epochs: 1, seed: 7}", ""))
     with pytest.raises(ConfigError, match="declares no pretrain run"):

@@ -52,10 +52,11 @@ def test_study_1_local_profile_pretrains_on_tiny_imagenet_and_fine_tunes_on_cifa
     for folder in ("data/cifar10-jpeg", "data/tiny-imagenet-200"):
         (tmp_path / folder).mkdir(parents=True)
     grid = load_grid(INPUT_NORMALIZATION, "local", runs_root="results")
-    assert (grid.pretrain.config.dataset, grid.pretrain.config.input_size) == ("tiny_imagenet_200", 32)
+    assert len(grid.pretrains) == 1
+    assert (grid.pretrains[0].config.dataset, grid.pretrains[0].config.input_size) == ("tiny_imagenet_200", 32)
     runs = [run.config for run in grid.runs]
     assert len(runs) == 45 and {c.dataset for c in runs} == {"imagefolder"}
-    weights = f"results/input_normalization/local/{grid.pretrain.id}/best.pt"
+    weights = f"results/input_normalization/local/{grid.pretrains[0].id}/best.pt"
     assert Counter(c.pretrained for c in runs) == {weights: 42, "none": 3}
     full = [c for c in runs if c.train_subset is None]
     assert Counter(c.input_norm for c in full) == {"finetune": 6, "pretrain": 3, "instance": 3, "unit": 3, "minmax": 3}

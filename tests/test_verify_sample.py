@@ -168,3 +168,52 @@ def test_the_git_query_sees_uncommitted_changes(tmp_path, monkeypatch):
     assert provenance.uncommitted_library_changes() == []
     (package / "a.py").write_text("x = 2\n")
     assert provenance.uncommitted_library_changes() == [" M normtest_lib/a.py"]
+
+
+# --- several pretraining runs (a grid's pretrain.follow) --------------------------------------
+
+
+def _fake_run(folder: Path, pretrained: str = "none", **params) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(json.dumps({"pretrained": pretrained, **params}))  # JSON is YAML
+    (folder / "summary.json").write_text(json.dumps({"status": "complete"}))
+    (folder / "fingerprint.json").write_text("{}")
+    return folder
+
+
+def test_a_stale_pretraining_run_makes_only_its_own_runs_stale(tmp_path, monkeypatch):
+    from normtest_lib.verify import stale
+
+    sources = {layer: _fake_run(tmp_path / f"source_{layer}", norm_layer=layer) for layer in ("bn", "none")}
+    runs = {layer: _fake_run(tmp_path / f"run_{layer}", f"{sources[layer]}/best.pt", norm_layer=layer) for layer in sources}
+    verified: list[str] = []
+
+    def fake_verify(run_dir, **kwargs):
+        verified.append(Path(run_dir).name)
+        status = "differs" if Path(run_dir).name == "source_none" else "verified"
+        return verify_module.Outcome(Path(run_dir), status, status)
+
+    monkeypatch.setattr(stale, "verify_or_error", fake_verify)
+    found = stale.stale_runs([*sources.values(), *runs.values()], pretrains=list(sources.values()), log=lambda line: None)
+    assert set(found) == {sources["none"], runs["none"]}
+    assert found[runs["none"]] is found[sources["none"]]  # stale because its start is, without recomputing it
+    assert "run_none" not in verified and "run_bn" in verified
+
+
+def test_the_sample_tells_several_pretraining_runs_apart(tmp_path):
+    from normtest_lib.verify.sample import variants
+
+    set_dir = tmp_path / "demo" / "smoke"
+    sources = {layer: _fake_run(set_dir / f"{layer:0>12}", norm_layer=layer, seed=7) for layer in ("bn", "none")}
+    for layer, source in sources.items():
+        _fake_run(set_dir / f"run{layer:0>9}", f"{source}/best.pt", norm_layer=layer, seed=0)
+    entries = [{"id": source.name, "params": {"norm_layer": layer, "seed": 7}} for layer, source in sources.items()]
+    index = {"varying": ["norm_layer"], "pretrain": None, "pretrains": entries, "runs": []}
+    (set_dir / "grid.json").write_text(json.dumps(index))
+    grouped = variants(set_dir)
+    assert grouped["pretraining run norm_layer=bn"] == [sources["bn"]]
+    assert grouped["pretraining run norm_layer=none"] == [sources["none"]]
+    assert set(grouped) == {"pretraining run norm_layer=bn", "pretraining run norm_layer=none", "norm_layer=bn", "norm_layer=none"}
+    # A grid.json from before pretrains: its one pretraining run.
+    (set_dir / "grid.json").write_text(json.dumps({"varying": ["norm_layer"], "pretrain": entries[0], "runs": []}))
+    assert variants(set_dir)["pretraining run"] == [sources["bn"]]

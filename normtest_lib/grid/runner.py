@@ -17,6 +17,12 @@ Bookkeeping, so a grid can be interrupted and rerun at any time:
 - A run that fails (papermill raises ``PapermillExecutionError``; the executed
   notebook shows the error) is recorded in ``summary.json`` as ``failed`` with
   the error, and the grid goes on. The exit code is nonzero if any run failed.
+- A grid's pretraining runs (``pretrain``; one per combination of the
+  ``follow`` values, see ``spec.py``) execute before every run that starts
+  from one, beside each other only. A run whose pretraining run did not
+  complete is not started and fails naming it; a finished pretraining run
+  whose ``best.pt`` is missing (weights are never committed) is rebuilt when
+  an unfinished run starting from it needs it.
 - With ``rerun_stale`` (``--rerun-stale``), a finished run whose fingerprint no
   longer verifies with the current code (``normtest_lib/verify/stale.py``) runs
   again, its old record files moved to ``previous/`` in its folder first; with
@@ -65,6 +71,7 @@ class RunRecord:
     seconds: float = 0.0
     error: str | None = None
     summary_status: str | None = None  # summary.json's status afterwards
+    label: str | None = None  # what the lines about it say instead of its varying values (a pretraining run)
 
 
 @dataclass
@@ -143,13 +150,18 @@ def run_grid(
         RunRecord(run.id, "pending", runs_dir / run.id, run.varying, summary_status=read_status(runs_dir / run.id))
         for run in grid.all_runs
     ]
-    if grid.pretrain is not None:
-        records[0].varying = {"pretraining": "the runs below start from it"}
-    stale = _stale(records, grid.pretrain is not None, log) if rerun_stale else set()
+    sources = records[: len(grid.pretrains)]  # the pretraining runs, in grid.all_runs' order
+    for record, run in zip(sources, grid.pretrains):
+        if grid.follow:
+            record.label = f"pretraining ({_describe(run.varying)})"
+        else:
+            record.varying = {"pretraining": "the runs below start from it"}
+    dependents = {record.run_id: [r for r in records if grid.source_of(r.run_id) == record.run_id] for record in sources}
+    stale = _stale(records, sources, log) if rerun_stale else set()
     if dry_run:
         for record in records:
             shown = "stale" if record.run_id in stale else record.summary_status or "-"
-            log(f"{record.run_id}  {shown:<9} {_describe(record.varying)}".rstrip())
+            log(f"{record.run_id}  {shown:<9} {_describe_record(record)}".rstrip())
         log(f"{len(records)} runs")  # exactly "N runs", even for one: scripts parse this line
         return GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started, dry_run=True)
 
@@ -164,8 +176,8 @@ def run_grid(
             _move_to_previous(record.run_dir)
             log(f"{record.run_id}  rerunning: its fingerprint no longer verifies (old record in previous/)")
             record.summary_status = None
-    if grid.pretrain is not None:
-        _rebuild_missing_weights(records[0], records[1:], log)
+    for record in sources:
+        _rebuild_missing_weights(record, dependents[record.run_id], log)
     todo = [record for record in records if record.status == "pending"]
     if todo:
         runner = make_executor(executor, **options)
@@ -183,16 +195,19 @@ def run_grid(
                     _apply(record, result)
                     bar.finished(record)
 
-            if grid.pretrain is not None and records[0] in todo:
-                # The others start from its weights: it runs alone, first.
-                execute([records[0]])
-                todo = todo[1:]
-                if records[0].summary_status != "complete":
-                    for record in todo:
+            first = [record for record in sources if record in todo]
+            if first:
+                # The others start from their weights: they run first, beside each other only.
+                execute(first)
+                todo = [record for record in todo if record not in first]
+                ended = {record.run_id: record for record in first if record.summary_status != "complete"}
+                for record in todo:
+                    source = ended.get(grid.source_of(record.run_id) or "")
+                    if source is not None:
                         record.status = "failed"
-                        record.error = f"not run: the pretraining run {records[0].run_id} ended {records[0].summary_status!r}"
+                        record.error = f"not run: the pretraining run {source.run_id} ended {source.summary_status!r}"
                         bar.finished(record)
-                    todo = []
+                todo = [record for record in todo if record.status == "pending"]
             execute(todo)
     report = GridReport(grid.study, grid.profile, runs_dir, records, time.monotonic() - started)
     log(report.summary_line())
@@ -225,13 +240,13 @@ def _move_to_previous(run_dir: Path) -> None:
             os.replace(path, previous / path.name)
 
 
-def _stale(records: list[RunRecord], has_pretrain: bool, log: Callable[[str], None]) -> set[str]:
-    """The ids of finished runs whose fingerprint no longer verifies (``verify/stale.py``)."""
+def _stale(records: list[RunRecord], sources: list[RunRecord], log: Callable[[str], None]) -> set[str]:
+    """The ids of finished runs whose fingerprint no longer verifies (``verify/stale.py``); ``sources``: the pretraining runs."""
     from ..verify.stale import stale_runs
 
     finished = [record.run_dir for record in records if record.summary_status in FINISHED]
-    pretrain = records[0].run_dir if has_pretrain else None
-    return {run.name for run in stale_runs(finished, pretrain=pretrain, log=log)}
+    pretrains = [record.run_dir for record in sources]
+    return {run.name for run in stale_runs(finished, pretrains=pretrains, log=log)}
 
 
 def check_committable(runs_root: str | os.PathLike[str]) -> None:
@@ -270,6 +285,10 @@ def _describe(varying: dict[str, Any]) -> str:
     return " ".join(f"{key}={value}" for key, value in varying.items())
 
 
+def _describe_record(record: RunRecord) -> str:
+    return record.label if record.label is not None else _describe(record.varying)
+
+
 class _ProgressBar:
     """One tqdm bar for the grid, and log lines that do not tear it."""
 
@@ -286,7 +305,7 @@ class _ProgressBar:
         self.failed = 0
 
     def finished(self, record: RunRecord) -> None:
-        line = f"{record.status:<9} {record.run_id}  {_describe(record.varying)}"
+        line = f"{record.status:<9} {record.run_id}  {_describe_record(record)}"
         if record.seconds:
             line += f"  ({record.seconds:.1f}s)"
         if record.status == "failed":

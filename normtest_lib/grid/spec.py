@@ -51,7 +51,7 @@ list, zip lists of unequal length, a run that fails validation) raises one
 :class:`~normtest_lib.errors.ConfigError` naming the file, the profile and the
 key, before any run starts.
 
-Pretraining (``pretrain``): a mapping of run parameters for one run that the
+Pretraining (``pretrain``): a mapping of run parameters for the run that the
 grid's other runs start from. A run whose ``pretrained`` is ``"@pretrain"``
 starts from that run's best-validation weights,
 ``<runs root>/<study>/<profile>/<pretraining run id>/best.pt`` (a path relative
@@ -62,6 +62,19 @@ file's key by key. ``@pretrain`` without a ``pretrain`` section is an error::
 
     pretrain: {dataset: tiny_imagenet_200, model: cifar_resnet, epochs: 10}
     base: {dataset: cifar10-jpeg, model: cifar_resnet, pretrained: "@pretrain"}
+
+Several pretraining runs (``follow``): the ``pretrain`` mapping may hold the key
+``follow``, a list of run parameters (RunConfig keys, never ``pretrained``). A
+run's pretraining run is then the mapping without ``follow`` plus, for each
+followed key, that run's own value (its RunConfig default when the grid does
+not set it; a followed key's value in the mapping is overridden). Each distinct
+combination is one pretraining run with its own id (:func:`run_id`), run before
+every run that starts from one; a profile's ``follow`` replaces the file's.
+Without ``follow`` there is exactly one pretraining run::
+
+    pretrain: {dataset: tiny_imagenet_200, model: cifar_resnet, epochs: 10, follow: [norm_layer]}
+    base: {dataset: cifar10-jpeg, model: cifar_resnet, pretrained: "@pretrain"}
+    axes: {norm_layer: [torch_bn, none]}  # two pretraining runs, each fine-tuned with its own norm_layer
 
 Run identity: :func:`run_id` hashes a run's resolved parameters, so the same
 run always lands in the same folder, whichever grid or profile asks for it.
@@ -88,6 +101,8 @@ TOP_LEVEL_KEYS = ("study", "notebook", "base", "axes", "zip", "exclude", "pretra
 PROFILE_KEYS = ("base", "axes", "zip", "exclude", "pretrain", "reasons")
 # `pretrained: "@pretrain"` in a run starts it from the best weights of the grid's pretraining run.
 PRETRAIN_PLACEHOLDER = "@pretrain"
+# The key of a `pretrain` mapping listing the run parameters each pretraining run takes from its runs.
+FOLLOW = "follow"
 PRETRAIN_WEIGHTS = "best.pt"
 REQUIRED_PROFILES = ("smoke", "paper")
 DEFAULT_NOTEBOOK = "notebooks/run_experiment.ipynb"
@@ -147,25 +162,38 @@ class Grid:
     notebook: Path
     runs: tuple[Run, ...]
     varying_keys: tuple[str, ...]
-    # The run the others start from (``pretrained: "@pretrain"``); it is not among ``runs``.
-    pretrain: Run | None = None
+    # The runs the others start from (``pretrained: "@pretrain"``), in the order first needed; not among ``runs``.
+    # Without ``follow`` at most one; each one's ``varying`` holds its values of the followed keys.
+    pretrains: tuple[Run, ...] = ()
+    # The id of the pretraining run each run of ``runs`` that starts from one starts from.
+    source_ids: Mapping[str, str] = field(default_factory=dict)
+    # The ``follow`` keys of the profile's ``pretrain`` mapping.
+    follow: tuple[str, ...] = ()
 
     @property
     def all_runs(self) -> tuple[Run, ...]:
-        """Every run in execution order: the pretraining run (if any) first."""
-        return ((self.pretrain,) if self.pretrain is not None else ()) + self.runs
+        """Every run in execution order: the pretraining runs (if any) first."""
+        return self.pretrains + self.runs
+
+    def source_of(self, run_id: str) -> str | None:
+        """The id of the pretraining run that run ``run_id`` starts from; None when it starts from none."""
+        return self.source_ids.get(run_id)
 
     def index(self) -> dict[str, Any]:
-        """The content of ``runs/<study>/<profile>/grid.json`` (read by the book)."""
+        """The content of ``runs/<study>/<profile>/grid.json`` (read by the book).
+
+        ``pretrain`` is the one pretraining run (None when there are none, or several);
+        ``pretrains`` lists every pretraining run (empty when none).
+        """
+        entries = [{"id": run.id, "params": run.config.to_dict()} for run in self.pretrains]
         return {
             "study": self.study,
             "profile": self.profile,
             "grid_file": str(self.path),
             "notebook": str(relative_path(self.notebook)),
             "varying": list(self.varying_keys),
-            "pretrain": (
-                {"id": self.pretrain.id, "params": self.pretrain.config.to_dict()} if self.pretrain is not None else None
-            ),
+            "pretrain": entries[0] if len(entries) == 1 else None,
+            "pretrains": entries,
             "runs": [{"id": run.id, "varying": run.varying, "params": run.config.to_dict()} for run in self.runs],
         }
 
@@ -189,38 +217,83 @@ def load_grid(path: str | Path, profile: str, runs_root: str | Path = "runs") ->
     params_list = expand(resolved)
     if not params_list:
         raise where.error("exclude", "every run is excluded; the grid has no runs")
-    pretrain = _pretrain_run(resolved, params_list, where)
-    pending: frozenset[str] = frozenset()
-    if pretrain is not None:
-        weights = str(Path(runs_root) / study / profile / pretrain.id / PRETRAIN_WEIGHTS)
-        params_list = [
-            {**params, "pretrained": weights} if params.get("pretrained") == PRETRAIN_PLACEHOLDER else params
-            for params in params_list
-        ]
-        pending = frozenset({weights})
-    runs = _validate(params_list, resolved, where, pending, pretrain_token(pretrain.id) if pretrain else None)
+    pretrains, sources = _pretrain_runs(resolved, params_list, where)
+    weights = {run.id: str(Path(runs_root) / study / profile / run.id / PRETRAIN_WEIGHTS) for run in pretrains}
+    params_list = [
+        {**params, "pretrained": weights[source.id]} if source is not None else params
+        for params, source in zip(params_list, sources)
+    ]
+    tokens = {weights[run.id]: pretrain_token(run.id) for run in pretrains}
+    runs = _validate(params_list, resolved, where, frozenset(tokens), tokens)
     varying_keys = _varying_keys(runs, resolved)
     runs = tuple(
         Run(run.id, run.config, {key: run.config.to_dict()[key] for key in varying_keys}) for run in runs
     )
-    return Grid(path, study, profile, notebook, runs, varying_keys, pretrain)
+    by_weights = {path: rid for rid, path in weights.items()}
+    source_ids = {run.id: by_weights[run.config.pretrained] for run in runs if run.config.pretrained in by_weights}
+    return Grid(path, study, profile, notebook, runs, varying_keys, pretrains, source_ids, resolved.follow)
 
 
-def _pretrain_run(grid: ResolvedGrid, params_list: list[dict[str, Any]], where: "_Where") -> Run | None:
-    """The validated pretraining run, when some run starts from it; None when none does."""
+def source_params(grid: "ResolvedGrid", params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of the pretraining run that a run (raw ``params``, ``pretrained: "@pretrain"``) starts from.
+
+    The profile's ``pretrain`` mapping plus, for each ``follow`` key, the run's own
+    value (the RunConfig default when the run does not set it).
+    """
+    return {**grid.pretrain, **{key: params.get(key, _default(key)) for key in grid.follow}}
+
+
+def _pretrain_runs(
+    grid: ResolvedGrid, params_list: list[dict[str, Any]], where: "_Where"
+) -> tuple[tuple[Run, ...], list[Run | None]]:
+    """The validated pretraining runs in the order first needed, and the one each run starts from (None: none).
+
+    No pretraining run when no run starts from ``@pretrain``.
+    """
     if not any(params.get("pretrained") == PRETRAIN_PLACEHOLDER for params in params_list):
-        return None
-    if not grid.pretrain:
+        return (), [None] * len(params_list)
+    if not grid.pretrain and not grid.follow:
         raise where.error(
             "pretrain", f'runs start from pretrained: "{PRETRAIN_PLACEHOLDER}", but the grid declares no pretrain run'
         )
     if grid.pretrain.get("pretrained") == PRETRAIN_PLACEHOLDER:
         raise where.error("pretrain.pretrained", "the pretraining run cannot start from itself")
+    by_values: dict[str, Run] = {}  # canonical followed values -> its pretraining run
+    by_id: dict[str, Run] = {}
+    sources: list[Run | None] = []
+    for params in params_list:
+        if params.get("pretrained") != PRETRAIN_PLACEHOLDER:
+            sources.append(None)
+            continue
+        values = {key: params.get(key, _default(key)) for key in grid.follow}
+        canonical = json.dumps(values, sort_keys=True, default=str)
+        if canonical not in by_values:
+            by_values[canonical] = _one_pretrain_run(grid, params, values, by_id, where)
+        sources.append(by_values[canonical])
+    return tuple(by_id.values()), sources
+
+
+def _one_pretrain_run(
+    grid: ResolvedGrid, params: Mapping[str, Any], values: dict[str, Any], by_id: dict[str, Run], where: "_Where"
+) -> Run:
+    shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
+    name = f"pretrain ({shown})" if grid.follow else "pretrain"
     try:
-        config = make_config(grid.pretrain)
+        config = make_config(source_params(grid, params))
     except ConfigError as exc:
-        raise ConfigError(f"{where.prefix()}: pretrain: {exc}") from None
-    return Run(run_id(config), config)
+        raise ConfigError(f"{where.prefix()}: {name}: {exc}") from None
+    rid = run_id(config)
+    known = by_id.get(rid)
+    if known is not None and known.config.to_dict() != config.to_dict():
+        differing = sorted(k for k, v in config.to_dict().items() if known.config.to_dict().get(k) != v)
+        raise where.error(
+            f"pretrain.{FOLLOW}",
+            f"pretraining runs differ only in execution-only keys ({', '.join(differing)}) and would share run "
+            f"folder {rid}; do not follow them",
+        )
+    if known is None:
+        by_id[rid] = Run(rid, config, {key: config.to_dict()[key] for key in grid.follow})
+    return by_id[rid]
 
 
 def read_grid_file(path: Path) -> dict[str, Any]:
@@ -251,7 +324,8 @@ class ResolvedGrid:
     axes: dict[str, list[Any]]
     zip: list[dict[str, list[Any]]]
     exclude: list[dict[str, Any]]
-    pretrain: dict[str, Any] = field(default_factory=dict)
+    pretrain: dict[str, Any] = field(default_factory=dict)  # the pretraining runs' shared parameters, without follow
+    follow: tuple[str, ...] = ()  # the keys each pretraining run takes from the runs that start from it
 
 
 def resolve_profile(spec: Mapping[str, Any], profile: str, where: "_Where | None" = None) -> ResolvedGrid:
@@ -292,7 +366,9 @@ def resolve_profile(spec: Mapping[str, Any], profile: str, where: "_Where | None
 
     exclude = overrides.get("exclude") if overrides.get("exclude") is not None else spec.get("exclude") or []
     pretrain = {**(spec.get("pretrain") or {}), **(overrides.get("pretrain") or {})}
-    return ResolvedGrid(base, axes, zip_groups, [dict(entry) for entry in exclude], pretrain)
+    follow = pretrain.pop(FOLLOW, None) or []
+    _check_follow(follow, f"pretrain.{FOLLOW}", where)  # checked again here for callers that expand unchecked files
+    return ResolvedGrid(base, axes, zip_groups, [dict(entry) for entry in exclude], pretrain, tuple(follow))
 
 
 def expand(grid: ResolvedGrid) -> list[dict[str, Any]]:
@@ -333,12 +409,12 @@ def _validate(
     grid: ResolvedGrid,
     where: "_Where",
     pending: frozenset[str] = frozenset(),
-    pretrained_as: str | None = None,
+    pretrained_as: Mapping[str, str] | None = None,
 ) -> list[Run]:
     """make_config every run; one error for all failures; duplicates dropped, id clashes refused.
 
-    ``pending``: checkpoint paths that the grid's pretraining run will write, valid before they exist;
-    ``pretrained_as``: what runs starting from them hash instead of that path.
+    ``pending``: checkpoint paths that the grid's pretraining runs will write, valid before they exist;
+    ``pretrained_as``: what runs starting from each of them hash instead of that path.
     """
     grid_keys = list(grid.axes) + [key for group in grid.zip for key in group]
     runs: list[Run] = []
@@ -351,8 +427,8 @@ def _validate(
             failures.append(({key: params[key] for key in grid_keys if key in params}, str(exc)))
             continue
         identity = _identity(config)
-        if pretrained_as is not None and config.pretrained in pending:
-            identity["pretrained"] = pretrained_as
+        if pretrained_as and config.pretrained in pretrained_as:
+            identity["pretrained"] = pretrained_as[config.pretrained]
         rid = _hash(identity)
         if rid in seen:
             if seen[rid] != config.to_dict():
@@ -476,7 +552,10 @@ def _check_sections(spec: Mapping[str, Any], prefix: str, where: _Where) -> None
         if mapping is not None and not isinstance(mapping, dict):
             raise where.error(f"{prefix}{section}", f"expected a mapping of run parameters, got {mapping!r}")
         for key in mapping or {}:
-            _check_param(key, f"{prefix}{section}.{key}", where)
+            if section == "pretrain" and key == FOLLOW:
+                _check_follow(mapping[key], f"{prefix}{section}.{key}", where)
+            else:
+                _check_param(key, f"{prefix}{section}.{key}", where)
     base = spec.get("base")
 
     axes = spec.get("axes")
@@ -532,6 +611,20 @@ def _check_param(key: Any, name: str, where: _Where) -> None:
     hint = difflib.get_close_matches(str(key), list(RunConfig.model_fields), n=1)
     suggestion = f"; did you mean {hint[0]!r}?" if hint else "; see RunConfig in normtest_lib/config.py"
     raise where.error(name, f"unknown run parameter{suggestion}")
+
+
+def _check_follow(follow: Any, name: str, where: _Where) -> None:
+    """``pretrain.follow``: a list of run parameters, each once, never ``pretrained``."""
+    if not isinstance(follow, list) or not all(isinstance(key, str) for key in follow):
+        raise where.error(name, f"expected a list of run parameters (RunConfig keys), got {follow!r}")
+    for key in follow:
+        if key not in RunConfig.model_fields:
+            hint = difflib.get_close_matches(key, list(RunConfig.model_fields), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else "; see RunConfig in normtest_lib/config.py"
+            raise where.error(name, f"{key!r} is not a run parameter{suggestion}")
+        if key == "pretrained":
+            raise where.error(name, "'pretrained' cannot be followed: a pretraining run cannot start from itself")
+    _check_unique(follow, name, where, what="key")
 
 
 def _check_values(values: Any, name: str, where: _Where) -> None:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..grid.runner import GRID_INDEX_NAME
-from ..grid.spec import PRETRAIN_PLACEHOLDER, expand, read_grid_file, resolve_profile
+from ..grid.spec import PRETRAIN_PLACEHOLDER, expand, read_grid_file, resolve_profile, source_params
 from ..run_files import ENVIRONMENT, RUN_NOTEBOOK, VERIFICATION
 
 SET_KEYS = ["study", "profile", "source"]
@@ -72,23 +72,35 @@ def read_finish_times(runs: pd.DataFrame) -> dict[str, str | None]:
 
 
 def grid_run_count(grid_file: str | Path, profile: str) -> int | None:
-    """How many runs ``normtest run GRID --profile P --dry-run`` lists: the grid's runs and its pretraining run.
+    """How many runs ``normtest run GRID --profile P --dry-run`` lists: the grid's runs and its distinct pretraining runs.
 
     Expanded without validating the runs, which would need the data in place
-    (``data_root`` must exist); None when the file or the profile does not exist.
+    (``data_root`` must exist), so pretraining runs are told apart by their parameters
+    (:func:`~normtest_lib.grid.spec.source_params`), not their ids; None when the file
+    or the profile does not exist.
     """
     try:
-        params = expand(resolve_profile(read_grid_file(Path(grid_file)), profile))
+        resolved = resolve_profile(read_grid_file(Path(grid_file)), profile)
+        params = expand(resolved)
     except ConfigError:
         return None
-    return len(params) + any(run.get("pretrained") == PRETRAIN_PLACEHOLDER for run in params)
+    sources = {
+        json.dumps(source_params(resolved, run), sort_keys=True, default=str)
+        for run in params
+        if run.get("pretrained") == PRETRAIN_PLACEHOLDER
+    }
+    return len(params) + len(sources)
 
 
 def recorded_grid_count(profile_dir: str | Path) -> int | None:
-    """How many runs the grid had when ``normtest run`` last wrote ``grid.json`` into ``profile_dir``."""
+    """How many runs the grid had when ``normtest run`` last wrote ``grid.json`` into ``profile_dir``.
+
+    Its runs and pretraining runs (``pretrains``; an older ``grid.json`` has only ``pretrain``, one or none)."""
     index = _read_json(Path(profile_dir) / GRID_INDEX_NAME)
     if not isinstance(index, dict) or not isinstance(index.get("runs"), list):
         return None
+    if isinstance(index.get("pretrains"), list):
+        return len(index["runs"]) + len(index["pretrains"])
     return len(index["runs"]) + (index.get("pretrain") is not None)
 
 

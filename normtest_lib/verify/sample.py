@@ -92,12 +92,33 @@ def _varying_keys(set_dir: Path, params: dict[Path, dict[str, Any]]) -> list[str
     return [key for key in keys if key not in SEED_KEYS]
 
 
-def _pretrain_id(set_dir: Path) -> str | None:
+def _pretrain_labels(set_dir: Path) -> dict[str, str]:
+    """The set's pretraining runs (``grid.json``'s ``pretrains``, else its ``pretrain``) by id, with their variant labels.
+
+    One is the "pretraining run"; several are told apart by the parameters in which they differ.
+    """
     try:
-        pretrain = read_json(set_dir / GRID_INDEX).get("pretrain")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return pretrain.get("id") if isinstance(pretrain, dict) else None
+        index = read_json(set_dir / GRID_INDEX)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(index, dict):
+        return {}
+    entries = index.get("pretrains")
+    if not isinstance(entries, list):
+        entries = [index.get("pretrain")]
+    entries = [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
+    if len(entries) <= 1:
+        return {entry["id"]: "pretraining run" for entry in entries}
+    params = [entry.get("params") if isinstance(entry.get("params"), dict) else {} for entry in entries]
+    shown = [
+        key
+        for key in dict.fromkeys(key for p in params for key in p)
+        if len({json.dumps(p.get(key), sort_keys=True, default=str) for p in params}) > 1
+    ]
+    return {
+        entry["id"]: " ".join(["pretraining run", *(f"{key}={p.get(key)}" for key in shown)])
+        for entry, p in zip(entries, params)
+    }
 
 
 def variants(set_dir: Path) -> dict[str, list[Path]]:
@@ -105,11 +126,11 @@ def variants(set_dir: Path) -> dict[str, list[Path]]:
     runs = finished_runs(set_dir)
     params = {run: read_params(run) for run in runs}
     keys = _varying_keys(set_dir, params)
-    pretrain = _pretrain_id(set_dir)
+    pretrains = _pretrain_labels(set_dir)
     grouped: dict[str, list[Path]] = {}
     for run in runs:
-        if run.name == pretrain:
-            label = "pretraining run"
+        if run.name in pretrains:
+            label = pretrains[run.name]
         else:
             label = " ".join(f"{key}={params[run].get(key)}" for key in keys) or "(one variant)"
         grouped.setdefault(label, []).append(run)

@@ -3,7 +3,7 @@
 A run id is a hash of the parameters, not of the code, so a change to what a layer computes
 leaves ids unchanged and the runner would skip the old runs. These are found by recomputing
 each finished run's fingerprint (``verify.run``): a run that ``differs`` (or lost its
-fingerprint) is stale. When the grid's pretraining run is stale, every run started from it
+fingerprint) is stale. When one of the grid's pretraining runs is stale, every run started from it
 is stale too (its start changed), without recomputing them. Runs made before fingerprints
 existed have nothing to compare and are left alone: their reruns are their own issue.
 """
@@ -19,13 +19,15 @@ Log = Callable[[str], None]
 
 
 def stale_runs(
-    finished: Iterable[Path], *, pretrain: Path | None = None, root_dir: str | Path = ".", log: Log = print
+    finished: Iterable[Path], *, pretrains: Iterable[Path] = (), root_dir: str | Path = ".", log: Log = print
 ) -> dict[Path, Outcome]:
-    """The stale run folders among ``finished`` (the grid's pretraining run, if any, given as ``pretrain``)."""
+    """The stale run folders among ``finished`` (the grid's pretraining runs, if any, given as ``pretrains``)."""
     finished = list(finished)
     stale: dict[Path, Outcome] = {}
     sources: dict[Path, Outcome] = {}  # each source run is verified once, however many runs started from it
-    if pretrain is not None and pretrain in finished and has_fingerprint(pretrain):
+    for pretrain in pretrains:
+        if pretrain not in finished or not has_fingerprint(pretrain):
+            continue
         outcome = verify_or_error(pretrain, root_dir=root_dir, sources=sources)
         sources[pretrain.resolve()] = outcome
         if outcome.status in FAILURES:
@@ -35,8 +37,9 @@ def stale_runs(
         if run in stale or not has_fingerprint(run):
             continue
         source = source_run_dir(read_params(run), Path(root_dir))
-        if source is not None and any(source.resolve() == old.resolve() for old in stale):
-            stale[run] = stale[pretrain] if pretrain is not None else next(iter(stale.values()))
+        old = next((old for old in stale if source is not None and source.resolve() == old.resolve()), None)
+        if old is not None:
+            stale[run] = stale[old]
             continue
         outcome = verify_or_error(run, root_dir=root_dir, sources=sources)
         if outcome.status in FAILURES:
