@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import torch
 
-from ._windowed_dft import kept_positions
+from ._windowed_dft import kept_positions, mirror_counts
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,10 @@ def _matrices_float64(
     angle = 2 * math.pi * torch.outer(kept_h, freq_h) / n_h
     inverse_h = torch.polar(inside.expand_as(angle).contiguous(), angle)
 
-    # irfft: each frequency of the half spectrum stands for itself and its mirror, except DC and (even n) Nyquist.
-    twice = torch.full((m,), 2.0, dtype=torch.float64)
-    twice[0] = 1.0
-    if n_w % 2 == 0:
-        twice[-1] = 1.0
     kept_w = kept_positions(n_w, start, stride, out_w)
     inside = ((kept_w >= 0) & (kept_w < n_w)).to(torch.float64)[None, :] / n_w
     angle = 2 * math.pi * torch.outer(freq_w, kept_w) / n_w
-    scale = twice[:, None] * inside
+    scale = mirror_counts(n_w)[:, None] * inside
     inverse_w = torch.stack([scale * torch.cos(angle), -scale * torch.sin(angle)], dim=1).reshape(2 * m, out_w)
     return FourierMatrices(along_w, along_h, inverse_h, inverse_w)
 

@@ -49,6 +49,16 @@ def kept_positions(torus: int, start: int, stride: int, count: int) -> torch.Ten
     return (start + stride * torch.arange(count)).to(torch.float64)
 
 
+def mirror_counts(n: int) -> torch.Tensor:
+    """How many frequencies of a length-``n`` real signal each of the n // 2 + 1 half-spectrum ones stands for in
+    irfft: itself and its mirror (2), except DC and, for even n, Nyquist (1). Float64."""
+    counts = torch.full((n // 2 + 1,), 2.0, dtype=torch.float64)
+    counts[0] = 1.0
+    if n % 2 == 0:
+        counts[-1] = 1.0
+    return counts
+
+
 @lru_cache(maxsize=64)
 def _matrices_float64(torus: tuple[int, int], start: int, stride: int, out_size: tuple[int, int]) -> WindowedDFT:
     n_h, n_w = torus
@@ -71,11 +81,7 @@ def _matrices_float64(torus: tuple[int, int], start: int, stride: int, out_size:
     cos, sin = torch.cos(angle) * inside, torch.sin(angle) * inside
     h_inverse = torch.stack([torch.cat([cos, -sin], dim=1), torch.cat([sin, cos], dim=1)], dim=1).reshape(2 * out_h, 2 * n_h)
 
-    # irfft: each frequency of the half spectrum stands for itself and its mirror, except DC and (even n) Nyquist.
-    weight = torch.full((m,), 2.0, dtype=torch.float64)
-    weight[0] = 1.0
-    if n_w % 2 == 0:
-        weight[-1] = 1.0
+    weight = mirror_counts(n_w)
     kept_w = kept_positions(n_w, start, stride, out_w)
     angle = 2 * math.pi * torch.outer(freq_w, kept_w) / n_w
     inside = ((kept_w >= 0) & (kept_w < n_w)).to(torch.float64)[None, :] / n_w
