@@ -1,11 +1,14 @@
 """Sizing a profile: variants that cost the same per epoch, a run's projected seconds, the makespan."""
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 from normtest_lib.grid.cost import EpochCost, group_variants, makespan, variant_key
 from normtest_lib.grid.spec import load_grid
+
+STUDY_3 = Path(__file__).resolve().parents[1] / "params" / "convnorm_label_noise.yml"
 
 
 def test_runs_differing_only_in_seed_noise_or_lr_are_one_variant():
@@ -20,8 +23,10 @@ def test_runs_differing_only_in_seed_noise_or_lr_are_one_variant():
     assert variant_key({"x": 1, "y": [2]}) == variant_key({"y": [2], "x": 1})  # order-independent
 
 
-def test_the_study_3_local_profile_has_three_variants():
-    grid = load_grid("params/convnorm_label_noise.yml", "local")
+def test_the_study_3_local_profile_has_three_variants(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the data root is relative to where the grid runs; it need only exist here
+    (tmp_path / "data" / "cifar10-jpeg").mkdir(parents=True)
+    grid = load_grid(STUDY_3, "local")
     groups = group_variants((run.id, run.config.to_dict()) for run in grid.all_runs)
     layers = {tuple(grid_run.config.conv_layer for grid_run in grid.runs if grid_run.id in ids) for ids in groups.values()}
     assert len(groups) == 3 and all(len(set(names)) == 1 for names in layers)
