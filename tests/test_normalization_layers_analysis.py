@@ -59,3 +59,14 @@ def test_optimizer_table_sets_the_published_optimizer_beside_the_main_one():
     assert table.loc["momentum 0", "converged"] == "1 of 2" and table.loc["momentum 0.9", "converged"] == "2 of 2"
     assert table.loc["momentum 0", "train acc. final (%)"] == pytest.approx(90.0)
     assert table.loc["momentum 0.9", "test acc. (%)"] == pytest.approx(66.5)
+
+
+def test_the_optimizer_sentence_says_whether_the_published_optimizer_converges_too():
+    runs = optimizer_runs()
+    sentence = analysis.optimizer_sentence(runs, "test_acc_at_best_val")
+    assert sentence.startswith("`torch_bn` at batch 128, momentum 0: 1 of 2 runs converged, 90.0 % of the training "
+                               "images fitted, 64.5 % test accuracy; momentum 0.9: 2 of 2 runs converged")
+    assert sentence.endswith("does not converge in this budget in every run, which is why the main runs use momentum 0.9.")
+    both = analysis.optimizer_sentence(runs.assign(converged=True), "test_acc_at_best_val")
+    assert "converges without momentum too: momentum was not needed for it in this budget" in both
+    assert analysis.optimizer_sentence(runs[runs["momentum"] == 0.9], "test_acc_at_best_val") == ""

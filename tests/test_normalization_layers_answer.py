@@ -75,3 +75,32 @@ def test_batch_size_finding_pairs_by_seed_at_each_batch_and_says_what_to_choose(
     assert "beyond the seed-to-seed spread" in text
     assert text.endswith("Choose `gn:c/4` at batch 8 and `bn` at batch 128.") or "`bn` at batch 128, though within" in text
     assert batch_size_finding(pd.DataFrame(rows).query("batch_size == 8"), "test_acc_at_best_val") == ""
+
+
+def test_a_layer_still_learning_beside_a_trained_baseline_is_worded_as_learning_speed_and_the_rest_as_trained():
+    runs = layer_runs().assign(converged=lambda frame: frame["norm_layer"] != "ln",
+                               train_acc_final=lambda frame: frame["norm_layer"].map({"ln": 0.58}).fillna(0.99))
+    published = pd.Series({"torch_bn": 0.879, "bn": 0.878, "bin": 0.881, "ln": 0.849})
+    finding = normalization_layers_finding(runs, METRIC, "local", published, published_epochs=100)
+    # bn, bin and torch_bn converged: compared as trained networks, beside the published gaps
+    assert "(`bn`) matches PyTorch's (`torch_bn`): +0.0" in finding.answer
+    assert "which supports the earlier claim that BIN is the best layer" in finding.answer
+    assert "`bn` +0.0 (published -0.1); `bin` +2.0 (published +0.2) points" in finding.answer
+    # ln did not: its gap is learning speed, with how much of its training set it fits and the published gap
+    assert ("`ln` had not converged after the same 8 epochs (training images their last weights classify correctly: "
+            "`ln` 58 %), while `torch_bn` fits its training set: its gap to it, `ln` -10.0 [-10.0, -10.0] points, "
+            "says how much slower it learns here") in finding.answer
+    assert "The published gap after 100 epochs on the whole training set: `ln` -3.0 points." in finding.answer
+    assert "Behind `torch_bn`" not in finding.answer and "None of these" not in finding.answer
+
+
+def test_the_batch_size_choice_says_when_a_layer_was_still_learning():
+    from normtest_lib.studies.normalization_layers.answer import batch_size_finding
+
+    rows = [dict(run_id=f"{layer}{batch}{seed}", norm_layer=layer, batch_size=batch, seed=seed,
+                 test_acc_at_best_val=acc + 0.001 * seed, converged=not (layer == "gn:c/4" and batch == 8))
+            for seed in (0, 1, 2) for layer, batch, acc in [("bn", 8, 0.70), ("gn:c/4", 8, 0.54), ("bn", 128, 0.65), ("gn:c/4", 128, 0.52)]]
+    text = batch_size_finding(pd.DataFrame(rows), "test_acc_at_best_val")
+    assert "at batch 8, -16.0 [-16.0, -16.0] points (beyond the seed-to-seed spread; `gn:c/4` still learning at the last epoch)" in text
+    assert "at batch 128, -13.0 [-13.0, -13.0] points (beyond the seed-to-seed spread)" in text
+    assert text.endswith("Choose `bn` at batch 8 for this training budget and `bn` at batch 128.")

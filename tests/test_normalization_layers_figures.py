@@ -101,21 +101,28 @@ def gates():
     return probe_rows("bin_gate", names, norm_layers=("bin",))
 
 
-def test_gate_over_training_lines_per_layer_with_min_and_rho_one(gates):
+def test_gate_over_training_is_a_heat_map_of_layers_by_epoch_beside_each_layers_last_gate(gates):
     fig = figures.gate_over_training(gates)
-    (ax,) = fig.axes
-    assert ax.get_ylim() == (0.0, 1.05)
-    (one,) = [line for line in drawn_lines(ax) if line.get_linestyle() == ":"]
-    assert list(one.get_ydata()) == [1, 1]
-    colours = legend_colours(fig)
-    assert list(colours)[:2] == list(LAYERS[:2]) and list(colours)[-1] == "rho = 1 (batch norm only)"
-    solid = line_of(ax, colours["stages.0.0.norm1"], linestyle="-")
-    dashed = line_of(ax, colours["stages.0.0.norm1"], linestyle="--")
-    assert dashed.get_linewidth() < solid.get_linewidth()
-    for line, stat in ((solid, "mean"), (dashed, "min")):
-        chosen = gates[gates["name"] == f"stages.0.0.norm1/{stat}"]
-        np.testing.assert_allclose(line.get_ydata(), chosen.groupby("epoch")["value"].mean().to_numpy())
-    assert len([line for line in drawn_lines(figures.gate_over_training(gates, "min").axes[0]) if line.get_linestyle() == "--"]) == 0
+    heat, ends = fig.axes[:2]
+    (image,) = heat.get_images()
+    # A row per layer in module order, a column per epoch: the mean over the runs of the layer's mean gate
+    expected = gates[gates["name"].str.endswith("/mean")].pivot_table(index="name", columns="epoch", values="value")
+    np.testing.assert_allclose(image.get_array(), expected.loc[[f"{layer}/mean" for layer in LAYERS[:2]]].to_numpy())
+    assert [t.get_text() for t in heat.get_yticklabels()] == list(LAYERS[:2])
+    assert image.get_clim() == (0.0, 1.0)
+    # The last epoch: the mean gate as a filled dot, the channels' minimum as a hollow one, rho = 1 dotted
+    last = gates[gates["epoch"] == 3]
+    filled = [line for line in ends.get_lines() if line.get_marker() == "o" and line.get_markerfacecolor() != "white"]
+    hollow = [line for line in ends.get_lines() if line.get_markerfacecolor() == "white"]
+    np.testing.assert_allclose([line.get_xdata()[0] for line in filled],
+                               [last[last["name"] == f"{layer}/mean"]["value"].mean() for layer in LAYERS[:2]])
+    np.testing.assert_allclose([line.get_xdata()[0] for line in hollow],
+                               [last[last["name"] == f"{layer}/min"]["value"].mean() for layer in LAYERS[:2]])
+    (one,) = [line for line in ends.get_lines() if line.get_linestyle() == ":"]
+    assert list(one.get_xdata()) == [1, 1]
+    assert [text.get_text() for text in fig.legends[0].get_texts()][-1] == "rho = 1 (batch norm only)"
+    only_min = figures.gate_over_training(gates, "min").axes[1]
+    assert not [line for line in only_min.get_lines() if line.get_markerfacecolor() == "white"]
 
 
 def test_gate_over_training_errors(gates):

@@ -46,6 +46,9 @@ def test_training_curves_one_panel_per_metric_one_line_and_band_per_group(histor
     expected = histories[histories["input_norm"] == "finetune"].groupby("epoch")["train_acc"].mean()
     np.testing.assert_allclose(first.get_ydata(), 100 * expected.to_numpy())  # accuracy drawn in percent
     assert matplotlib.colors.to_hex(first.get_color()) == FIXED["finetune"]  # the book's colour for the setting
+    # One legend, outside the panels (inside, it hid the curves of study 2's validation panel)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["finetune", "pretrain"]
 
 
 def test_training_curves_name_a_missing_column(histories):

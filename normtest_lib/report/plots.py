@@ -13,7 +13,7 @@ functions (it is slow to import); colours come from
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -100,7 +100,7 @@ def training_curves(
     errorbar: tuple[str, int] | str | None = ("ci", 95),
     hue_order: Sequence[str] | None = None,
 ) -> Figure:
-    """One panel per metric: the mean curve of each ``hue`` group with a band over seeds.
+    """One panel per metric: the mean curve of each ``hue`` group with a band over seeds, one legend on the right.
 
     Every row sharing a ``hue`` value and an ``x`` value is one observation of
     that point (normally one per seed), so filter ``histories`` (from
@@ -117,11 +117,10 @@ def training_curves(
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False, layout="constrained")
         for ax, metric in zip(axes[0], metrics):
             sns.lineplot(data=as_percent(histories, metric), x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
-                         errorbar=errorbar, ax=ax, seed=0)  # fmt: skip
+                         errorbar=errorbar, ax=ax, seed=0, legend=False)  # fmt: skip
             ax.set_title(metric_label(metric))
             ax.set_ylabel(metric_label(metric))
-            if ax is not axes[0][-1] and ax.get_legend() is not None:
-                ax.get_legend().remove()
+        figure_legend(fig, palette, hue)  # outside the panels: inside, it hides the curves it names
     return fig
 
 
@@ -206,12 +205,14 @@ def history_grid(
 
 
 def difference_forest(differences: pd.DataFrame, compare: str, baseline: str, *, title: str,
-                      unit: str = "points") -> Figure:
+                      unit: str = "points", still_learning: Collection[str] = ()) -> Figure:
     """Each setting's paired difference to ``baseline`` as a dot with its 95 % interval, one row each.
 
     ``differences`` is :func:`normtest_lib.report.paired.paired_differences`' frame whose index
     ends in the ``compare`` level; a row without an interval (one seed) is a dot alone. The
     vertical line at 0 is the baseline: an interval that crosses it is within the seed-to-seed spread.
+    Rows named in ``still_learning`` (settings whose runs had not converged) get a hollow dot and say so
+    in their label: their difference is learning speed, not a final accuracy.
     """
     if differences.empty:
         raise ValueError(f"no paired differences to {baseline!r} to draw")
@@ -221,9 +222,12 @@ def difference_forest(differences: pd.DataFrame, compare: str, baseline: str, *,
     for row, (name, (_, values)) in enumerate(zip(names, differences.iterrows())):
         if not pd.isna(values["ci_low"]):
             ax.plot([values["ci_low"], values["ci_high"]], [row, row], color=colours[name], linewidth=2.5)
-        ax.plot(values["mean"], row, "o", color=colours[name], markersize=7)
+        hollow = name in still_learning
+        ax.plot(values["mean"], row, "o", color=colours[name], markersize=7, markerfacecolor="white" if hollow else colours[name],
+                markeredgewidth=2 if hollow else 1)
     ax.axvline(0, color="0.3", linewidth=1)
-    ax.set_yticks(range(len(names)), [f"{name} (n={int(n)})" for name, n in zip(names, differences["n"])])
+    ax.set_yticks(range(len(names)), [f"{name} (n={int(n)}{', still learning' if name in still_learning else ''})"
+                                      for name, n in zip(names, differences["n"])])
     ax.invert_yaxis()
     ax.set_xlabel(f"test accuracy minus {baseline}'s, {unit} (mean over seeds, 95 % interval)")
     ax.set_title(title)

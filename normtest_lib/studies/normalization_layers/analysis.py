@@ -89,6 +89,30 @@ def optimizer_table(runs: pd.DataFrame, metric: str, layer: str = "torch_bn") ->
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(f"{layer}, batch {main_batch_size(runs)}")
 
 
+def optimizer_sentence(runs: pd.DataFrame, metric: str, layer: str = "torch_bn") -> str:
+    """What the published optimizer did beside the main one, for ``layer`` at the main batch size, in words:
+    each momentum's runs, how many converged, their final training accuracy and ``metric``, and what that
+    says about the profile's change of optimizer (empty when only one momentum ran)."""
+    table = optimizer_table(runs, metric, layer)
+    if len(table) < 2:
+        return ""
+    main = f"momentum {main_momentum(runs[runs['batch_size'] == main_batch_size(runs)]):g}"
+    described = "; ".join(
+        f"{name}: {row['converged']} runs converged, {row['train acc. final (%)']:.1f} % of the training images "
+        f"fitted, {row['test acc. (%)']:.1f} % test accuracy" for name, row in table.iterrows())
+    others = [name for name in table.index if name != main]
+    converged_elsewhere = all(table.loc[name, "converged"].split(" of ")[0] == table.loc[name, "converged"].split(" of ")[1]
+                              for name in others)
+    if converged_elsewhere:
+        verdict = (f"So `{layer}` converges without momentum too: momentum was not needed for it in this budget. "
+                   f"The main runs keep {main} for every layer; whether the layers that learn slower would converge "
+                   "with the published optimizer was not run.")
+    else:
+        verdict = (f"So with the published optimizer `{layer}` does not converge in this budget in every run, which "
+                   f"is why the main runs use {main}.")
+    return f"`{layer}` at batch {main_batch_size(runs)}, {described}. {verdict}"
+
+
 def metrics_table(
     runs: pd.DataFrame,
     metrics: dict[str, str],

@@ -10,6 +10,7 @@ baseline's absolute accuracy beside the published one.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import pandas as pd
 
@@ -46,9 +47,13 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
         *protocol.changed_parameters(reductions), published_epochs=published_epochs)
     headline = paired_differences(main, metric, "norm_layer", REFERENCE, ["batch_size"]).droplevel("batch_size")
     headline = headline.reindex(layer_order(headline.index))
-    figure = difference_forest(
-        headline, "norm_layer", REFERENCE,
-        title=unconverged_title(titled(f"each layer against {REFERENCE}, batch {main_batch}", main), main))
+    trained = trained_layers(main)
+    title = titled(f"each layer against {REFERENCE}, batch {main_batch}", main)
+    if REFERENCE in trained:  # hollow dots mark the layers still learning; the others are trained networks
+        figure = difference_forest(headline, "norm_layer", REFERENCE, title=title,
+                                   still_learning=[name for name in headline.index if name not in trained])
+    else:
+        figure = difference_forest(headline, "norm_layer", REFERENCE, title=unconverged_title(title, main))
     value = published[published["norm_layer"] == REFERENCE].set_index("metric")["value"]
     what = f"the earlier work's last-epoch model after {published_epochs} epochs, one run"
     finding = with_baseline(finding, baseline_sentence(main[main["norm_layer"] == REFERENCE], REFERENCE, metric,
@@ -59,63 +64,137 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     return StudyAnswer(STUDY, profile, finding, figure, len(main), complete, reductions, main)
 
 
+def trained_layers(main: pd.DataFrame) -> list[str]:
+    """The layers whose every run converged by the book's rule, in the book's order; every layer when the
+    frame carries no verdicts (nothing says otherwise)."""
+    layers = layer_order(main["norm_layer"].unique())
+    if all_converged(main) is None:
+        return layers
+    every = main.groupby("norm_layer")["converged"].agg(lambda runs: bool(runs.astype(bool).all()))
+    return [name for name in layers if every.get(name, False)]
+
+
 def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, published: pd.Series | None = None,
                                  changed: int | None = None, total: int | None = None,
                                  reference: str = REFERENCE, published_epochs: int | None = None) -> Finding:
     """Study 2's answer from its complete runs at one batch size: our ``bn`` against torch's,
     ``bin`` against ``bn``, and what the other layers cost; ``published`` is the published
-    test accuracy per ``norm_layer`` (fractions), for the published gaps."""
+    test accuracy per ``norm_layer`` (fractions), for the published gaps.
+
+    Each comparison is worded by whether both its layers converged (:func:`trained_layers`): one between
+    trained networks says which is better and sets the gap beside the published one; one with a layer still
+    learning at the last epoch says how fast it learns, never which is better. With the reference itself
+    still learning, every comparison is of learning speed."""
     differences = paired_differences(main, metric, "norm_layer", reference, ["batch_size"]).droplevel("batch_size")
-    # Runs stopped while still learning compare learning speed: every sentence says so, none ranks the layers.
-    unconverged = all_converged(main) is False
-    early = f" in the first {epochs_text(main)} epochs" if unconverged else ""
+    differences = differences.reindex(layer_order(differences.index))
+    judged = all_converged(main) is not None
+    trained = set(trained_layers(main))
+    if reference not in trained:
+        trained = set()  # every gap is to a network still learning
+    early = f" in the first {epochs_text(main)} epochs"
     parts = []
     if "bn" in differences.index:
         row = differences.loc["bn"]
         same = "matches" if bool(within_noise(row.to_frame().T).iloc[0]) else "differs from"
-        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){early}: {interval_text(row)} points, {verdict(row)}.")
+        when = "" if "bn" in trained else early
+        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){when}: {interval_text(row)} points, {verdict(row)}.")
     if {"bin", "bn"} <= set(main["norm_layer"]):
         against_bn = paired_differences(main, metric, "norm_layer", "bn", ["batch_size"]).droplevel("batch_size").loc["bin"]
         claim = {
             "beyond": "supports" if against_bn["mean"] > 0 else "contradicts",
             "within": "does not support",
         }["beyond" if bool(significant(against_bn.to_frame().T).iloc[0]) else "within"]
-        if unconverged:
+        if {"bin", "bn"} <= trained:
+            parts.append(
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
+                f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
+            )
+        else:
             parts.append(
                 f"Batch-instance norm with a gate that learns (`bin`) against `bn`{early}: {interval_text(against_bn)} "
                 f"points, {verdict(against_bn)}; runs that had not converged cannot test the earlier claim that BIN "
                 "is the best layer."
             )
-        else:
-            parts.append(
-                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
-                f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
-            )
     rest = differences.drop(index=[name for name in ("bn", "bin") if name in differences.index])
     behind = rest[significant(rest) & (rest["mean"] < 0)].sort_values("mean", ascending=False)
-    if len(behind):
-        lead = f"Slower to learn than `{reference}`{early}" if unconverged else f"Behind `{reference}`"
-        parts.append(f"{lead}, beyond the spread: {listing(behind)} points.")
-    if published is not None and reference in published.index and all_converged(main) is True:
-        parts.extend(published_comparison(main, differences, published, metric, reference, published_epochs))
-    elif published is not None and reference in published.index:
-        gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(behind.index).dropna()
-        if len(gaps):
-            epochs = ", ".join(str(int(e)) for e in sorted(main["epochs"].unique()))
-            listed = "; ".join(f"`{name}` {gap:+.1f}" for name, gap in gaps.items())
-            after = f", after {published_epochs} epochs," if published_epochs else ""
-            parts.append(
-                f"The published gaps for these layers{after} were {listed} points; this profile trains {epochs} epochs, "
-                "so its gaps measure a different training, not the published one."
-            )
-    caveat = learning_speed_caveat(main, "layer")
-    if caveat:
-        parts.append(caveat)
+    behind_trained = behind[behind.index.isin(trained)]
+    if len(behind_trained):
+        parts.append(f"Behind `{reference}`, beyond the spread: {listing(behind_trained)} points.")
+    if published is not None and reference in published.index and trained and not judged:
+        parts.append(different_training_sentence(main, behind, published, reference, published_epochs))
+    elif published is not None and reference in published.index and trained:
+        compared = [name for name in differences.index if name in trained]
+        on_trained = main[main["norm_layer"].isin([reference, *compared])]
+        parts.extend(published_comparison(on_trained, differences.loc[compared], published, metric, reference,
+                                          published_epochs))
+    learning = [name for name in differences.index if name not in trained and name not in ("bn", "bin")]
+    if trained and learning:
+        parts.append(still_learning_sentence(main, differences.loc[learning], reference, published, published_epochs))
+    elif not trained:
+        if len(behind):
+            parts.append(f"Slower to learn than `{reference}`{early}, beyond the spread: {listing(behind)} points.")
+        if published is not None and reference in published.index:
+            parts.append(different_training_sentence(main, behind, published, reference, published_epochs))
+        caveat = learning_speed_caveat(main, "layer")
+        if caveat:
+            parts.append(caveat)
     certainty = (
         f"How sure: {seeds_text(differences)} seeds per layer, each run paired with the `{reference}` run of the same seed; "
         "differences in points with their 95 % t interval, at the epoch chosen on the validation split."
     )
-    return Finding(" ".join(parts), certainty, evidence_sentence(main, profile, changed, total))
+    return Finding(" ".join(part for part in parts if part), certainty, evidence_sentence(main, profile, changed, total))
+
+
+def different_training_sentence(main: pd.DataFrame, behind: pd.DataFrame, published: pd.Series,
+                                reference: str = REFERENCE, published_epochs: int | None = None) -> str:
+    """The published gaps of the layers ``behind`` the reference, for runs not known to be trained as the
+    published ones were: their gaps measure a different training (empty when none was published)."""
+    gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(behind.index).dropna()
+    if not len(gaps):
+        return ""
+    epochs = ", ".join(str(int(e)) for e in sorted(main["epochs"].unique()))
+    listed = "; ".join(f"`{name}` {gap:+.1f}" for name, gap in gaps.items())
+    after = f", after {published_epochs} epochs," if published_epochs else ""
+    return (f"The published gaps for these layers{after} were {listed} points; this profile trains {epochs} epochs, "
+            "so its gaps measure a different training, not the published one.")
+
+
+def still_learning_sentence(main: pd.DataFrame, learning: pd.DataFrame, reference: str = REFERENCE,
+                            published: pd.Series | None = None, published_epochs: int | None = None) -> str:
+    """The layers (rows of paired differences to ``reference``) whose runs had not all converged when the
+    reference's had: how much of their training set their last weights fit, their gaps read as learning
+    speed, and the published gaps, which came from networks trained on the whole training set."""
+    fitted = pd.to_numeric(main.get("train_acc_final", pd.Series(dtype=float)), errors="coerce")
+    fit = (100 * fitted).groupby(main["norm_layer"]).mean()
+    names = listing_names(learning.index)
+    fits = "; ".join(f"`{name}` {fit[name]:.0f} %" for name in learning.index if pd.notna(fit.get(name)))
+    fitting = f" (training images their last weights classify correctly: {fits})" if fits else ""
+    sentence = (
+        f"{names} had not converged after the same {epochs_text(main)} epochs{fitting}, while `{reference}` fits its "
+        f"training set: {'its gap' if len(learning) == 1 else 'their gaps'} to it, {listing(learning)} points, "
+        f"{'says' if len(learning) == 1 else 'say'} how much slower {'it learns' if len(learning) == 1 else 'they learn'} "
+        "here, not which layer is better once trained."
+    )
+    if published is not None and reference in published.index:
+        gaps = (100 * (published.drop(index=reference) - published[reference])).reindex(learning.index).dropna()
+        if len(gaps):
+            after = f" after {published_epochs} epochs" if published_epochs else ""
+            listed = "; ".join(f"`{name}` {gap:+.1f}" for name, gap in gaps.items())
+            sentence += f" The published {'gap' if len(gaps) == 1 else 'gaps'}{after} on the whole training set: {listed} points."
+    return sentence
+
+
+def _still_learning_at(runs: pd.DataFrame, layers: Sequence[str]) -> list[str]:
+    """Which of ``layers`` have a run among ``runs`` that did not converge (none when no verdict is recorded)."""
+    if "converged" not in runs.columns:
+        return []
+    return [name for name in layers if not runs.loc[runs["norm_layer"] == name, "converged"].astype(bool).all()]
+
+
+def listing_names(names: Sequence[str]) -> str:
+    """```ln```, ```ln`` and ``none```, ```in``, ``ln`` and ``none```."""
+    quoted = [f"`{name}`" for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def published_comparison(main: pd.DataFrame, differences: pd.DataFrame, published: pd.Series, metric: str,
@@ -156,9 +235,12 @@ def batch_size_finding(sweep: pd.DataFrame, metric: str, baseline: str = "bn", o
     rows = differences.xs(other, level="norm_layer").sort_index()
     parts, choices = [], []
     for batch, row in rows.iterrows():
-        parts.append(f"at batch {int(batch)}, {interval_text(row)} points ({verdict(row)})")
+        learning = _still_learning_at(sweep[sweep["batch_size"] == batch], (baseline, other))
+        note = f"; {listing_names(learning)} still learning at the last epoch" if learning else ""
+        parts.append(f"at batch {int(batch)}, {interval_text(row)} points ({verdict(row)}{note})")
         better = other if row["mean"] > 0 else baseline
         sure = "" if bool(significant(row.to_frame().T).iloc[0]) else ", though within the seed spread"
-        choices.append(f"`{better}` at batch {int(batch)}{sure}")
+        budget = " for this training budget" if learning else ""
+        choices.append(f"`{better}` at batch {int(batch)}{budget}{sure}")
     return (f"Batch size: `{other}` against `{baseline}`, the learning rate scaled with the batch, equal epochs: "
             f"{'; '.join(parts)}. Choose {' and '.join(choices)}.")

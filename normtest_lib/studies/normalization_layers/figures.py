@@ -133,38 +133,56 @@ def layer_output_stats(
 
 
 def gate_over_training(probes: pd.DataFrame, stat: str = "mean") -> Figure:
-    """The ``bin_gate`` probe: each BIN layer's gate rho against the epoch.
+    """The ``bin_gate`` probe: every BIN layer's gate rho over training, and where each ends.
 
-    A line per layer (viridis colours in module order) draws ``stat`` of rho
-    over the layer's channels, the mean over the runs with its 95 % band; a
-    dashed thinner line of the same colour draws the minimum (unless ``stat``
-    is ``min``). A dotted line marks rho = 1, pure batch norm; y runs from 0 to 1.05.
+    Left, a heat map: a row per BIN layer in module order, a column per epoch, its colour ``stat`` of rho
+    over the layer's channels, the mean over the runs (seeds); 1 is pure batch norm, 0 pure instance norm.
+    Right, on the same rows, the last epoch: ``stat`` as a dot with its 95 % Student-t interval over the
+    runs, and (unless ``stat`` is ``min``) the channels' minimum as a hollow dot; a dotted line marks
+    rho = 1. Fifteen layers read as rows of one picture where fifteen lines in one panel did not.
     """
     if stat not in GATE_STATS:
         raise ValueError(f"stat must be one of {list(GATE_STATS)}; got {stat!r}")
     rows = _split_names(_probe_rows(probes, "bin_gate"))
     if not (rows["stat"] == stat).any():
         raise ValueError(f"nothing to plot: no 'bin_gate' {stat!r} rows; stats present: {ordered(rows['stat'])}")
-    import seaborn as sns
-
+    rows = rows.assign(_run=_run_index(rows))
     layers = list(pd.unique(rows["layer"]))
-    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(layers)))
-    palette = {layer: tuple(colour) for layer, colour in zip(layers, colours)}
-    extra = []
-    with sns.axes_style("whitegrid"):
-        fig, ax = plt.subplots(figsize=(6.4 + 0.2 * min(len(layers), 20), 3.6), layout="constrained")
-        common = dict(x="epoch", y="value", hue="layer", hue_order=layers, palette=palette, legend=False, ax=ax)
-        sns.lineplot(data=rows[rows["stat"] == stat], errorbar=("ci", 95), seed=0, **common)
+    chosen = rows[rows["stat"] == stat]
+    grid = chosen.pivot_table(index="layer", columns="epoch", values="value", aggfunc="mean").reindex(layers)
+    last = rows[rows["epoch"] == rows.groupby("_run")["epoch"].transform("max")]
+    with plt.style.context("seaborn-v0_8-whitegrid"):
+        fig, (heat, ends) = plt.subplots(
+            1, 2, figsize=(10.0, 0.3 * len(layers) + 2.4), sharey=True, width_ratios=(3, 1), layout="constrained"
+        )
+        epochs = grid.columns.to_numpy(dtype=float)
+        image = heat.imshow(
+            grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest",
+            extent=(epochs.min() - 0.5, epochs.max() + 0.5, len(layers) - 0.5, -0.5),
+        )  # fmt: skip
+        heat.grid(False)
+        heat.set_yticks(range(len(layers)), labels=layers, fontsize="small")
+        heat.set_xlabel("epoch")
+        heat.set_title(f"gate rho ({stat} over channels, mean over runs)", fontsize="medium")
+        fig.colorbar(image, ax=heat, location="bottom", pad=0.02, fraction=0.05, aspect=40,
+                     label="rho: 1 batch norm, 0 instance norm")
+        for position, layer in enumerate(layers):
+            mean, half = t_interval(last.loc[(last["layer"] == layer) & (last["stat"] == stat), "value"])
+            ends.errorbar(mean, position, xerr=half, fmt="o", color=BASELINE_COLOUR, markersize=5, capsize=2)
+            if stat != "min" and ((last["layer"] == layer) & (last["stat"] == "min")).any():
+                lowest = last.loc[(last["layer"] == layer) & (last["stat"] == "min"), "value"].mean()
+                ends.plot(lowest, position, "o", color=BASELINE_COLOUR, markerfacecolor="white", markersize=5)
+        ends.axvline(1.0, color=BASELINE_COLOUR, linestyle=":", linewidth=1.2)
+        ends.set_xlim(-0.05, 1.05)
+        ends.set_xlabel("rho at the last epoch")
+        ends.set_title("last epoch", fontsize="medium")
+        extra = [(Line2D([], [], color=BASELINE_COLOUR, marker="o", linestyle=""), f"{stat} over channels (95 % interval)")]
         if stat != "min" and (rows["stat"] == "min").any():
-            sns.lineplot(data=rows[rows["stat"] == "min"], errorbar=None, linestyle="--", linewidth=0.9, **common)
-            extra.append((Line2D([], [], color=BASELINE_COLOUR, linestyle="--", linewidth=0.9), "min over channels"))
-        ax.axhline(1.0, color=BASELINE_COLOUR, linestyle=":", linewidth=1.2)
+            extra.append((Line2D([], [], color=BASELINE_COLOUR, marker="o", markerfacecolor="white", linestyle=""),
+                          "min over channels"))
         extra.append((Line2D([], [], color=BASELINE_COLOUR, linestyle=":"), GATE_ONE_LABEL))
-        ax.set_ylim(0.0, 1.05)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"gate rho ({stat} over channels)")
-        ax.set_title("Batch-Instance Norm gates", fontsize="medium")
-        figure_legend(fig, palette, "BIN layer", extra=extra)
+        fig.legend([handle for handle, _ in extra], [label for _, label in extra], loc="outside lower center",
+                   ncols=len(extra), fontsize="small")
     return fig
 
 
