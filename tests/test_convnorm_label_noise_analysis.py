@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -165,3 +166,30 @@ def test_accuracy_lost_needs_clean_runs():
     frame = runs_frame()
     with pytest.raises(KeyError, match="baseline 0.0 has no complete runs"):
         accuracy_lost(frame[frame["label_noise"] > 0], "test_acc")
+
+
+def test_memorization_cost_is_the_chosen_epochs_test_accuracy_minus_the_last_ones_in_points():
+    runs = pd.DataFrame([
+        dict(run_id="a", variant="bn", label_noise=0.2, seed=0, test_acc_at_best_val=0.60, final_test_acc=0.52),
+        dict(run_id="b", variant="bn", label_noise=0.2, seed=1, test_acc_at_best_val=0.62, final_test_acc=0.58),
+        dict(run_id="c", variant="convnorm", label_noise=0.2, seed=0, test_acc_at_best_val=0.50, final_test_acc=None),
+    ])
+    cost = analysis.memorization_cost(runs)
+    assert list(cost["run_id"]) == ["a", "b"]  # c tested only its chosen epoch
+    np.testing.assert_allclose(cost["cost"], [8.0, 4.0])
+    assert analysis.per_seed_cells(cost, "cost").loc["bn", "20 % noise"] == "6.0 ± 2.8 (n=2)"
+    assert analysis.memorization_cost(runs.drop(columns="final_test_acc")).empty
+
+
+def test_memorization_at_end_takes_each_runs_last_epoch_in_percent_and_says_it_against_chance():
+    probes = pd.DataFrame([
+        dict(run_id=run, variant=variant, label_noise=noise, seed=0, epoch=epoch, probe="memorization", name=name, value=value)
+        for run, variant, noise in (("a", "bn", 0.2), ("b", "convnorm", 0.2), ("z", "bn", 0.0))
+        for epoch, name, value in ((1, "flipped_fit_noisy", 0.1), (2, "flipped_fit_noisy", 0.4 if variant == "bn" else 0.2),
+                                   (2, "flipped_fit_true", 0.5))
+    ])
+    at_end = analysis.memorization_at_end(probes)
+    assert dict(zip(at_end["run_id"], at_end["flipped_fit_noisy"])) == {"a": 40.0, "b": 20.0}  # no clean run
+    sentence = analysis.memorization_sentence(at_end)
+    assert "at 20 % noise, `bn` 40 %, `convnorm` 20 %. Chance is about 10 %" in sentence
+    assert analysis.memorization_sentence(at_end.iloc[:0]) == ""

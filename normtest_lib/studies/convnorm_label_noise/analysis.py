@@ -33,7 +33,7 @@ from pandas.io.formats.style import Styler
 from ...report.converged import with_converged_column
 from ...report.paired import CONFIDENCE, confidence_interval, paired_differences
 from ...report.results import PREFERRED_SOURCE
-from ...report.tables import MISSING_TEXT, best_two_css, format_mean_std, seed_summary
+from ...report.tables import MISSING_TEXT, aggregate_seeds, best_two_css, format_mean_std, seed_summary
 
 VARIANT_NAMES = {("conv", "torch_bn"): "bn", ("convnorm", "none"): "convnorm", ("convnorm", "torch_bn"): "convnorm+bn"}
 VARIANT_ORDER = ("bn", "convnorm", "convnorm+bn")
@@ -274,3 +274,57 @@ def loss_difference(runs: pd.DataFrame, metric: str, variant: str, reference: st
     per_seed = (lost[variant] - lost[reference]).dropna()
     low, high = confidence_interval(per_seed.to_numpy())
     return pd.Series({"mean": per_seed.mean(), "n": len(per_seed), "ci_low": low, "ci_high": high})
+
+
+# --- what memorizing the wrong labels costs ---------------------------------------------------
+
+
+def per_seed_cells(frame: pd.DataFrame, column: str, digits: int = 1) -> pd.DataFrame:
+    """``column`` (one row per run, in points or percent) as ``mean ± std (n)`` over seeds, a row per variant
+    and a column per noise level (``20 % noise``), variants in the book's order."""
+    stats = aggregate_seeds(frame.dropna(subset=[column]), column, ["variant", "label_noise"])
+    cells = stats.apply(lambda row: format_mean_std(row["mean"], row["std"], row["n"], digits), axis=1)
+    table = cells.unstack("label_noise")
+    table.columns = [noise_label(level) for level in table.columns]
+    return table.reindex([name for name in variant_order(table.index) if name in table.index])
+
+
+def memorization_cost(runs: pd.DataFrame, metric: str = "test_acc_at_best_val",
+                      last: str = "final_test_acc") -> pd.DataFrame:
+    """Per run: test accuracy at the epoch chosen on the clean validation split (``metric``), at the last epoch
+    (``last``), and the first minus the last in points (``cost``: what training on past the chosen epoch
+    costs, which grows as a network memorizes its wrong labels). Runs without ``last`` are left out."""
+    if last not in runs.columns:
+        return pd.DataFrame(columns=["run_id", "variant", "label_noise", "seed", metric, last, "cost"])
+    frame = runs.assign(**{name: pd.to_numeric(runs[name], errors="coerce") for name in (metric, last)})
+    frame = frame.dropna(subset=[metric, last])
+    return frame[["run_id", "variant", "label_noise", "seed", metric, last]].assign(
+        cost=100 * (frame[metric] - frame[last]))
+
+
+def memorization_at_end(probes: pd.DataFrame, name: str = "flipped_fit_noisy") -> pd.DataFrame:
+    """Per run at a noise level above 0: the ``memorization`` probe's ``name`` at the run's last epoch, in
+    percent of the flipped training images (``flipped_fit_noisy``: predicted as their wrong label)."""
+    rows = probes[(probes["probe"] == "memorization") & (probes["name"] == name)]
+    rows = rows[rows["label_noise"].astype(float) > 0]
+    if rows.empty:
+        return pd.DataFrame(columns=["run_id", "variant", "label_noise", "seed", name])
+    last = rows[rows["epoch"] == rows.groupby("run_id")["epoch"].transform("max")]
+    return last[["run_id", "variant", "label_noise", "seed"]].assign(**{name: 100 * last["value"].to_numpy(dtype=float)})
+
+
+def memorization_sentence(at_end: pd.DataFrame, classes: int = 10, name: str = "flipped_fit_noisy") -> str:
+    """How far each variant memorized its wrong labels by its last epoch, per noise level, in words, against
+    chance (a network guessing at random predicts a flipped image as its wrong label once in ``classes``)."""
+    if at_end.empty:
+        return ""
+    parts = []
+    for level, group in at_end.groupby("label_noise", sort=True):
+        means = group.groupby("variant")[name].mean()
+        listed = ", ".join(f"`{variant}` {means[variant]:.0f} %" for variant in variant_order(means.index))
+        parts.append(f"at {noise_label(level)}, {listed}")
+    chance = 100 / classes
+    return (f"By the last epoch, the share of flipped training images predicted as their wrong label (mean over seeds): "
+            f"{'; '.join(parts)}. Chance is about {chance:.0f} %: above it, a network has learnt wrong labels it was "
+            "given, and the test accuracy it loses between the chosen and the last epoch (the table above) is what "
+            "that memorization costs.")
