@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from normtest_lib.studies.convnorm_label_noise.analysis import loss_difference
@@ -44,3 +45,15 @@ def test_unconverged_noise_runs_say_after_how_many_epochs_and_what_it_measures()
     assert "lost against no noise after 10 epochs" in unconverged and "how fast each variant learns" in unconverged
     converged = convnorm_finding(with_verdicts(runs, True), METRIC, "local").answer
     assert "learning speed" not in converged and "lost against no noise:" in converged
+
+
+def test_the_answer_says_whether_bn_was_learning_its_wrong_labels_at_the_highest_noise():
+    def memorized(share):
+        return pd.DataFrame([dict(run_id=f"r{seed}", variant="bn", label_noise=0.2, seed=seed, flipped_fit_noisy=share + seed)
+                             for seed in (0, 1, 2)])
+    learning = convnorm_finding(noise_runs(), METRIC, "local", memorized=memorized(40.0)).answer
+    assert ("By its last epoch, `bn` at 20 % noise predicts 41 % of its flipped training images as their wrong label "
+            "(chance about 10 %): it was learning the wrong labels") in learning
+    barely = convnorm_finding(noise_runs(), METRIC, "local", memorized=memorized(11.0)).answer
+    assert "predicts 12 % of its flipped" in barely and "barely begun to learn them" in barely
+    assert "flipped training images" not in convnorm_finding(noise_runs(), METRIC, "local").answer

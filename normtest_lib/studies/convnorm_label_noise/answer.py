@@ -18,14 +18,19 @@ from ...report.findings import (
 )  # fmt: skip
 from ...report.paired import significant, within_noise
 from ...report.published import published_results
+from ...report.results import collect_probes
 from .analysis import (
-    PROTOCOL_KEYS, VARIANT_ORDER, accuracy_lost, add_variant, loss_difference, noise_level_text, variant_order,
+    PROTOCOL_KEYS, VARIANT_ORDER, accuracy_lost, add_variant, loss_difference, memorization_at_end, noise_level_text,
+    variant_order,
 )  # fmt: skip
 from .figures import accuracy_vs_noise
 
 STUDY = "convnorm_label_noise"
 METRIC = "test_acc_at_best_val"
 REFERENCE = "bn"  # every variant is compared with plain convolutions and batch norm
+# The share of its flipped training images a network predicts as their wrong label by its last epoch, above which
+# it is learning the wrong labels (chance is 10 % for 10 classes): where robustness to noisy labels is tested.
+MEMORIZING = 30.0
 
 
 def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric: str = METRIC) -> StudyAnswer:
@@ -36,7 +41,9 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     runs = add_variant(runs)
     complete = runs[runs["status"] == "complete"]
     reductions = protocol.profile_table(protocol.paper_runs(grid_file), runs, profile, PROTOCOL_KEYS)
-    finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions))
+    probes = collect_probes(runs=complete) if len(complete) else pd.DataFrame()
+    memorized = memorization_at_end(add_variant(probes)) if len(probes) else None
+    finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions), memorized=memorized)
     figure = accuracy_vs_noise(
         complete, metric, order=variant_order(complete["variant"]),
         title=unconverged_title(titled("test accuracy against label noise", complete), complete))
@@ -50,9 +57,12 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
 
 
 def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed: int | None = None,
-                     total: int | None = None, reference: str = REFERENCE) -> Finding:
+                     total: int | None = None, reference: str = REFERENCE,
+                     memorized: pd.DataFrame | None = None) -> Finding:
     """Study 3's answer from its complete runs: accuracy lost at the highest noise level per variant,
-    ConvNorm's loss against BN's, and where each starts without noise."""
+    ConvNorm's loss against BN's, where each starts without noise, and (given ``memorized``,
+    :func:`~.analysis.memorization_at_end`'s frame) whether the reference was learning its wrong labels at
+    the highest noise level, without which the comparison does not test robustness to memorizing them."""
     runs = complete if "variant" in complete.columns else add_variant(complete)
     noise = runs["label_noise"].astype(float)
     top = float(noise.max())
@@ -78,6 +88,8 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
                 parts.append(f"`{name}` loses as much as `{reference}` within the spread: {interval_text(difference)} points.")
             else:
                 parts.append(f"`{name}` against `{reference}`: {interval_text(difference)} points, too few seeds to tell.")
+    if memorized is not None and top > 0:
+        parts.append(memorizing_sentence(memorized, top, reference))
     clean = runs[noise == 0]
     if len(clean):
         accuracy = (100 * pd.to_numeric(clean[metric], errors="coerce")).groupby(clean["variant"]).agg(["mean", "std", "count"])
@@ -100,4 +112,18 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
         "paired by seed within a variant and compared between variants seed by seed, in points with 95 % t intervals, "
         "at the epoch chosen on a clean validation split."
     )
-    return Finding(" ".join(parts), certainty, evidence_sentence(runs, profile, changed, total))
+    return Finding(" ".join(part for part in parts if part), certainty, evidence_sentence(runs, profile, changed, total))
+
+
+def memorizing_sentence(memorized: pd.DataFrame, level: float, reference: str = REFERENCE) -> str:
+    """Whether ``reference`` at noise ``level`` was learning its wrong labels by its last epoch (its mean
+    ``flipped_fit_noisy`` at or above :data:`MEMORIZING` percent), in words; empty without such runs."""
+    at_level = memorized[(memorized["label_noise"].astype(float) == level) & (memorized["variant"] == reference)]
+    if at_level.empty:
+        return ""
+    share = float(at_level["flipped_fit_noisy"].mean())
+    where = f"By its last epoch, `{reference}` at {noise_level_text(level)} noise predicts {share:.0f} % of its flipped training images as their wrong label (chance about 10 %)"
+    if share >= MEMORIZING:
+        return f"{where}: it was learning the wrong labels, so these losses are measured where memorization happens."
+    return (f"{where}: below {MEMORIZING:.0f} %, it had barely begun to learn them, so these losses say little about "
+            "robustness to memorizing noisy labels.")
