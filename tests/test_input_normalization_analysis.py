@@ -85,3 +85,108 @@ def test_the_pretraining_run_is_found_from_the_others_paths_and_described_from_i
     two = frame([run(), run(pretrained="results/s/p/ba9876543210/best.pt")])
     with pytest.raises(ValueError, match="more than one pretraining run"):
         analysis.pretraining_run_id(two)
+
+
+# --- two pretraining sources (a grid's pretrain: {follow: [norm_layer]}) -------------------
+
+BN_ID, NONE_ID, ABSENT_ID = "aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"
+
+
+def source(run_id, norm_layer, acc):
+    return {**run(pretrained="none", dataset="tiny_imagenet_200", data_root="data/tiny-imagenet-200", epochs=10,
+                  input_size=32, summary_input_size=32, best_val_acc=acc + 0.01, test_acc_at_best_val=acc),
+            "run_id": run_id, "norm_layer": norm_layer}
+
+
+def from_source(run_id, norm_layer, setting="finetune", seed=0, acc=0.5, **params):
+    record = run(setting, seed, acc, pretrained=f"results/s/p/{run_id}/best.pt", norm_layer=norm_layer, **params)
+    return {**record, "run_id": f"{run_id}-{setting}-{seed}-{record['dataset']}"}
+
+
+def two_sources(scratch=True):
+    """Two pretrained networks (torch_bn, none), each fine-tuned on two sets (the JPEG copy and its dimmed
+    copy) with finetune and pretrain, three seeds; pretrain gains 2 points from torch_bn and loses 2 from none,
+    so pooling the two sources would give 0."""
+    records = [source(BN_ID, "torch_bn", 0.25), source(NONE_ID, "none", 0.20)]
+    for run_id, norm_layer, gain in ((BN_ID, "torch_bn", 0.02), (NONE_ID, "none", -0.02)):
+        for dataset in ("imagefolder", "imagefolder+dim"):
+            for seed in (0, 1, 2):
+                base = 0.70 + seed / 100 - (0.05 if "+" in dataset else 0)
+                records.append(from_source(run_id, norm_layer, "finetune", seed, base, dataset=dataset))
+                records.append(from_source(run_id, norm_layer, "pretrain", seed, base + gain, dataset=dataset))
+        if scratch:
+            records.append({**run(pretrained="none", norm_layer=norm_layer), "run_id": f"scratch-{norm_layer}"})
+    runs = frame(records)
+    runs.attrs["param_columns"] = [*runs.attrs["param_columns"], "norm_layer"]
+    return runs
+
+
+def test_every_pretraining_run_is_found_and_each_run_labelled_with_its_source():
+    runs = two_sources()
+    assert analysis.pretraining_run_ids(runs) == [BN_ID, NONE_ID]
+    with pytest.raises(ValueError, match="more than one pretraining run"):
+        analysis.pretraining_run_id(runs)
+    pretraining, finetuning = analysis.split_pretraining(runs)
+    assert sorted(pretraining["run_id"]) == [BN_ID, NONE_ID] and len(finetuning) == len(runs) - 2
+    labelled = analysis.add_sources(runs).set_index("run_id")[analysis.SOURCE]
+    assert labelled[f"{BN_ID}-finetune-0-imagefolder"] == "torch_bn"
+    assert labelled[f"{NONE_ID}-pretrain-2-imagefolder+dim"] == "none"
+    # The from-scratch control of each network takes the source with its own norm layer; a source is its own.
+    assert labelled["scratch-none"] == "none" and labelled["scratch-torch_bn"] == "torch_bn"
+    assert labelled[BN_ID] == "torch_bn"
+    # A source whose row is not here is named by its id.
+    orphan = frame([from_source(ABSENT_ID, "bcn"), source(BN_ID, "torch_bn", 0.25), from_source(BN_ID, "torch_bn")])
+    assert list(analysis.add_sources(orphan)[analysis.SOURCE]) == [ABSENT_ID, "torch_bn", "torch_bn"]
+    # Two sources with one norm layer are still told apart.
+    twins = frame([source(BN_ID, "bn", 0.2), source(NONE_ID, "bn", 0.2), from_source(BN_ID, "bn"), from_source(NONE_ID, "bn")])
+    assert analysis.source_labels(twins) == {BN_ID: f"bn ({BN_ID})", NONE_ID: f"bn ({NONE_ID})"}
+
+
+def test_comparisons_are_keyed_by_source_only_where_there_are_several():
+    runs = analysis.add_sources(two_sources())
+    assert analysis.comparison_keys(runs) == [analysis.SOURCE, "model", "data"]
+    assert analysis.comparison_keys(three_seeds()) == ["model", "data"]  # one source: as before
+    assert analysis.varying_keys(analysis.split_pretraining(runs)[1]) == [analysis.SOURCE, "data"]
+    with pytest.raises(ValueError, match="add_sources"):
+        analysis.comparison_keys(two_sources())
+
+
+def test_tables_keep_each_source_and_data_set_apart():
+    runs = analysis.split_pretraining(analysis.add_sources(two_sources(scratch=False)))[1]
+    table = analysis.settings_table(analysis.settings_summary(runs, "test_acc_at_best_val"), published_values(
+        "input_normalization"), ["finetune", "pretrain"]).data
+    assert table.index.names == [analysis.SOURCE, "model", "data"] and len(table) == 4
+    assert table.loc[("torch_bn", "small", "cifar10-jpeg"), ("ours", "pretrain")] == "73.0 ± 1.0 (n=3)"
+    assert table.loc[("none", "small", "cifar10-jpeg+dim"), ("ours", "pretrain")] == "64.0 ± 1.0 (n=3)"
+    pair = analysis.finetune_pretrain_table(runs, None).data
+    assert pair.loc[("torch_bn", "small", "cifar10-jpeg"), ("ours", "finetune − pretrain")].startswith("-2.0 [-2.0, -2.0]")
+    assert pair.loc[("none", "small", "cifar10-jpeg+dim"), ("ours", "finetune − pretrain")].startswith("+2.0 [+2.0, +2.0]")
+
+
+def test_two_sources_are_described_one_sentence_each():
+    runs = analysis.add_sources(two_sources())
+    pretraining, finetuning = analysis.split_pretraining(runs)
+    text = analysis.pretraining_sentences(pretraining, finetuning)
+    assert ("The `torch_bn` cells: cifar10-jpeg and cifar10-jpeg+dim fine-tuned from a `small` pretrained in this profile "
+            "on `tiny_imagenet_200` at 32 px for 10 epochs (best validation accuracy 26.0 %, test 25.0 %).") in text
+    assert "The `none` cells: cifar10-jpeg and cifar10-jpeg+dim fine-tuned from a `small` pretrained" in text
+    assert "(best validation accuracy 21.0 %, test 20.0 %)" in text and "never pooled" in text
+    missing = analysis.pretraining_sentences(pretraining[pretraining["run_id"] == BN_ID], finetuning)
+    assert f"The `{NONE_ID}` cells: cifar10-jpeg and cifar10-jpeg+dim fine-tuned from pretraining run `{NONE_ID}`" in missing
+    # One source: the one sentence as before.
+    one = frame([{**source("0123456789ab", "torch_bn", 0.25)}, run(), run(seed=1)])
+    pretraining, finetuning = analysis.split_pretraining(one)
+    assert analysis.pretraining_sentences(pretraining, finetuning) == analysis.pretraining_sentence(
+        pretraining.iloc[0].to_dict(), "cifar10-jpeg")
+
+
+def test_panels_never_pool_sources_or_data_sets_and_stay_as_before_with_one_group():
+    runs = analysis.split_pretraining(analysis.add_sources(two_sources(scratch=False)))[1].assign(train_images=450)
+    panels, column = analysis.group_panels(runs, by="train_images")
+    assert column == "panel" and set(panels["panel"]) == {
+        "torch_bn, cifar10-jpeg, 450", "torch_bn, cifar10-jpeg+dim, 450", "none, cifar10-jpeg, 450", "none, cifar10-jpeg+dim, 450"}
+    assert analysis.group_panels(three_seeds(), by="train_images")[1] == "train_images"
+    assert analysis.group_panels(three_seeds())[1] is None
+    rows, row = analysis.network_rows(runs)
+    assert row == "network" and set(rows["network"]) == {"small, torch_bn", "small, none"}
+    assert analysis.network_rows(three_seeds())[1] == "model"

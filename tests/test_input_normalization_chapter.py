@@ -50,6 +50,42 @@ def fabricate_local_profile(root: Path) -> None:
             write_run(profile / f"{setting}-{subset}-{images}-{seed}", params, summary, test_acc=subset is None)
 
 
+# Two networks pretrained on Tiny ImageNet, one per normalization layer (a grid's pretrain: {follow: [norm_layer]}).
+SOURCES = {"torch_bn": "aaaaaaaaaaaa", "none": "bbbbbbbbbbbb"}
+# Per source: finetune's accuracy and each setting's gap to it; pretrain gains 2 points from torch_bn and loses 2
+# from none, so pooling the sources would give 0. The dimmed copy is 5 points harder throughout.
+TWO_SOURCE_ACCURACY = {"torch_bn": (0.70, {"pretrain": 0.02, "instance": -0.10}),
+                       "none": (0.60, {"pretrain": -0.02, "instance": -0.05})}
+
+
+def fabricate_two_sources(root: Path) -> None:
+    """The local profile rerun with two pretraining sources, fine-tuned on the JPEG copy and its dimmed copy
+    (``imagefolder+dim``): every setting on both, the small-data sweep and the from-scratch control on the first."""
+    profile = root / STUDY / "local"
+    for norm_layer, run_id in SOURCES.items():
+        write_run(profile / run_id, {"model": "small", "dataset": "tiny_imagenet_200", "input_size": 32, "epochs": 10,
+                                     "pretrained": "none", "seed": 0, "norm_layer": norm_layer},
+                  {"test_acc_at_best_val": 0.25, "best_val_acc": 0.26, "input_size": 32}, test_acc=True)
+        finetune, gaps = TWO_SOURCE_ACCURACY[norm_layer]
+        cells = [(dataset, None, setting, None) for dataset in ("imagefolder", "imagefolder+dim")
+                 for setting in ("finetune", *gaps)]
+        cells += [("imagefolder", None, "scratch", None), ("imagefolder", 450, "finetune", None),
+                  ("imagefolder", 450, "pretrain", None), ("imagefolder", 450, "finetune", 10)]
+        for seed in (0, 1, 2):
+            for dataset, subset, setting, images in cells:
+                params = {"model": "small", "dataset": dataset, "data_root": "data/cifar10-jpeg", "epochs": 3,
+                          "norm_layer": norm_layer, "seed": seed, "train_subset": subset, "stats_subset": images,
+                          "input_norm": "finetune" if setting == "scratch" else setting,
+                          "pretrained": "none" if setting == "scratch" else f"results/{STUDY}/local/{run_id}/best.pt"}
+                accuracy = (finetune + gaps.get(setting, 0.0) - (0.05 if "+" in dataset else 0) - (0.2 if subset else 0)
+                            + seed / 100 + (images or 0) / 1000 - (0.3 if setting == "scratch" else 0))
+                summary = {"test_acc_at_best_val": accuracy, "best_val_acc": accuracy, "n_train": subset or 45000,
+                           "best_epoch": 3, "pretrain_stats": None if setting == "scratch" else LOCAL_PRETRAIN_STATS,
+                           "model_source_sha256": run_id * 5 + "0000"}
+                write_run(profile / f"{norm_layer}-{dataset}-{setting}-{subset}-{images}-{seed}", params, summary,
+                          test_acc=subset is None)
+
+
 def write_imagefolder(root: Path, per_class: int = 6) -> None:
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
@@ -115,3 +151,20 @@ def test_without_images_table1_comes_from_the_committed_statistics(tmp_path, mon
     expected = stats_tables.records_table1_frame({"cifar10-jpeg": records["cifar10-jpeg"]}, pretrain_stats=recorded)
     for value in expected.loc[("cifar10-jpeg", "pretrain")]:
         assert f"{round(value, 2) + 0.0:.2f}" in local
+
+
+@pytest.mark.slow
+def test_the_chapter_compares_two_pretraining_sources_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path / "cache"))
+    fabricate_two_sources(tmp_path / "results")
+    write_imagefolder(tmp_path / "data" / "cifar10-jpeg")
+    text = execute_chapter(STUDY, tmp_path)
+    # One sentence per source, each with its record.
+    assert "The `torch_bn` cells: cifar10-jpeg and cifar10-jpeg+dim fine-tuned from a `small` pretrained" in text
+    assert "The `none` cells: cifar10-jpeg and cifar10-jpeg+dim fine-tuned from a `small` pretrained" in text
+    # Paired within each (source, data set): never the pooled 0.
+    assert "by +2.0 [+2.0, +2.0] points for the `torch_bn` network on `cifar10-jpeg`" in text
+    assert "by -2.0 [-2.0, -2.0] points for the `none` network on `cifar10-jpeg+dim`" in text
+    assert "`instance` (pretraining torch_bn, data cifar10-jpeg) -10.0 [-10.0, -10.0]" in text
+    assert "`instance` (pretraining none, data cifar10-jpeg+dim) -5.0 [-5.0, -5.0]" in text
+    assert "`finetune, stats from 10` (pretraining none, data cifar10-jpeg, train_images 450) +3.0" in text

@@ -5,6 +5,10 @@ Computed from the study's runs for the landing page and the chapter's opening
 (:mod:`normtest_lib.report.findings`): ``pretrain`` against ``finetune`` on the
 largest training set, the other settings, the small-data sweep, and the
 baseline's absolute accuracy beside the published one.
+
+A profile may fine-tune from several networks it pretrained (one per normalization
+layer); every difference is then paired within one (source, model, data set) group
+and named with it (:func:`~.analysis.comparison_keys`), never pooled across them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from ...report.findings import (
 from ...report.paired import paired_differences, significant, within_noise
 from ...report.plots import difference_forest
 from ...report.published import published_values
-from .analysis import PROTOCOL_KEYS, SCRATCH, add_labels, largest_training_set, pretraining_run_id
+from .analysis import (
+    PROTOCOL_KEYS, SCRATCH, SOURCE, add_labels, add_sources, comparison_keys, largest_training_set, split_pretraining,
+    varying_keys, without_constant_levels,
+)  # fmt: skip
 
 STUDY = "input_normalization"
 METRIC = "test_acc_at_best_val"
@@ -33,23 +40,21 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     the profile :func:`~normtest_lib.report.findings.answer_runs` picks (``profile`` preferred); the published
     protocol is the ``paper`` profile of ``grid_file``. Its figure: each setting's paired difference to ``finetune``."""
     profile, runs = answer_runs(everything, STUDY, profile, grid_file)
-    runs = add_labels(runs)
-    source_id = pretraining_run_id(runs)
-    finetuning = runs[runs["run_id"] != source_id]
-    source = runs[runs["run_id"] == source_id]
+    pretraining, finetuning = split_pretraining(add_sources(add_labels(runs)))
     complete = finetuning[finetuning["status"] == "complete"]
     reductions = protocol.profile_table(protocol.paper_runs(grid_file), finetuning, profile, PROTOCOL_KEYS)
     finding = input_normalization_finding(complete, metric, profile, *protocol.changed_parameters(reductions),
-                                          source=source.iloc[0].to_dict() if len(source) else None)
+                                          sources=pretraining.to_dict("records"))
     full = largest_training_set(complete)
-    groups = ["model", "data"]
-    headline = paired_differences(full, metric, "setting", "finetune", groups).droplevel(groups)
+    headline = paired_differences(full, metric, "setting", "finetune", comparison_keys(full))
     figure = difference_forest(
-        headline, "setting", "finetune", title=unconverged_title(titled("each setting against finetune", complete), full))
+        _forest_rows(headline), "setting", "finetune",
+        title=unconverged_title(titled("each setting against finetune", complete), full))
     baseline = full[full["setting"] == "finetune"]
     first = baseline.iloc[0] if len(baseline) else None
-    if first is not None:  # one network on one data set: the first the runs name
-        baseline = baseline[(baseline["model"] == first["model"]) & (baseline["data"] == first["data"])]
+    if first is not None:  # one network on one data set (from one source): the first the runs name
+        keys = comparison_keys(full)
+        baseline = baseline[(baseline[keys] == first[keys]).all(axis=1)]
     published_test, what = published_finetune(first)
     finding = with_baseline(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what))
     return StudyAnswer(STUDY, profile, finding, figure, len(full), complete, reductions, full)
@@ -57,30 +62,35 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
 
 def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: str,
                                 changed: int | None = None, total: int | None = None,
-                                source: Mapping[str, Any] | None = None) -> Finding:
-    """Study 1's answer from its complete fine-tuning runs, labelled (:func:`.analysis.add_labels`):
-    ``pretrain`` against ``finetune`` on the largest training set, the other settings, and the
-    small-data sweep. ``source`` is the profile's pretraining run (its row of the runs frame),
-    if the runs start from one of their own rather than from an ImageNet checkpoint."""
+                                sources: Sequence[Mapping[str, Any]] = ()) -> Finding:
+    """Study 1's answer from its complete fine-tuning runs, labelled (:func:`.analysis.add_labels`, and
+    :func:`.analysis.add_sources` where they start from several pretraining runs): ``pretrain`` against
+    ``finetune`` on the largest training set, the other settings, and the small-data sweep, each paired
+    within its (source, model, data set) group. ``sources`` are the profile's pretraining runs (their rows
+    of the runs frame), if the runs start from their own rather than from an ImageNet checkpoint."""
     full = largest_training_set(finetuning)
-    groups = [key for key in ("model", "data") if key in full.columns]
-    differences = paired_differences(full, metric, "setting", "finetune", groups).droplevel(groups)
-    if differences.index.has_duplicates:  # several models or data sets: the answer covers the first
-        differences = differences[~differences.index.duplicated()]
+    keys = [key for key in comparison_keys(full) if key in full.columns]
+    differences = without_constant_levels(paired_differences(full, metric, "setting", "finetune", keys))
+    groups = [name for name in differences.index.names if name != "setting"]
     early = f" after {epochs_text(full)} epochs of fine-tuning" if all_converged(full) is False else ""
     parts = []
-    if "pretrain" in differences.index:
-        row = differences.loc["pretrain"]
+    settings = differences.index.get_level_values("setting")
+    pretrain = differences[settings == "pretrain"]
+    if len(pretrain):
+        # One group: "by +0.5 [...] points, within ..."; several: each "by ... points for the `none` network on ...".
+        change = "; ".join(
+            f"by {interval_text(row)} points{' ' + _group_text(groups, key) if groups else ''}, {verdict(row)}"
+            for key, row in pretrain.iterrows())
         parts.append(
             "Standardizing with the pretraining set's statistics (`pretrain`) instead of the fine-tuning set's own "
-            f"(`finetune`) changes test accuracy{early} by {interval_text(row)} points, {verdict(row)}."
+            f"(`finetune`) changes test accuracy{early} {change}."
         )
-    others = differences.drop(index="pretrain", errors="ignore")
+    others = differences[settings != "pretrain"]
     beyond, within = others[significant(others)].sort_values("mean"), others[within_noise(others)]
     if len(beyond):
-        parts.append(f"Beyond the spread against `finetune`: {listing(beyond)}.")
+        parts.append(f"Beyond the spread against `finetune`: {_listing(beyond)}.")
     if len(within):
-        parts.append(f"Within it: {listing(within)}.")
+        parts.append(f"Within it: {_listing(within)}.")
     small = _small_data_sentence(finetuning, metric)
     if small:
         parts.append(small)
@@ -92,13 +102,58 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
         "order and validation split) and given in points with its 95 % t interval; the epoch was chosen on the "
         "validation split, never on the test set."
     )
-    evidence = evidence_sentence(finetuning, profile, changed, total)
-    if source is not None:
-        evidence += (
+    evidence = evidence_sentence(finetuning, profile, changed, total) + _sources_text(sources)
+    return Finding(" ".join(parts), certainty, evidence)
+
+
+def _sources_text(sources: Sequence[Mapping[str, Any]]) -> str:
+    """What the runs fine-tune, where they start from the profile's own pretraining runs: one network, or several
+    named by their normalization layer."""
+    if not sources:
+        return ""
+    if len(sources) == 1:
+        source = sources[0]
+        return (
             f" They fine-tune a `{source['model']}` network pretrained in this profile on `{source['dataset']}`, "
             "not an ImageNet checkpoint: its statistics play ImageNet's part in `pretrain`."
         )
-    return Finding(" ".join(parts), certainty, evidence)
+    # Named as the answer's groups name them (add_sources' label: the norm layer, else the run id).
+    networks = "; ".join(f"`{source.get(SOURCE) or source['run_id']}`: a `{source['model']}` on `{source['dataset']}`"
+                         for source in sources)
+    return (
+        f" They fine-tune {len(sources)} networks pretrained in this profile ({networks}), not ImageNet checkpoints, "
+        "each compared only with itself: each one's pretraining statistics play ImageNet's part in `pretrain`."
+    )
+
+
+# "for", not "from": the from-scratch control of a network started from no pretraining run.
+_GROUP_WORDS = {SOURCE: "for the `{}` network", "model": "`{}`", "data": "on `{}`"}
+
+
+def _group_text(levels: Sequence[str], values: Any) -> str:
+    """A comparison group in words: ``for the `torch_bn` network on `cifar10-jpeg```."""
+    values = values if isinstance(values, tuple) else (values,)
+    return " ".join(_GROUP_WORDS.get(level, f"{level} `{{}}`").format(value) for level, value in zip(levels, values))
+
+
+def _listing(differences: pd.DataFrame) -> str:
+    """:func:`~normtest_lib.report.findings.listing`, each setting followed by its group where there are several."""
+    groups = [name for name in differences.index.names if name != "setting"]
+    if not groups:
+        return listing(differences)
+    return "; ".join(f"`{key[-1]}` ({_group_text(groups, key[:-1])}) {interval_text(row)}"
+                     for key, row in differences.iterrows())
+
+
+def _forest_rows(differences: pd.DataFrame) -> pd.DataFrame:
+    """Paired differences with one ``setting`` level for the answer's figure: the setting alone with one group,
+    ``pretrain (torch_bn, cifar10-jpeg+dim)`` with several, so rows of different groups are told apart."""
+    differences = without_constant_levels(differences)
+    groups = [name for name in differences.index.names if name != "setting"]
+    if not groups:
+        return differences
+    names = [f"{key[-1]} ({', '.join(str(value) for value in key[:-1])})" for key in differences.index]
+    return differences.set_axis(pd.Index(names, name="setting"), axis=0)
 
 
 def _small_data_sentence(finetuning: pd.DataFrame, metric: str) -> str:
@@ -107,7 +162,7 @@ def _small_data_sentence(finetuning: pd.DataFrame, metric: str) -> str:
     if "n_train" not in pretrained.columns or pretrained["n_train"].nunique() < 2:
         return ""
     sweep = pretrained.assign(train_images=pretrained["n_train"].astype(int))
-    differences = paired_differences(sweep, metric, "setting", "pretrain", ["train_images"])
+    differences = paired_differences(sweep, metric, "setting", "pretrain", [*varying_keys(sweep), "train_images"])
     differences = differences[differences.index.get_level_values("setting").str.startswith("finetune")]
     if differences.empty:
         return ""
@@ -129,11 +184,16 @@ def _number_list(values: Sequence[int]) -> str:
 
 def published_finetune(run: pd.Series | None) -> tuple[float | None, str]:
     """Study 1's published ``finetune`` test accuracy for ``run``'s model and data set, with what it is in words;
-    where the earlier work ran another model on that data set, None and the range of its figures in words."""
+    where the earlier work ran another model on that data set, None and the range of its figures in words.
+
+    A derived set (``<base>+<shift>``, e.g. ``cifar10-jpeg+dim``) is not its base: the earlier work never ran it,
+    so it has no published figure, and the words say so."""
     if run is None:
         return None, ""
-    finetune = published_values(STUDY, "test_acc").xs("finetune", level="setting")
     data = str(run.get("data", ""))
+    if "+" in data:
+        return None, f"the shifted set `{data}` was not in the earlier work"
+    finetune = published_values(STUDY, "test_acc").xs("finetune", level="setting")
     # Our data label may name a copy of the published set (cifar10-jpeg for cifar10): the longest matching name.
     names = [name for name in finetune.index.get_level_values("dataset").unique() if data.startswith(name)]
     if not names:

@@ -1,0 +1,74 @@
+"""Study 1's answer (studies/input_normalization/answer.py): its sentences against hand-computed differences, with
+one pretraining source and with two, and the published baseline it stands beside."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from normtest_lib.report.results import collect_runs  # noqa: E402
+from normtest_lib.studies.input_normalization import analysis  # noqa: E402
+from normtest_lib.studies.input_normalization.answer import (  # noqa: E402
+    input_normalization_finding, published_finetune, study_answer,
+)  # fmt: skip
+from test_input_normalization_analysis import three_seeds, two_sources  # noqa: E402
+from test_input_normalization_chapter import REPO, SOURCES, fabricate_two_sources  # noqa: E402
+
+METRIC = "test_acc_at_best_val"
+
+
+def test_one_source_reads_as_before():
+    finding = input_normalization_finding(three_seeds(), METRIC, "local")
+    # pretrain - finetune per seed (0.78-0.80, 0.79-0.82, 0.78-0.81): -2, -3, -3 points; no group named.
+    assert ("(`finetune`) changes test accuracy by -2.7 [-4.1, -1.2] points, beyond the seed-to-seed spread."
+            in finding.answer)
+    assert "Beyond the spread against `finetune`: `instance` -11.0" in finding.answer
+    assert "network" not in finding.answer and "They fine-tune" not in finding.evidence
+
+
+def test_two_sources_are_paired_within_each_source_and_data_set_never_pooled():
+    runs = analysis.add_sources(two_sources())
+    pretraining, finetuning = analysis.split_pretraining(runs)
+    full = finetuning[finetuning["setting"].isin(["finetune", "pretrain"])]
+    by_setting = full.groupby(["setting", "seed"])[METRIC].mean().unstack("setting")
+    pooled = 100 * (by_setting["pretrain"] - by_setting["finetune"]).mean()
+    assert pooled == pytest.approx(0.0, abs=1e-9)  # what pooling the two sources would report
+    finding = input_normalization_finding(finetuning, METRIC, "local", sources=pretraining.to_dict("records"))
+    for data in ("cifar10-jpeg", "cifar10-jpeg+dim"):
+        assert (f"by +2.0 [+2.0, +2.0] points for the `torch_bn` network on `{data}`, beyond the seed-to-seed spread"
+                in finding.answer)
+        assert (f"by -2.0 [-2.0, -2.0] points for the `none` network on `{data}`, beyond the seed-to-seed spread"
+                in finding.answer)
+    assert "+0.0" not in finding.answer
+    assert ("They fine-tune 2 networks pretrained in this profile (`torch_bn`: a `small` on `tiny_imagenet_200`; "
+            "`none`: a `small` on `tiny_imagenet_200`)") in finding.evidence
+
+
+def test_a_derived_data_set_has_no_published_figure():
+    value, what = published_finetune(pd.Series({"model": "resnet18", "data": "cifar10-jpeg+dim"}))
+    assert value is None and what == "the shifted set `cifar10-jpeg+dim` was not in the earlier work"
+    # Its base, a copy of a published set, still finds the published row.
+    value, what = published_finetune(pd.Series({"model": "resnet18", "data": "cifar10-jpeg"}))
+    assert value == pytest.approx(0.8788) and "one run" in what
+    value, what = published_finetune(pd.Series({"model": "small", "data": "cifar10-jpeg"}))
+    assert value is None and what.startswith("no run of `small`; with `finetune` on cifar10")
+
+
+def test_study_answer_reads_two_sources_from_run_folders(tmp_path):
+    fabricate_two_sources(tmp_path / "results")
+    everything = collect_runs(tmp_path / "results")
+    answer = study_answer(everything, "local", str(REPO / "params" / "input_normalization.yml"))
+    assert set(SOURCES.values()).isdisjoint(answer.complete["run_id"])  # the pretraining runs are no cells
+    assert "by +2.0 [+2.0, +2.0] points for the `torch_bn` network on `cifar10-jpeg`" in answer.finding.answer
+    assert "by -2.0 [-2.0, -2.0] points for the `none` network on `cifar10-jpeg+dim`" in answer.finding.answer
+    assert "`instance` (for the `torch_bn` network on `cifar10-jpeg`) -10.0 [-10.0, -10.0]" in answer.finding.answer
+    labels = [tick.get_text() for tick in answer.figure.axes[0].get_yticklabels()]
+    # Each control pairs with its own network: 2 sources x 2 sets x (pretrain, instance), and 2 from scratch.
+    assert "pretrain (none, cifar10-jpeg+dim) (n=3)" in labels and "from scratch (none, cifar10-jpeg) (n=3)" in labels
+    assert len(labels) == len(set(labels)) == 10
+    # The baseline is one (source, data set) group: three finetune runs, not twelve.
+    assert "The baseline, `finetune` (3 runs of 3 epochs)" in answer.finding.answer
