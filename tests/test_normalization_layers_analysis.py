@@ -70,3 +70,11 @@ def test_the_optimizer_sentence_says_whether_the_published_optimizer_converges_t
     both = analysis.optimizer_sentence(runs.assign(converged=True), "test_acc_at_best_val")
     assert "converges without momentum too: momentum was not needed for it in this budget" in both
     assert analysis.optimizer_sentence(runs[runs["momentum"] == 0.9], "test_acc_at_best_val") == ""
+
+
+def test_the_micro_f1_sentence_checks_that_micro_f1_is_the_accuracy():
+    runs = pd.DataFrame({"test_acc_at_best_val": [0.61, 0.65], "test_micro_f1_at_best_val": [0.61, 0.65]})
+    assert analysis.micro_f1_sentence(runs, "test_acc_at_best_val").startswith("in all 2 runs here it equals the test accuracy")
+    wrong = runs.assign(test_micro_f1_at_best_val=[0.61, 0.60])
+    assert "differs from the test accuracy by up to 5.00 points" in analysis.micro_f1_sentence(wrong, "test_acc_at_best_val")
+    assert analysis.micro_f1_sentence(runs.drop(columns="test_micro_f1_at_best_val"), "test_acc_at_best_val") == "no run here recorded it."

@@ -50,3 +50,12 @@ def test_compiled_figures_get_their_columns_and_sentence():
     assert "`bin` at 1.30x `torch_bn`'s eager images per second" in text and "meets the target of 1.20x" in text
     assert "misses" in speed.compiled_sentence(compiled, ["bin"], target=1.4)
     assert speed.compiled_sentence(BENCH, ["bin"], target=1.2) == ""
+
+
+def test_a_speed_table_shows_images_per_second_whole_ratios_with_two_decimals_and_ms_with_one():
+    compiled = {**BENCH, "images_per_second": {"torch_bn": 541.24, "bin": 250.6, "none": 1000.0},
+                "compiled_images_per_second": {"torch_bn": 1750.4, "bin": 650.0, "none": 1200.0}}
+    html = speed.style_speed_table(speed.speed_table(compiled)).to_html()
+    assert ">541<" in html and "541.24" not in html and ">1,750<" in html  # images per second, whole
+    assert ">0.50<" in html  # bin's ratio to torch_bn
+    assert ">300.0<" not in html and ">299.0<" in html  # bin's normalization ms per step (399 - 100)

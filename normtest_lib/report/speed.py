@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 REFERENCE = "torch_bn"
 WITHOUT_NORMALIZATION = "none"
@@ -51,6 +52,19 @@ def speed_table(bench: Mapping[str, Any]) -> pd.DataFrame:
         columns["compiled images/s"] = compiled
         columns[f"compiled, ratio to {REFERENCE} eager"] = compiled / bench["images_per_second"][REFERENCE]
     return pd.DataFrame(columns).rename_axis("variant")
+
+
+def style_speed_table(table: pd.DataFrame) -> Styler:
+    """:func:`speed_table` (or rows of it) for a page: images per second as whole numbers (the repeats
+    differ in the units), ratios and shares with two decimals, milliseconds with one, a dash where missing."""
+    from .tables import MISSING_TEXT
+
+    def digits(column: str) -> str:
+        if column.endswith("images/s"):
+            return "{:,.0f}"
+        return "{:.1f}" if column.endswith("ms/step") else "{:.2f}"
+
+    return table.style.format({column: digits(column) for column in table.columns}, na_rep=MISSING_TEXT)
 
 
 def compiled_sentence(bench: Mapping[str, Any], variants: Iterable[str], target: float) -> str:

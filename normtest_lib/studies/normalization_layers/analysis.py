@@ -152,3 +152,16 @@ def metrics_table(
     table, css = with_converged_column(table, css, runs, index)
     return table.style.apply(lambda _: css, axis=None)
 
+
+
+def micro_f1_sentence(runs: pd.DataFrame, metric: str, micro_f1: str = "test_micro_f1_at_best_val") -> str:
+    """Whether every run's micro-F1 equals its accuracy (as it must for single-label classification, where
+    each wrong prediction is one false positive and one false negative), with the largest difference."""
+    both = runs[[metric, micro_f1]].apply(pd.to_numeric, errors="coerce").dropna() if micro_f1 in runs else pd.DataFrame()
+    if both.empty:
+        return "no run here recorded it."
+    largest = float((both[metric] - both[micro_f1]).abs().max())
+    if largest < 1e-6:
+        return f"in all {len(both)} runs here it equals the test accuracy (largest difference {largest:.1e}), so it is not shown."
+    return (f"here it differs from the test accuracy by up to {100 * largest:.2f} points, which single-label "
+            "classification cannot give: a run's metrics need checking.")
