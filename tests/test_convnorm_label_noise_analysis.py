@@ -44,6 +44,8 @@ def test_accuracy_by_noise_shows_mean_std_per_level_and_the_published_values():
     assert table.loc["bn", ("ours", "20 % noise")] == "81.0 ± 1.0 (n=3)"
     assert table.loc["bn", ("published", "0 % noise")] == "94.5"
     assert table.loc["convnorm", ("published", "20 % noise")] == "≈63.0"  # "about" values are marked
+    # The paper gives one "about" figure for ConvNorm and ConvNorm+BN alike: shown once, not as two measurements
+    assert table.loc["convnorm+bn", ("published", "20 % noise")] == "= convnorm"
     assert list(table.index) == ["bn", "convnorm", "convnorm+bn"]
 
 

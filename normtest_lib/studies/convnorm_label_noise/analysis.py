@@ -124,14 +124,8 @@ def accuracy_by_noise(
         approx = published.pivot_table(index="variant", columns="label_noise", values="approx", aggfunc="any")
         table = table.reindex(rows)
         shown = pd.DataFrame(
-            {
-                noise_label(level): [
-                    MISSING_TEXT if pd.isna(v) else ("≈" if bool(approx.get(level, pd.Series()).get(variant, False)) else "")
-                    + f"{100 * v:.{digits}f}"
-                    for variant, v in table[level].items()
-                ]
-                for level in table.columns
-            },
+            {noise_label(level): _published_cells(table[level], approx.get(level, pd.Series(dtype=bool)), digits)
+             for level in table.columns},
             index=table.index,
         )
         blocks_text["published"] = shown
@@ -140,6 +134,24 @@ def accuracy_by_noise(
     css = pd.concat(css_blocks, axis=1).reindex(index=frame.index, columns=frame.columns, fill_value="")
     frame, css = with_converged_column(frame, css, runs, "variant")
     return frame.style.apply(lambda _: css.fillna(""), axis=None)
+
+
+def _published_cells(values: pd.Series, approx: pd.Series, digits: int) -> list[str]:
+    """One noise level's published column as text: ``94.5``, ``≈73.0`` for a value read as "about"; an
+    approximate value equal to the row above's, which the paper gave once for both variants, reads
+    ``= convnorm`` rather than repeating it as if it were a second measurement."""
+    cells, previous = [], None
+    for variant, value in values.items():
+        rough = bool(approx.get(variant, False))
+        if pd.isna(value):
+            cells.append(MISSING_TEXT)
+        elif rough and previous is not None and previous[1] == value and previous[2]:
+            cells.append(f"= {previous[0]}")
+        else:
+            cells.append(("≈" if rough else "") + f"{100 * value:.{digits}f}")
+        if not pd.isna(value):
+            previous = (variant, value, rough)
+    return cells
 
 
 def published_by_variant(published: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:

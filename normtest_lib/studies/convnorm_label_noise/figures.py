@@ -36,7 +36,7 @@ def accuracy_vs_noise(runs: pd.DataFrame, metric: str, *, title: str, order: Seq
         raise ValueError(f"no run has a {metric} to draw")
     names = list(order) if order is not None else sorted(frame[variant].unique())
     colours = palette_for(names)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(7.6, 3.8), layout="constrained")
     for name in names:
         points = frame[frame[variant] == name].groupby("_noise")["_value"]
         if not len(points):
@@ -53,8 +53,7 @@ def accuracy_vs_noise(runs: pd.DataFrame, metric: str, *, title: str, order: Seq
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.4)
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    fig.legend(frameon=False, loc="outside right upper")  # outside the axes: inside, it hid a variant's error bar
     return fig
 
 
