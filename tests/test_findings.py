@@ -75,6 +75,13 @@ def test_the_landing_page_answers_all_three_studies_from_fabricated_results(tmp_
     assert "`convnorm` loses less than `bn`: -10.0 [-10.0, -10.0]" in text  # study 3: 10 against 20 points at 20 %
     assert text.count("**Real data**") == 3
     assert "No answer yet" not in text
+    # The page opens with prose and answers: every code cell comes after the last study's answer
+    cells = nbformat.read(output, as_version=4).cells
+    first_code = min(i for i, cell in enumerate(cells) if cell.cell_type == "code")
+    last_answer = max(i for i, cell in enumerate(cells) if "_advice`" in cell.source)
+    assert first_code > last_answer
+    assert text.count("**What to do:**") == 3  # each answer ends with what a reader should do, or why it cannot say
+    assert "complete runs" in text  # the provenance table, glued by the code at the end
 
 
 def test_difference_forest_draws_a_row_per_setting_with_its_seed_count():

@@ -104,3 +104,22 @@ def test_the_batch_size_choice_says_when_a_layer_was_still_learning():
     assert "at batch 8, -16.0 [-16.0, -16.0] points (beyond the seed-to-seed spread; `gn:c/4` still learning at the last epoch)" in text
     assert "at batch 128, -13.0 [-13.0, -13.0] points (beyond the seed-to-seed spread)" in text
     assert text.endswith("Choose `bn` at batch 8 for this training budget and `bn` at batch 128.")
+
+
+def test_the_advice_names_the_trained_layers_within_the_spread_the_ones_still_learning_and_the_small_batch_choice():
+    from normtest_lib.studies.normalization_layers.answer import layers_advice
+
+    main = layer_runs().assign(converged=lambda frame: frame["norm_layer"] != "ln", train_acc_final=0.99)
+    # bin is 2 points ahead of torch_bn in every seed: it is the choice at batch 128
+    assert layers_advice(main, METRIC).startswith("At batch 128, choose `bin`: ahead of `torch_bn` beyond the seed spread.")
+    tied = main[main["norm_layer"] != "bin"]
+    advice = layers_advice(tied, METRIC)
+    assert advice.startswith("At batch 128, choose any of `torch_bn` and `bn`: once trained, they are within the seed spread")
+    assert "`ln` had not converged in the same training" in advice
+    sweep = pd.DataFrame([dict(run_id=f"{layer}{batch}{seed}", norm_layer=layer, batch_size=batch, seed=seed, converged=True,
+                               test_acc_at_best_val=acc + 0.001 * seed)
+                          for seed in (0, 1, 2) for layer, batch, acc in [("bn", 8, 0.70), ("gn:c/4", 8, 0.54),
+                                                                          ("bn", 128, 0.65), ("gn:c/4", 128, 0.52)]])
+    assert layers_advice(tied, METRIC, sweep).endswith(
+        "At batch 8, choose `bn` (-16.0 [-16.0, -16.0] points for `gn:c/4` against `bn`, beyond the seed spread).")
+    assert layers_advice(main.assign(converged=False), METRIC) == ""  # torch_bn still learning: the runs cannot say

@@ -30,14 +30,16 @@ REAL, SYNTHETIC, MIXED = "real data", "synthetic data", "real and synthetic data
 @dataclass(frozen=True)
 class Finding:
     """One study's answer: ``answer`` (what we found, with its numbers), ``certainty``
-    (how sure: seeds, intervals) and ``evidence`` (where it came from), each Markdown."""
+    (how sure: seeds, intervals), ``evidence`` (where it came from) and ``advice`` (what a reader
+    should do, or why the evidence does not yet say), each Markdown."""
 
     answer: str
     certainty: str
     evidence: str
+    advice: str = ""
 
     def markdown(self) -> str:
-        return "\n\n".join((self.answer, self.certainty, self.evidence))
+        return "\n\n".join(part for part in (self.answer, self.advice, self.certainty, self.evidence) if part)
 
 
 # --- shared wording --------------------------------------------------------------
@@ -229,7 +231,7 @@ class StudyAnswer:
 
 def with_baseline(finding: Finding, sentence: str) -> Finding:
     """``finding`` with ``sentence`` (the baseline's absolute accuracies and verdict) closing its answer."""
-    return Finding(f"{finding.answer} {sentence}".strip(), finding.certainty, finding.evidence)
+    return Finding(f"{finding.answer} {sentence}".strip(), finding.certainty, finding.evidence, finding.advice)
 
 
 def answer_runs(everything: pd.DataFrame, study: str, profile: str, grid_file: str) -> tuple[str, pd.DataFrame]:
@@ -251,9 +253,18 @@ def answer_runs(everything: pd.DataFrame, study: str, profile: str, grid_file: s
     return chosen, add_convergence(of_study[of_study["profile"] == chosen])
 
 
+NO_ADVICE = "these runs do not yet say: the study's rerun at convergence is still to come."
+
+
+def advice_text(advice: str) -> str:
+    """An answer's closing advice as the page shows it: **What to do:** and the advice, or why there is none."""
+    return f"**What to do:** {advice or NO_ADVICE}"
+
+
 def glue_answer(answer: StudyAnswer, prefix: str = "answer") -> None:
     """Glue ``answer`` for a page: ``<prefix>`` (the answer), ``<prefix>_certainty``,
-    ``<prefix>_evidence`` (Markdown, for ``{glue:md}``) and ``<prefix>_figure``; closes the figure."""
+    ``<prefix>_evidence``, ``<prefix>_advice`` (Markdown, for ``{glue:md}``) and ``<prefix>_figure``;
+    closes the figure."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown
 
@@ -263,6 +274,7 @@ def glue_answer(answer: StudyAnswer, prefix: str = "answer") -> None:
     glue(prefix, Markdown(answer.finding.answer))
     glue(f"{prefix}_certainty", Markdown(answer.finding.certainty))
     glue(f"{prefix}_evidence", Markdown(answer.finding.evidence))
+    glue(f"{prefix}_advice", Markdown(advice_text(answer.finding.advice)))
     glue(f"{prefix}_figure", answer.figure)
     glue(f"{prefix}_figure_runs", runs_behind(answer.drawn) if answer.drawn is not None else answer.figure_runs)
     plt.close(answer.figure)
@@ -280,6 +292,7 @@ def glue_no_answer(prefix: str, reason: str) -> None:
     glue(prefix, Markdown(f"No answer yet: {reason}."))
     glue(f"{prefix}_certainty", Markdown(""))
     glue(f"{prefix}_evidence", Markdown(""))
+    glue(f"{prefix}_advice", Markdown(advice_text("")))
     figure = message_figure("no complete runs yet")
     glue(f"{prefix}_figure", figure)
     glue(f"{prefix}_figure_runs", 0)

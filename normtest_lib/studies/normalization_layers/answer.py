@@ -58,9 +58,11 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     what = f"the earlier work's last-epoch model after {published_epochs} epochs, one run"
     finding = with_baseline(finding, baseline_sentence(main[main["norm_layer"] == REFERENCE], REFERENCE, metric,
                                                        value.get("test_acc"), value.get("train_acc"), what))
-    batch_sentence = batch_size_finding(batch_sweep_runs(complete), metric)
+    sweep = batch_sweep_runs(complete)
+    batch_sentence = batch_size_finding(sweep, metric)
     if batch_sentence:
         finding = dataclasses.replace(finding, answer=f"{finding.answer} {batch_sentence}")
+    finding = dataclasses.replace(finding, advice=layers_advice(main, metric, sweep))
     return StudyAnswer(STUDY, profile, finding, figure, len(main), complete, reductions, main)
 
 
@@ -244,3 +246,42 @@ def batch_size_finding(sweep: pd.DataFrame, metric: str, baseline: str = "bn", o
         choices.append(f"`{better}` at batch {int(batch)}{budget}{sure}")
     return (f"Batch size: `{other}` against `{baseline}`, the learning rate scaled with the batch, equal epochs: "
             f"{'; '.join(parts)}. Choose {' and '.join(choices)}.")
+
+
+def layers_advice(main: pd.DataFrame, metric: str, sweep: pd.DataFrame | None = None,
+                  reference: str = REFERENCE) -> str:
+    """What a reader should choose, from what the runs show: at the main batch size, the trained layers
+    none of which is beaten beyond the seed spread (or the ones that beat ``reference``); the layers still
+    learning when the budget ran out; and at the sweep's smallest batch, the better of ``bn`` and
+    ``gn:c/4``. Empty when ``reference`` itself had not converged (the runs cannot say)."""
+    trained = trained_layers(main)
+    if reference not in trained:
+        return ""
+    batch = main_batch_size(main)
+    differences = paired_differences(main, metric, "norm_layer", reference, ["batch_size"]).droplevel("batch_size")
+    ahead = differences[significant(differences) & (differences["mean"] > 0)]
+    behind = differences[significant(differences) & (differences["mean"] < 0)]
+    better = [name for name in layer_order(ahead.index) if name in trained]
+    if better:
+        parts = [f"At batch {batch}, choose {listing_names(better)}: ahead of `{reference}` beyond the seed spread."]
+    else:
+        tied = [name for name in trained if name not in behind.index]
+        parts = [f"At batch {batch}, choose any of {listing_names(tied)}: once trained, they are within the seed "
+                 f"spread of `{reference}`." if len(tied) > 1 else f"At batch {batch}, choose `{reference}`."]
+    learning = [name for name in layer_order(differences.index) if name not in trained]
+    if learning:
+        parts.append(f"{listing_names(learning)} had not converged in the same training: for a budget like this one "
+                     "they are the worse choice, and whether they catch up when trained longer these runs cannot say.")
+    if sweep is not None and len(sweep) and sweep["batch_size"].nunique() > 1:
+        small = int(sweep["batch_size"].min())
+        at_small = sweep[sweep["batch_size"] == small]
+        pair = paired_differences(at_small, metric, "norm_layer", "bn", ["batch_size"]) if {"bn", "gn:c/4"} <= set(at_small["norm_layer"]) else None
+        if pair is not None and "gn:c/4" in pair.index.get_level_values("norm_layer"):
+            row = pair.xs("gn:c/4", level="norm_layer").iloc[0]
+            choice = "gn:c/4" if row["mean"] > 0 else "bn"
+            sure = "beyond the seed spread" if bool(significant(row.to_frame().T).iloc[0]) else "though within the seed spread"
+            still = _still_learning_at(at_small, ("bn", "gn:c/4"))
+            caveat = f"; {listing_names(still)} still learning at the last epoch" if still else ""
+            parts.append(f"At batch {small}, choose `{choice}` ({interval_text(row)} points for `gn:c/4` against `bn`, "
+                         f"{sure}{caveat}).")
+    return " ".join(parts)
