@@ -123,3 +123,24 @@ def test_the_advice_names_the_trained_layers_within_the_spread_the_ones_still_le
     assert layers_advice(tied, METRIC, sweep).endswith(
         "At batch 8, choose `bn` (-16.0 [-16.0, -16.0] points for `gn:c/4` against `bn`, beyond the seed spread).")
     assert layers_advice(main.assign(converged=False), METRIC) == ""  # torch_bn still learning: the runs cannot say
+
+
+def test_one_choice_at_every_batch_size_is_said_once_and_tied_layers_give_no_ordering():
+    from normtest_lib.report.paired import paired_differences
+    from normtest_lib.studies.normalization_layers.answer import batch_size_finding, published_comparison
+
+    rows = [dict(run_id=f"{layer}{batch}{seed}", norm_layer=layer, batch_size=batch, seed=seed,
+                 test_acc_at_best_val=acc + 0.001 * seed, converged=layer == "bn")
+            for seed in (0, 1, 2) for layer, batch, acc in [("bn", 8, 0.70), ("gn:c/4", 8, 0.54), ("bn", 128, 0.65), ("gn:c/4", 128, 0.52)]]
+    assert batch_size_finding(pd.DataFrame(rows), "test_acc_at_best_val").endswith(
+        "Choose `bn` at batch 8 and 128 for this training budget.")
+    # Seeds that disagree in sign: every gap within the spread, so no ordering is read from the means
+    main = pd.DataFrame([dict(run_id=f"{layer}{seed}", norm_layer=layer, batch_size=128, seed=seed,
+                              test_acc_at_best_val=0.66 + shift * (1 if seed % 2 else -1))
+                         for seed in (0, 1, 2) for layer, shift in (("torch_bn", 0.0), ("bn", 0.01), ("bin", 0.02))])
+    differences = paired_differences(main, "test_acc_at_best_val", "norm_layer", "torch_bn", ["batch_size"]).droplevel("batch_size")
+    published = pd.Series({"torch_bn": 0.879, "bn": 0.878, "bin": 0.881})
+    sentences = published_comparison(main, differences, published, "test_acc_at_best_val")
+    assert sentences[1] == ("Here `torch_bn`, `bn` and `bin` are all within the seed spread of each other, so no ordering "
+                            "can be read from them; the published gaps, from one run each, are at most 0.2 points, well "
+                            "inside such a spread.")

@@ -205,7 +205,7 @@ def published_comparison(main: pd.DataFrame, differences: pd.DataFrame, publishe
     gap, and whether the published ordering of the layers by test accuracy holds (ties within the seed spread
     counted as ties). ``published`` is the published test accuracy per ``norm_layer`` (fractions)."""
     published_gaps = 100 * (published.drop(index=reference, errors="ignore") - published[reference])
-    shared = [name for name in differences.index if name in published_gaps.index]
+    shared = [name for name in layer_order(differences.index) if name in published_gaps.index]
     if not shared:
         return []
     after = f" after {published_epochs} epochs" if published_epochs else ""
@@ -217,7 +217,12 @@ def published_comparison(main: pd.DataFrame, differences: pd.DataFrame, publishe
     theirs = published.reindex(layers)
     published_order = " > ".join(f"`{name}`" for name in theirs.sort_values(ascending=False).index)
     our_order = " > ".join(f"`{name}`" for name in ours.sort_values(ascending=False).index)
-    if published_order == our_order:
+    if not significant(differences.loc[shared]).any():
+        largest = published_gaps[shared].abs().max()
+        sentences.append(
+            f"Here {listing_names(layers)} are all within the seed spread of each other, so no ordering can be read "
+            f"from them; the published gaps, from one run each, are at most {largest:.1f} points, well inside such a spread.")
+    elif published_order == our_order:
         sentences.append(f"The published ordering by test accuracy holds here: {our_order}.")
     else:
         sentences.append(f"The published ordering by test accuracy ({published_order}) does not hold here: {our_order} "
@@ -243,9 +248,19 @@ def batch_size_finding(sweep: pd.DataFrame, metric: str, baseline: str = "bn", o
         better = other if row["mean"] > 0 else baseline
         sure = "" if bool(significant(row.to_frame().T).iloc[0]) else ", though within the seed spread"
         budget = " for this training budget" if learning else ""
-        choices.append(f"`{better}` at batch {int(batch)}{budget}{sure}")
+        choices.append((better, int(batch), f"{budget}{sure}"))
     return (f"Batch size: `{other}` against `{baseline}`, the learning rate scaled with the batch, equal epochs: "
-            f"{'; '.join(parts)}. Choose {' and '.join(choices)}.")
+            f"{'; '.join(parts)}. Choose {_choices_text(choices)}.")
+
+
+def _choices_text(choices: Sequence[tuple[str, int, str]]) -> str:
+    """(layer, batch, qualifier) per batch size in words; one layer with one qualifier at every batch is said once:
+    ```bn`` at batch 8 and 128 for this training budget``."""
+    if len(choices) > 1 and len({(layer, note) for layer, _, note in choices}) == 1:
+        layer, _, note = choices[0]
+        batches = [str(batch) for _, batch, _ in choices]
+        return f"`{layer}` at batch {', '.join(batches[:-1])} and {batches[-1]}{note}"
+    return " and ".join(f"`{layer}` at batch {batch}{note}" for layer, batch, note in choices)
 
 
 def layers_advice(main: pd.DataFrame, metric: str, sweep: pd.DataFrame | None = None,
