@@ -31,9 +31,13 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, protected_namespaces=())
 
     # Data
-    dataset: str = "synthetic"
-    data_root: Path | None = Field(None, strict=False)  # a path may be given as a string
-    download: bool = False
+    dataset: str = Field(
+        "synthetic", description="the data set trained and tested on: a registered name, or <name>+<shift> (shifted)"
+    )
+    data_root: Path | None = Field(  # a path may be given as a string
+        None, strict=False, description="the folder holding the data set's files (none for the synthetic sets)"
+    )
+    download: bool = Field(False, description="fetch the official files into data_root when they are missing")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training split held out, stratified")
     train_subset: int | None = Field(None, ge=1, description="use only this many training images (stratified)")
     stats_subset: int | None = Field(None, ge=1, description="estimate the finetune statistics from this many images")
@@ -52,48 +56,58 @@ class RunConfig(BaseModel):
     )
 
     # Model
-    model: str = "small"
+    model: str = Field("small", description="the network, by its name in the model registry")
     pretrained: str = Field("none", description="'none', 'imagenet', or the path of a normtest checkpoint")
-    norm_layer: str = "torch_bn"
-    conv_layer: str = "conv"
+    norm_layer: str = Field(
+        "torch_bn", description="the normalization layer after each convolution: <name> or <name>:<argument>"
+    )
+    conv_layer: str = Field("conv", description="the convolution layer of the network: <name> or <name>:<argument>")
     depth_n: int = Field(2, ge=1, description="blocks per stage of cifar_resnet (6n+2 layers)")
 
     # Input pipeline
-    input_norm: InputNorm = "finetune"
+    input_norm: InputNorm = Field("finetune", description="how input pixels are normalized (an input setting)")
     input_size: int | Literal["pretrained"] | None = Field(
         None, description="resize inputs to this size; 'pretrained': the pretrained weights' own size; None: native size"
     )
-    augment: bool = True
-    pad: int = Field(4, ge=0)
-    flip: bool = True
+    augment: bool = Field(True, description="augment training batches: a random crop after zero padding, and flips")
+    pad: int = Field(4, ge=0, description="pixels of zero padding on each side before the random crop (0: no crop)")
+    flip: bool = Field(True, description="flip training images horizontally at random, half of them")
 
     # Optimization
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(128, ge=1)
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
-    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    epochs: int = Field(5, ge=1, description="passes over the training split")
+    batch_size: int = Field(128, ge=1, description="training images per optimizer step")
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("sgd", description="the optimizer")
+    lr: float = Field(0.05, gt=0, description="the learning rate the schedule starts from (after any warmup)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD's momentum (adam and adamw do not use it)")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
+    weight_decay: float = Field(
+        5e-4, ge=0, description="weight decay of every parameter (adam: an L2 penalty; adamw: decoupled)"
+    )
+    schedule: Literal["cosine", "multistep", "constant"] = Field(
+        "cosine", description="how the lr changes over the epochs: cosine to 0, multistep drops, or constant"
+    )
     milestones: list[int] = Field(default_factory=list, description="epochs at which multistep divides the lr")
-    gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: int = Field(0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    gamma: float = Field(0.1, gt=0, le=1, description="the factor multistep multiplies the lr by at each milestone")
+    warmup_epochs: int = Field(0, ge=0, description="epochs of linear lr warmup before the schedule")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the training loss (0: none)")
 
     # Execution
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = False
-    amp: bool = True
+    seed: int = Field(
+        0, description="the seed of every random stream of the run: validation split, subsets, initialisation, shuffles"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps; auto: CUDA when available, else the CPU")
+    deterministic: bool = Field(
+        False, description="torch's deterministic algorithms only (on the CPU a resumed run repeats an uninterrupted one)"
+    )
+    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on the CPU, which computes in fp32)")
     channels_last: bool | Literal["auto"] = Field(
         "auto", description="channels_last memory format; auto: the one measured fastest on the device"
     )
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the network; auto: when the run is long enough to repay it (engine/compiling.py)"
     )
-    num_threads: int | None = Field(None, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="CPU threads of the run; None: the process's setting")
+    eval_batch_size: int = Field(512, ge=1, description="images per evaluation batch")
 
     # Evaluation and measurements
     test_every_epoch: bool = Field(

@@ -41,6 +41,17 @@ import torch
 from .stats.channel import ChannelStats
 
 SETTINGS = ("finetune", "pretrain", "center", "instance", "minmax", "unit", "none")
+# One sentence per setting, the module docstring's, for readers of the book's tables (its glossary);
+# tests/test_input_norm.py checks that its keys are SETTINGS.
+DESCRIPTIONS: dict[str, str] = {
+    "finetune": "Standardize with the fine-tuning set's own channel statistics (shift its mean, scale its std).",
+    "pretrain": "Standardize with the pretraining source's channel statistics (ImageNet's for torchvision checkpoints).",
+    "center": "Subtract the fine-tuning set's channel mean only (scale 1), the mean subtraction only of study 2.",
+    "instance": "Per image and channel, subtract the mean over H x W and divide by sqrt(var + eps).",
+    "minmax": "Per image and channel, map [min, max] to [0, 1] (a constant channel maps to 0).",
+    "unit": "Pixels / 255 only, on [0, 1] (what the earlier work called minmax).",
+    "none": "Raw pixel values 0..255 as floats.",
+}
 DEFAULT_EPS = 1e-5
 
 # (shift, scale): each a float32 tensor broadcastable to the batch, or None for "not applied".

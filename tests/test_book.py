@@ -370,6 +370,19 @@ def test_quickstart_chapter_is_the_executed_grid_report_with_a_table_and_figures
 
 
 @pytest.mark.slow
+def test_the_glossary_defines_every_registered_layer_and_the_landing_page_links_to_it(built_book):
+    from normtest_lib.layers import conv_names, norm_names
+
+    page = (built_book.html / "book/chapters/glossary.html").read_text()
+    assert page.count('class="glossary"') == 7  # one table per kind
+    for name in [*norm_names(), *conv_names(), "depth_n", "imagefolder", "center", "convnorm+bn"]:
+        assert f"<code>{name}</code>" in page, name
+    assert "<code>&lt;name&gt;:c/&lt;k&gt;</code>" in page  # gn:c/4's form, explained once
+    landing = (built_book.html / "book/chapters/findings.html").read_text()
+    assert 'href="glossary.html"' in landing
+
+
+@pytest.mark.slow
 def test_no_built_file_names_a_folder_of_the_machine_that_built_it(built_book):
     """Pages, and the notebook sources the book offers for download, name paths relative to the project."""
     machine = str(built_book.project.resolve())

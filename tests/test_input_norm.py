@@ -121,3 +121,14 @@ def test_missing_statistics_and_unknown_setting_are_errors(images):
         make_normalizer("pretrain")
     with pytest.raises(ValueError, match="unknown input normalization 'zscore'"):
         make_normalizer("zscore")
+
+
+def test_every_setting_has_one_sentence_for_the_glossary_and_the_schema_allows_exactly_them():
+    from typing import get_args
+
+    from normtest_lib.config import InputNorm
+    from normtest_lib.input_norm import DESCRIPTIONS
+
+    assert tuple(DESCRIPTIONS) == SETTINGS  # same keys, same order: the glossary lists them as the module does
+    assert all(text.strip().endswith(".") and text.count(". ") == 0 for text in DESCRIPTIONS.values())
+    assert set(get_args(InputNorm)) == set(SETTINGS)  # the run schema accepts exactly the settings described

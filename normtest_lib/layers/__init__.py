@@ -21,12 +21,17 @@ from __future__ import annotations
 from torch import nn
 
 from .registry import (
+    ArgumentForm,
     check_conv_name,
     check_norm_name,
+    conv_arguments,
+    conv_builder,
     conv_names,
     create_conv,
     create_norm,
     is_norm_layer,
+    norm_arguments,
+    norm_builder,
     norm_names,
     register_conv,
     register_norm,
@@ -57,13 +62,18 @@ def has_learned_shift(norm: nn.Module) -> bool:
 
 
 __all__ = [
+    "ArgumentForm",
     "check_conv_name",
     "check_norm_name",
+    "conv_arguments",
+    "conv_builder",
     "conv_names",
     "create_conv",
     "create_norm",
     "has_learned_shift",
     "is_norm_layer",
+    "norm_arguments",
+    "norm_builder",
     "norm_names",
     "register_conv",
     "register_norm",

@@ -73,7 +73,7 @@ from ..errors import ModelError
 from ._fourier_conv import fourier_conv_window
 from ._moments import compute_dtype, per_channel
 from ._windowed_dft import precondition_window
-from .registry import register_conv
+from .registry import ArgumentForm, register_conv
 
 # The official code had no eps, so a frequency where every kernel of an output channel has
 # (almost) no energy got an unbounded gain. 1e-5 bounds the gain at 1/sqrt(eps) ~ 316 and is
@@ -475,9 +475,22 @@ def _builder(affine: str, doc: str) -> Callable[..., nn.Module]:
     return build
 
 
-build_convnorm = register_conv("convnorm")(
-    _builder("depthwise", "ConvNorm as the official layer computes it (depthwise affine); ``convnorm:<decay_steps>``.")
+# What ``convnorm:<steps>`` means, for the glossary (the numbers are the constants above, so it cannot drift).
+DECAY_ARGUMENTS = (
+    ArgumentForm(
+        "<steps>", "1000",
+        f"T (decay_steps): the span, in optimizer steps, of the running average of the preconditioner that "
+        f"evaluation uses: the weight each step's new preconditioner gets falls along a cosine from 1 at the "
+        f"first step to {DEFAULT_FLOOR:g} at step T; from then on the average spans about the last "
+        f"{1 / DEFAULT_FLOOR:.0f} steps; "
+        f"without an argument T = {DEFAULT_DECAY_STEPS:,} (the official default), and `convnorm:1000` "
+        "suits a profile of about 1,000 steps",
+    ),
+)  # fmt: skip
+
+build_convnorm = register_conv("convnorm", DECAY_ARGUMENTS)(
+    _builder("depthwise", "ConvNorm as the official layer computes it (depthwise affine); ``convnorm:<steps>``.")
 )
-build_convnorm_channel_affine = register_conv("convnorm_channel_affine")(
+build_convnorm_channel_affine = register_conv("convnorm_channel_affine", DECAY_ARGUMENTS)(
     _builder("channel", "ConvNorm with the paper's per-channel scale and shift in place of the depthwise affine.")
 )

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ._moments import affine_parameters, check_input, compute_dtype, moments, normalize_affine
-from .groups import resolve_num_groups
+from .groups import GROUP_ARGUMENTS, resolve_num_groups
 from .registry import register_norm
 
 # Plain "gn": C/4 groups, i.e. 4 channels per group.
@@ -68,7 +68,7 @@ def default_num_groups(num_channels: int) -> int:
     return num_channels // DEFAULT_CHANNELS_PER_GROUP
 
 
-@register_norm("gn")
+@register_norm("gn", GROUP_ARGUMENTS)
 def build_gn(num_channels: int, arg: str | None) -> nn.Module:
     """From-scratch group norm; C/4 groups unless the argument names them (see ``groups.py``)."""
     groups = default_num_groups(num_channels) if arg is None else resolve_num_groups(arg, num_channels)

@@ -18,8 +18,24 @@ from __future__ import annotations
 import re
 
 from ..errors import ModelError
+from .registry import ArgumentForm
 
 DEFAULT_GROUPS = 32
+
+# The argument forms every group-norm family registers (``register_norm(name, GROUP_ARGUMENTS)``):
+# what the glossary says ``gn:32`` and ``gn:c/4`` mean, beside the code that reads them.
+GROUP_ARGUMENTS = (
+    ArgumentForm(
+        "<k>", "32",
+        "k groups in every layer, C/k channels each (C must be divisible by k; a layer with fewer than k "
+        "channels gets one channel per group): `gn:32` is the GroupNorm paper's 32 groups",
+    ),
+    ArgumentForm(
+        "c/<k>", "c/4",
+        "C/k groups in a layer of C channels, i.e. k channels per group: `gn:c/4` is C/4 groups "
+        "(4 channels per group), study 2's setting",
+    ),
+)  # fmt: skip
 
 _FRACTION = re.compile(r"^[cC]/(\d+)$")
 

@@ -8,11 +8,14 @@ with a ``@register_norm("name")`` (or ``@register_conv``) builder, imported in
 
 A name may carry one argument after a colon, e.g. ``torch_gn:8``. The builder
 receives it as a string (or None) and interprets it; builders that take no
-argument reject one.
+argument reject one. A builder that takes one registers the forms it accepts
+(:class:`ArgumentForm`), so that the book's glossary can say what ``gn:c/4`` or
+``convnorm:1000`` means without a list kept by hand.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
@@ -26,6 +29,26 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 NormBuilder = Callable[[int, "str | None"], nn.Module]
 # A conv builder: (in_channels, out_channels, kernel_size, stride, padding, bias, arg) -> module.
 ConvBuilder = Callable[[int, int, int, int, int, bool, "str | None"], nn.Module]
+
+
+@dataclass(frozen=True)
+class ArgumentForm:
+    """One form of the argument a layer name may carry after its colon, in a reader's words.
+
+    ``pattern`` is the argument with a placeholder in angle brackets standing for a positive
+    integer (``c/<k>``); ``example`` an argument of that form that a layer of 64 channels accepts
+    (``c/4``), which tests build, so that a form the builder no longer reads cannot stay listed;
+    ``meaning`` what such an argument does, for the glossary.
+    """
+
+    pattern: str
+    example: str
+    meaning: str
+
+    def matches(self, arg: str) -> bool:
+        """Whether ``arg`` has this form: the pattern with each placeholder read as a positive integer."""
+        pieces = re.split(r"<[^>]+>", self.pattern)
+        return re.fullmatch(r"[0-9]+".join(re.escape(piece) for piece in pieces), arg) is not None
 
 
 @dataclass(frozen=True)
@@ -50,8 +73,9 @@ class _Registry(Generic[Builder]):
         self.kind = kind  # "normalization" / "convolution", for messages
         self.option = option  # the run parameter that selects it, for messages
         self.builders: dict[str, Builder] = {}
+        self.arguments: dict[str, tuple[ArgumentForm, ...]] = {}  # name -> the argument forms its builder accepts
 
-    def register(self, name: str) -> Callable[[Builder], Builder]:
+    def register(self, name: str, arguments: tuple[ArgumentForm, ...] = ()) -> Callable[[Builder], Builder]:
         if ":" in name:
             raise ValueError(f"registered {self.kind} name {name!r} must not contain ':'")
 
@@ -59,6 +83,7 @@ class _Registry(Generic[Builder]):
             if name in self.builders:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self.builders[name] = builder
+            self.arguments[name] = tuple(arguments)
             return builder
 
         return decorate
@@ -80,14 +105,16 @@ NORMS: _Registry[NormBuilder] = _Registry("normalization", "norm_layer")
 CONVS: _Registry[ConvBuilder] = _Registry("convolution", "conv_layer")
 
 
-def register_norm(name: str) -> Callable[[NormBuilder], NormBuilder]:
-    """Decorator: register ``builder(num_channels, arg) -> nn.Module`` as normalization ``name``."""
-    return NORMS.register(name)
+def register_norm(name: str, arguments: tuple[ArgumentForm, ...] = ()) -> Callable[[NormBuilder], NormBuilder]:
+    """Decorator: register ``builder(num_channels, arg) -> nn.Module`` as normalization ``name``;
+    ``arguments``: the forms of the argument it accepts after ``name:`` (none: it rejects one)."""
+    return NORMS.register(name, arguments)
 
 
-def register_conv(name: str) -> Callable[[ConvBuilder], ConvBuilder]:
-    """Decorator: register ``builder(in_ch, out_ch, kernel_size, stride, padding, bias, arg)`` as ``name``."""
-    return CONVS.register(name)
+def register_conv(name: str, arguments: tuple[ArgumentForm, ...] = ()) -> Callable[[ConvBuilder], ConvBuilder]:
+    """Decorator: register ``builder(in_ch, out_ch, kernel_size, stride, padding, bias, arg)`` as ``name``;
+    ``arguments``: the forms of the argument it accepts after ``name:`` (none: it rejects one)."""
+    return CONVS.register(name, arguments)
 
 
 def norm_names() -> list[str]:
@@ -96,6 +123,26 @@ def norm_names() -> list[str]:
 
 def conv_names() -> list[str]:
     return CONVS.names()
+
+
+def norm_builder(name: str) -> NormBuilder:
+    """The builder registered for the base of normalization ``name`` (its docstring says what it builds)."""
+    return NORMS.lookup(name)[0]
+
+
+def conv_builder(name: str) -> ConvBuilder:
+    """The builder registered for the base of convolution ``name`` (its docstring says what it builds)."""
+    return CONVS.lookup(name)[0]
+
+
+def norm_arguments(name: str) -> tuple[ArgumentForm, ...]:
+    """The argument forms normalization ``name``'s base accepts after its colon; () when it takes none."""
+    return NORMS.arguments[NORMS.lookup(name)[1].base]
+
+
+def conv_arguments(name: str) -> tuple[ArgumentForm, ...]:
+    """The argument forms convolution ``name``'s base accepts after its colon; () when it takes none."""
+    return CONVS.arguments[CONVS.lookup(name)[1].base]
 
 
 def create_norm(name: str, num_channels: int) -> nn.Module:

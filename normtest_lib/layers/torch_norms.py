@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .groups import resolve_num_groups
+from .groups import GROUP_ARGUMENTS, resolve_num_groups
 from .registry import no_argument, register_norm
 
 
@@ -20,9 +20,10 @@ def torch_batch_norm(num_channels: int, arg: str | None) -> nn.Module:
     return nn.BatchNorm2d(num_channels)
 
 
-@register_norm("torch_gn")
+@register_norm("torch_gn", GROUP_ARGUMENTS)
 def torch_group_norm(num_channels: int, arg: str | None) -> nn.Module:
-    """torch.nn.GroupNorm; the group count comes from the argument (see ``groups.py``)."""
+    """torch.nn.GroupNorm; 32 groups (C's largest divisor below 32 where 32 does not divide C) unless the argument
+    names them (see ``groups.py``)."""
     return nn.GroupNorm(resolve_num_groups(arg, num_channels), num_channels)
 
 

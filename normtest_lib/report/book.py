@@ -90,6 +90,8 @@ REPORTS: tuple[Report, ...] = (
     Report(
         template="notebooks/reproducibility.ipynb", chapter="reproducibility", parameters={"studies": list(STUDIES)}, studies=STUDIES
     ),
+    # What every name in a table means, read from the library's registries and run schema: it reads no runs.
+    Report(template="notebooks/glossary.ipynb", chapter="glossary"),
 )
 
 RUN_INDEX = "runs.md"

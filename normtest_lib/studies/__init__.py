@@ -39,3 +39,16 @@ def answer_study(everything: pd.DataFrame, study: str, profile: str, grid_file: 
         raise ValueError(f"no answer is defined for study {study!r}; studies with one: {ANSWERED_STUDIES}")
     # Imported by name: a study's answer module is loaded only when its answer is asked for.
     return import_module(f"{__name__}.{study}.answer").study_answer(everything, profile, grid_file, metric)
+
+
+def study_glossary(study: str) -> dict[str, str]:
+    """The labels ``study``'s tables and figures use that are no run parameter's value, each with its meaning (its
+    ``analysis.GLOSSARY``; {} when it has none): what the book's glossary lists under the study, so that a new
+    study's labels reach the glossary page without editing it."""
+    return dict(getattr(import_module(f"{__name__}.{study}.analysis"), "GLOSSARY", {}))
+
+
+def protocol_keys(study: str) -> tuple[str, ...]:
+    """The run parameters ``study``'s chapter tabulates beside the published protocol (its ``analysis.PROTOCOL_KEYS``):
+    each must have a description in the run schema, which the glossary shows."""
+    return tuple(import_module(f"{__name__}.{study}.analysis").PROTOCOL_KEYS)

@@ -37,6 +37,13 @@ from ...report.tables import MISSING_TEXT, aggregate_seeds, best_two_css, format
 
 VARIANT_NAMES = {("conv", "torch_bn"): "bn", ("convnorm", "none"): "convnorm", ("convnorm", "torch_bn"): "convnorm+bn"}
 VARIANT_ORDER = ("bn", "convnorm", "convnorm+bn")
+# Each variant in words (the module docstring's), for the book's glossary beside the run parameters that make it.
+VARIANT_MEANINGS = {
+    "bn": "plain convolution + BatchNorm",
+    "convnorm": "the preconditioned convolution and its affine, no BatchNorm",
+    "convnorm+bn": "the preconditioned convolution and its affine followed by BatchNorm, what the official layer "
+                   "computed by default",
+}  # fmt: skip
 # The parameters the chapter sets beside the published protocol (report/protocol.py's table).
 PROTOCOL_KEYS = (
     "model", "depth_n", "dataset", "val_fraction", "train_subset", "conv_layer", "norm_layer", "label_noise",
@@ -46,6 +53,20 @@ PROTOCOL_KEYS = (
 
 
 # --- the variants and the noise levels -----------------------------------------------------
+
+
+def glossary() -> dict[str, str]:
+    """Each variant name of the chapter's tables and figures with its words and the two run parameters that
+    make it (:data:`VARIANT_NAMES`), and the form any other pair takes: the book's glossary lists them."""
+    pairs = {name: pair for pair, name in VARIANT_NAMES.items()}
+    terms = {name: f"{VARIANT_MEANINGS[name]}: conv_layer `{pairs[name][0]}`, norm_layer `{pairs[name][1]}`"
+             for name in VARIANT_ORDER}
+    terms["<conv_layer> + <norm_layer>"] = ("any other pair of the two run parameters, named by both; an argument of "
+                                            "the convolution (`convnorm:1000`) never changes a variant's name")
+    return terms
+
+
+GLOSSARY = glossary()
 
 
 def variant_label(conv_layer: str, norm_layer: str) -> str:

@@ -52,6 +52,16 @@ NO_SOURCE = "no pretraining run"  # SOURCE of a run that started from none of th
 SOURCE_KEY = "norm_layer"  # what tells one pretraining run of a profile from another (the grid follows it)
 # The parameters the chapter sets beside the published protocol: the protocol table's default list.
 PROTOCOL_KEYS = protocol.PROTOCOL_KEYS
+# The labels this study's tables and figures use that are not a run parameter's value, each form once
+# (<...> stands for a value), for the book's glossary; tests check that setting_label gives only these.
+GLOSSARY = {
+    "<input setting>": "a network fine-tuned from pretrained weights with that input setting (input_norm)",
+    "finetune, stats from <n>": "finetune with the channel statistics estimated from n training images (stats_subset)",
+    SCRATCH: "the control: the same network trained from random weights (pretrained: none), with finetune",
+    f"{SCRATCH} (<input setting>)": "the from-scratch control with another input setting",
+    SOURCE: "the column naming the network a run was fine-tuned from: its pretraining run's norm_layer",
+    NO_SOURCE: "a run that started from none of the profile's pretraining runs",
+}
 
 
 # --- labels -------------------------------------------------------------------------------
