@@ -134,7 +134,8 @@ def _verify_command(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     if args.sample is not None:
-        report = verify_sample(args.path, args.sample, record=not args.no_record, root_dir=args.root_dir, log=log)
+        count = None if args.sample == SAMPLE_ALL else args.sample  # verify_sample's None: one run of every variant
+        report = verify_sample(args.path, count, record=not args.no_record, root_dir=args.root_dir, log=log)
         return report.exit_code
     outcome = verify_run(
         args.path,
@@ -148,10 +149,13 @@ def _verify_command(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _sample_size(text: str) -> int | None:
-    """--sample K: a positive count of runs per result set, or ``all``."""
-    if text == "all":
-        return None
+SAMPLE_ALL = "all"
+
+
+def _sample_size(text: str) -> int | str:
+    """--sample K: a positive count of runs per result set, or ``all`` (kept as the word: None means no --sample)."""
+    if text == SAMPLE_ALL:
+        return SAMPLE_ALL
     try:
         value = int(text)
     except ValueError:
@@ -271,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("path", metavar="RUN_DIR|RESULTS_ROOT", help="a run folder, or with --sample a results root")
     verify.add_argument(
         "--sample", metavar="K", type=_sample_size, default=None,
-        help="verify K runs of every <study>/<profile> under the root, one per variant ('all': every run)",
+        help="verify K runs of every <study>/<profile> under the root, one per variant ('all': one of every variant)",
     )  # fmt: skip
     verify.add_argument("--epochs", metavar="N", type=int, default=0,
                         help="also rerun N whole epochs and expect identical history rows (same processor only)")

@@ -217,3 +217,11 @@ def test_the_sample_tells_several_pretraining_runs_apart(tmp_path):
     # A grid.json from before pretrains: its one pretraining run.
     (set_dir / "grid.json").write_text(json.dumps({"varying": ["norm_layer"], "pretrain": entries[0], "runs": []}))
     assert variants(set_dir)["pretraining run"] == [sources["bn"]]
+
+
+def test_sample_all_verifies_every_run_of_every_set(project, capsys):
+    # "all" is not the absence of --sample: it once parsed to None, the default, and was taken for one run folder
+    assert main(["verify", "--sample", "all", str(project / "results"), "--no-record"]) == 0
+    out = capsys.readouterr().out
+    assert "demo/smoke: 2 of 4 runs checked" in out  # one run of each of its 2 variants
+    assert "norm_layer=bn" in out and "norm_layer=torch_bn" in out
