@@ -153,23 +153,23 @@ def _numbers(text: str) -> list[float]:
 def test_the_earlier_dispatch_sends_instance_to_a_normalize_without_statistics():
     image = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     table = earlier_setting_table(image)
-    assert table.loc["`instance`", "statistics given"] == "none"
-    assert table.loc["`instance`", "output on the example image"].startswith("TypeError")  # torchvision refuses None
+    assert table.loc["instance", "statistics given"] == "none"
+    assert table.loc["instance", "output on the example image"].startswith("TypeError")  # torchvision refuses None
     x = image.double() / 255
-    assert _numbers(table.loc["`minmax`", "output on the example image"]) == pytest.approx(
+    assert _numbers(table.loc["minmax", "output on the example image"]) == pytest.approx(
         [float(x.mean()), float(x.std(unbiased=False))], abs=1e-3)
     mean, std = torch.tensor(PUBLISHED["cifar10"].mean).view(3, 1, 1), torch.tensor(PUBLISHED["cifar10"].std).view(3, 1, 1)
     finetune = (x - mean) / std
-    assert _numbers(table.loc["`finetune`", "output on the example image"]) == pytest.approx(
+    assert _numbers(table.loc["finetune", "output on the example image"]) == pytest.approx(
         [float(finetune.mean()), float(finetune.std(unbiased=False))], abs=1e-3)
     # The branch the typo skipped: per image and channel, standardized with the unbiased std and no eps.
-    skipped = table.loc["`instnace` (the misspelt name)"]
+    skipped = table.loc["instnace (the misspelt name)"]
     assert skipped["branch reached"] == "its per-image standardization"
     per_image = (x - x.mean(dim=(1, 2), keepdim=True)) / x.std(dim=(1, 2), keepdim=True)
     assert _numbers(skipped["output on the example image"]) == pytest.approx(
         [float(per_image.mean()), float(per_image.std(unbiased=False))], abs=1e-3)
     flat = earlier_setting_table(torch.full((3, 8, 8), 9, dtype=torch.uint8))
-    assert "nan" in flat.loc["`instnace` (the misspelt name)", "output on the example image"]  # 0 / 0 without an eps
+    assert "nan" in flat.loc["instnace (the misspelt name)", "output on the example image"]  # 0 / 0 without an eps
 
 
 def test_selection_bias_is_best_test_minus_test_at_best_val():

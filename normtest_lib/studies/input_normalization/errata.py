@@ -441,7 +441,7 @@ def earlier_setting_table(image: torch.Tensor, dataset: str = "cifar10") -> pd.D
             result = f"mean {_rounded(out.mean())}, std {_rounded(out.std(unbiased=False))}"
         except (TypeError, ValueError, RuntimeError) as error:  # what a training run would have stopped on
             result = f"{type(error).__name__}: {error}"
-        label = f"`{name}`" + (" (the misspelt name)" if name == MISSPELT_INSTANCE else "")
+        label = name + (" (the misspelt name)" if name == MISSPELT_INSTANCE else "")  # an HTML cell: no backticks
         given = "none" if stats is None else ("ImageNet's" if name == "pretrain" else f"{dataset}'s typed ones")
         rows[label] = {"branch reached": branch, "statistics given": given, "output on the example image": result}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting name")
