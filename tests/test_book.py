@@ -176,12 +176,13 @@ def test_report_templates_are_clean_parameterized_notebooks(report):
     assert "matplotlib.use(" not in "".join(cell.source for cell in code)  # the inline backend must stay
 
 
-def test_toc_lists_every_report_chapter_and_the_run_index():
+def test_toc_lists_every_report_chapter_the_references_and_the_run_index():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [toc["root"]] + [chapter["file"] for chapter in toc["chapters"]]
     assert toc["root"] == "book/chapters/findings"  # the landing page: each study's answer first
     for report in book.REPORTS:
         assert f"book/chapters/{report.chapter}" in files
+    assert f"book/chapters/{book.REFERENCES_PAGE.removesuffix('.md')}" in files
     run_index = next(c for c in toc["chapters"] if c["file"] == "book/chapters/runs")
     assert run_index["sections"] == [{"glob": "book/runs/**"}]
     config = yaml.safe_load((REPO / "_config.yml").read_text())
@@ -332,8 +333,13 @@ def test_book_builds_every_page(built_book):
     html = built_book.html
     print(f"\nfirst build of the book: {built_book.seconds:.1f} s")
     assert built_book.index.is_file()
-    for page in ("book/chapters/findings.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html"):
+    for page in ("book/chapters/findings.html", "book/chapters/dataset_statistics.html", "book/chapters/runs.html",
+                 "book/chapters/references.html"):
         assert (html / page).is_file(), page
+    references = (html / "book/chapters/references.html").read_text()
+    assert 'id="ref-liu2021"' in references and "https://arxiv.org/abs/2103.00673" in references
+    # The data chapter's {ref} links to the references page resolve (Sphinx would have failed the build otherwise).
+    assert 'href="references.html#ref-krizhevsky2009"' in (html / "book/chapters/dataset_statistics.html").read_text()
     for run_id in ("abc0", "abc1"):
         assert (html / f"book/runs/runs/study1/smoke/{run_id}.html").is_file()
     runs_page = (html / "book/chapters/runs.html").read_text()

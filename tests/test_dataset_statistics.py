@@ -7,6 +7,7 @@ std 0.5), G is 0.4 and 0 (mean 0.2, std 0.2), B is 0.2 and 0.6 (mean 0.4, std 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from normtest_lib.cli import main
+from normtest_lib.data import load_dataset
 from normtest_lib.errors import DatasetError
 from normtest_lib.input_norm import SETTINGS
 from normtest_lib.report import stats_tables
@@ -266,3 +268,47 @@ def test_gathered_records_read_the_committed_one_compute_the_others_and_name_the
     sampled = gather_records(roots, project / "results", registry_names={"two-colours": "imagefolder"}, max_images=1)
     assert not sampled.committed and list(sampled.computed) == ["two-colours"]
     assert set(sampled.missing) == {"recorded", "absent"}
+
+
+# --- the gallery beside a record, and where the published rows come from ----------------------------------------
+
+
+def test_a_written_record_keeps_a_few_of_its_images_beside_it(project):
+    from normtest_lib.stats.record import GALLERY_SUFFIX, pick_gallery, read_galleries
+
+    record = compute_record("imagefolder", project / "data" / "two-colours", name="cifar10-jpeg", project_root=project)
+    folder = statistics_folder(project / "results")
+    write_record(record, folder, project_root=project)
+    assert (folder / f"cifar10-jpeg{GALLERY_SUFFIX}").is_file()
+    galleries = read_galleries(folder)
+    assert list(galleries) == ["cifar10-jpeg"] and read_records(folder).keys() == galleries.keys()  # not a record
+    # The two images (one red, one blue), exactly as the reader loads them.
+    loaded = load_dataset("imagefolder", project / "data" / "two-colours").train.images
+    assert torch.equal(galleries["cifar10-jpeg"], loaded[list(pick_gallery(len(loaded)))])
+    assert pick_gallery(1000) == pick_gallery(1000) and len(pick_gallery(1000)) == 4  # fixed by its seed
+    assert read_galleries(project / "nowhere") == {}
+
+
+def test_agreement_decimals_count_the_decimals_every_value_shares():
+    ours = ChannelStats((0.48024, 0.44806, 0.39750), (0.27644, 0.26886, 0.28159))
+    assert stats_tables.agreement_decimals(ours, PUBLISHED["tiny_imagenet_200"]) == 4  # at most 4e-5 apart
+    assert stats_tables.agreement_decimals(ours, ChannelStats((0.46, 0.46, 0.43), (0.27,) * 3)) == 1  # 0.0325 apart
+    assert stats_tables.agreement_decimals(ours, ChannelStats((0.4803,) * 3, (0.2764,) * 3)) == 0  # blue: 0.08
+    assert stats_tables.agreement_decimals(ours, ours) == 6
+
+
+def test_the_published_rows_are_said_to_be_the_earlier_work_s_typed_statistics(records):
+    from normtest_lib.report.references import reference
+
+    sentence = stats_tables.published_source_sentence(records)
+    assert "`stats.py`" in sentence and reference("normalization-test").url in sentence
+    # The fabricated set is nothing like CIFAR-10: its row differs, by the largest of the six gaps.
+    stats, published = records["cifar10-jpeg"].stats, PUBLISHED["cifar10"]
+    gap = max(abs(a - b) for a, b in zip((*stats.mean, *stats.std), (*published.mean, *published.std)))
+    assert f"`cifar10-jpeg`'s published row differs from ours by at most {gap:.4f}" in sentence
+    # A record whose statistics equal the published ones to 4 decimals is said to check ours, not to measure anything.
+    equal = {"tiny": dataclasses.replace(records["cifar10-jpeg"], published_as="tiny_imagenet_200",
+                                        stats=PUBLISHED["tiny_imagenet_200"])}
+    assert "equals ours to 6 decimals" in stats_tables.published_source_sentence(equal)
+    assert "not an independent measurement" in stats_tables.published_source_sentence(equal)
+    assert "None of these" in stats_tables.published_source_sentence({"synthetic-dim": records["synthetic-dim"]})

@@ -78,9 +78,17 @@ def test_the_chapter_shows_committed_real_statistics_beside_live_synthetic_ones(
     assert "cifar10-jpeg+dim" in glued["channel_stats_table"]["application/papermill.record/text/html"]
     assert f"{records['cifar10-jpeg+dim'].table1['pretrain'].mean[0]:.3f}" in real
     assert len(table1.xs("cifar10-jpeg+dim", level="dataset")) == len(table1.xs("cifar10-jpeg", level="dataset"))
-    for key in ("histograms_unit_real", "histograms_pretrain_real", "histograms_unit", "gallery"):
+    for key in ("histograms_unit_real", "histograms_pretrain_real", "histograms_unit", "gallery", "gallery_real"):
         assert "application/papermill.record/image/png" in glued[key], key
     assert str(tmp_path) not in text  # the chapter names the results folder relative to the project
+    # Real images beside the synthetic ones: the committed gallery of each record, with what the display shows.
+    real_sentence = glued["gallery_real_sentence"]["application/papermill.record/text/markdown"]
+    assert real_sentence.startswith("Displayed this way, ") and "`pretrain`" in real_sentence
+    synthetic_sentence = glued["gallery_sentence"]["application/papermill.record/text/markdown"]
+    assert "`none` looks exactly like `unit`" in synthetic_sentence and "differ from it visibly" in synthetic_sentence
+    # Where the published rows come from, from the records through the library.
+    source = glued["published_source"]["application/papermill.record/text/markdown"]
+    assert source == stats_tables.published_source_sentence(records) and "`stats.py`" in source
 
 
 @pytest.mark.slow
@@ -93,3 +101,4 @@ def test_without_committed_statistics_the_chapter_says_so_and_shows_synthetic_da
     assert "Synthetic data: channel statistics" in glued["channel_stats_table"]["application/papermill.record/text/html"]
     assert "no committed statistics" in glued["table1_real"]["application/papermill.record/text/markdown"]
     assert "application/papermill.record/image/png" in glued["histograms_unit_real"]  # a message figure
+    assert "No committed gallery images" in glued["gallery_real_sentence"]["application/papermill.record/text/markdown"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from normtest_lib.input_norm import SETTINGS, make_normalizer
-from normtest_lib.stats.channel import channel_stats, level_counts
+from normtest_lib.stats.channel import ChannelStats, channel_stats, level_counts
 from normtest_lib.stats.normalized import normalized_stats
 from normtest_lib.stats.reference import IMAGENET
 from normtest_lib.studies.dataset_statistics import figures
@@ -91,3 +91,19 @@ def test_figure_titles_say_which_data_they_show():
     assert gallery._suptitle.get_text().startswith("Synthetic data: input normalization settings")
     histograms = figures.pixel_histograms(images, "unit", data="synthetic data")
     assert histograms._suptitle.get_text() == "Synthetic data: pixel values after unit"
+
+
+def test_display_differences_tell_a_tint_from_a_uniform_rescale():
+    images = {"a": random_images(3, 9, 20, 230)}
+    stats = {"a": channel_stats(images["a"])}
+    differences = figures.display_differences(images, ["unit", "none", "pretrain", "center", "minmax"], stats)
+    # `none` is `unit` times 255 on every channel alike: rescaled per image they display identically.
+    assert differences["unit"] == 0.0 and differences["none"] < 1e-6
+    # `pretrain` shifts and scales each channel by its own amount: the displayed colours change.
+    assert differences["pretrain"] > 0.05 and differences["center"] > figures.INVISIBLE
+    sentence = figures.gallery_sentence(differences)
+    assert "`none` looks exactly like `unit`" in sentence
+    assert f"`pretrain` {differences['pretrain']:.2f}" in sentence and "differ from it visibly" in sentence
+    # A per-channel shift that happens to be equal on every channel is no tint: it displays as `unit` does.
+    grey = ChannelStats((0.5,) * 3, (0.25,) * 3)
+    assert figures.display_differences(images, ["pretrain"], stats, pretrain_stats=grey)["pretrain"] < 1e-6

@@ -18,6 +18,7 @@ from test_convnorm_label_noise_chapter import fabricate as fabricate_convnorm_la
 from test_input_normalization_chapter import REPO, execute_chapter, fabricate_local_profile, write_imagefolder
 from test_normalization_layers_chapter import fabricate as fabricate_normalization_layers
 
+from normtest_lib.report.references import EARLIER_WORKS, reference
 from normtest_lib.stats.record import compute_record, statistics_folder, write_record
 
 TEMPLATE = REPO / "notebooks" / "errata.ipynb"
@@ -28,7 +29,8 @@ STUDY_ENTRIES = {
     "normalization_layers": ("errata-layers-",),
     "convnorm_label_noise": ("errata-convnorm-port", "errata-noise-"),
 }
-PARTS = ("**What the earlier work did.**", "**Why it matters.**", "**What this project does instead.**")
+PARTS = ("**What the earlier work did.**", "**Where in the earlier code.**", "**Why it matters.**",
+         "**What this project does instead.**")
 EVIDENCE = "**Evidence computed here.**"
 ENTRY = re.compile(r"^\((errata-[a-z0-9-]+)\)=\n### ", re.MULTILINE)
 LABEL = re.compile(r"^\((errata-[a-z0-9-]+)\)=$", re.MULTILINE)
@@ -54,8 +56,13 @@ def test_every_entry_has_the_four_parts_and_glued_evidence():
     sources = markdown_sources(TEMPLATE)
     entries = [i for i, text in enumerate(sources) if ENTRY.search(text)]
     assert len(entries) == len(set(entry_labels())) >= 10 + 3 + 2  # at least one per bullet of STUDIES.md
+    earlier = [reference(key).url for key in EARLIER_WORKS]
     for i in entries:
         assert all(part in sources[i] for part in PARTS), sources[i][:80]
+        # The earlier code's repository, linked, in the paragraph that names its file.
+        where = next(p for p in sources[i].split("\n\n") if p.startswith("**Where in the earlier code.**"))
+        assert any(f"]({url})" in where for url in earlier), sources[i][:80]
+        assert "`" in where, sources[i][:80]  # a file (and function) named
         evidence = sources[i + 1]  # the next markdown cell, after the entry's code
         assert evidence.startswith(EVIDENCE) and glue_references([evidence]), sources[i][:80]
 
@@ -142,11 +149,17 @@ def test_study_1_entries_compute_from_runs_and_say_when_data_is_missing(executed
     assert "Neither recorded nor on this machine (run `make data`): `svhn` (`data/svhn`)" in data_text
     # Tiny ImageNet's rows come from its record alone: its images are not here.
     assert "BGR (the earlier work's loading)" in text["errata_bgr"] and "Not computed here" not in text["errata_bgr"]
-    assert "the rows computed here where the data is" in text["errata_bgr_rank"]
+    # The computed rows are ranked among themselves: CIFAR-10's and Tiny ImageNet's, never a published row.
+    assert "Among the 2 rows computed here in RGB (`cifar10` and `tiny_imagenet_200`)" in text["errata_bgr_rank"]
+    assert "`cifar100` and `svhn` are not on this machine" in text["errata_bgr_rank"]
     for name in ("cifar10-jpeg", "tiny_imagenet_200"):
         assert name in text["errata_minmax"] and name in text["errata_instance_eps"]
     assert "share spanning 0..255" in text["errata_minmax"] and "svhn" not in text["errata_minmax"]
-    assert "over the image zero-padded by 4" in text["errata_padding"]
+    assert "over its crops (padded by 4" in text["errata_padding"] and "zero-padded by 4" not in text["errata_padding"]
+    assert "0.234" in text["errata_crop_black"] and "0.134" in text["errata_crop_black"]  # CIFAR's crops: most, mean
+    assert "13.4 % black on average and at most 23.4 %" in text["errata_crop_sentence"]
+    # What the typo computed: the `instance` name reaches torchvision's Normalize without statistics, which fails.
+    assert "TypeError" in text["errata_instance_typo"] and "misspelt" in text["errata_instance_typo"]
     # instance is 10 points under finetune in every seed of the fixture
     assert "`instance` -10.0 [-10.0, -10.0]" in text["errata_instance_paired"]
     assert "one constant image made here" in text["errata_instance_eps"] and text["errata_eps"] == "1e-05"
@@ -165,7 +178,8 @@ def test_study_2_entries_reproduce_each_defect_beside_ours(executed):
     assert "`bin` -1.0 [-1.0, -1.0]" in text["errata_bin_paired"]  # bin 0.69 against bn 0.70 in every seed
     assert "batch 32" in text["errata_batch_sizes"] and "69.0 ± 1.0 (n=3)" in text["errata_batch_sizes"]
     assert "the earlier work's bn (history kept)" in text["errata_bn_history"]
-    assert "refused: flip" in text["errata_flags"]
+    assert "refused: flip" in text["errata_flags"] and "text != False" in text["errata_flags"]
+    assert "./dataset/c" in text["errata_data_dir"]  # the data folder cut one character short
     assert text["errata_path_edits"] == "0" and int(text["errata_tests_n"]) > 100
 
 

@@ -88,3 +88,39 @@ def test_anything_but_a_batch_of_uint8_rgb_images_is_refused():
         compute_image_checks(torch.zeros(2, 3, 4, 4), IMAGENET)
     with pytest.raises(ValueError, match="non-empty"):
         compute_image_checks(torch.zeros(0, 3, 4, 4, dtype=torch.uint8), IMAGENET)
+
+
+def test_crop_moments_equal_the_crops_cut_one_by_one():
+    import torch.nn.functional as F
+
+    from normtest_lib.stats.image_checks import crop_moments
+
+    batch = torch.randint(0, 256, (2, 3, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    pad = 2
+    mean, std = crop_moments(batch, pad)
+    assert mean.shape == std.shape == (2, 3, 5, 5)  # every offset 0..2 pad, in each direction
+    padded = F.pad(batch.double() / 255.0, (pad,) * 4)
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            crop = padded[..., dy : dy + 5, dx : dx + 6]
+            torch.testing.assert_close(mean[..., dy, dx], crop.mean(dim=(2, 3)))
+            torch.testing.assert_close(std[..., dy, dx], crop.std(dim=(2, 3), unbiased=False))
+
+
+def test_a_white_image_s_crops_are_as_dark_as_their_mean_black_share():
+    # A white 2x2 image padded by 1: its 9 crops hold 0, 1 or 2 black rows and columns; per crop the mean is
+    # its white share, averaged over the 9 offsets: (1 x 4 + 4 x 2 + 4 x 1) / 4 / 9 = 4/9 (counted by hand).
+    checks = compute_image_checks(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8), IMAGENET, pad=1)
+    assert checks.has_crops
+    assert checks.crop_mean == pytest.approx((4 / 9,) * 3)
+    assert checks.crop_mean_change == pytest.approx((4 / 9 - 1,) * 3)
+    # Crop stds: 0 (centre), sqrt(1/4) at 4 edge offsets (half black), sqrt(3/16) at 4 corners (one pixel white).
+    assert checks.crop_std == pytest.approx(((4 * 0.5 + 4 * math.sqrt(3 / 16)) / 9,) * 3)
+
+
+def test_a_record_written_before_the_crops_reads_without_them():
+    checks = compute_image_checks(DISTINCT, IMAGENET)
+    old = {key: value for key, value in checks.to_dict().items() if not key.startswith("crop_")}
+    back = ImageChecks.from_dict(old)
+    assert not back.has_crops and back.crop_mean is None and "crop_mean" not in back.to_dict()
+    assert ImageChecks.from_dict(checks.to_dict()).crop_std == pytest.approx(checks.crop_std)

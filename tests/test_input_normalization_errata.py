@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,6 +14,10 @@ from normtest_lib.studies.input_normalization.errata import (
     bgr_table1_rows,
     closest_row_sentence,
     constant_channel_images,
+    crop_black_sentence,
+    crop_black_shares,
+    crop_black_table,
+    earlier_setting_table,
     farthest_from_imagenet,
     farthest_sentence,
     grid_input_sizes,
@@ -28,7 +33,7 @@ from normtest_lib.studies.input_normalization.errata import (
 from normtest_lib.stats.channel import ChannelStats
 from normtest_lib.stats.image_checks import compute_image_checks
 from normtest_lib.stats.normalized import normalized_stats
-from normtest_lib.stats.reference import IMAGENET, PUBLISHED_TABLE1
+from normtest_lib.stats.reference import IMAGENET, PUBLISHED, PUBLISHED_TABLE1
 
 
 def _images(red, green, blue) -> torch.Tensor:
@@ -97,15 +102,74 @@ def test_constant_channel_table_gives_count_share_and_what_the_checks_ran_on():
     assert frame.loc["none", "share"] == 0.0 and frame.loc["none", "checked on"] == "a synthetic constant image"
 
 
-def test_padding_table_rows_are_own_padded_and_relative_change():
+def test_padding_table_rows_are_own_crops_and_relative_change():
     checks = compute_image_checks(torch.full((2, 3, 32, 32), 255, dtype=torch.uint8), IMAGENET, pad=4)
     frame = padding_bias(checks)
-    share = 32 * 32 / (40 * 40)  # 0.64
+    white = 1.0 - crop_black_shares((32, 32), 4).mean()  # a white image's crop mean is its crop's white share
+    crops = "over its crops (padded by 4, cropped back to its size; mean over the offsets)"
     assert frame.loc["over the image", "mean"].tolist() == [1.0] * 3
-    assert frame.loc["over the image zero-padded by 4", "mean"].tolist() == pytest.approx([share] * 3)
-    change = frame.loc["mean relative change (padded / own - 1)"]
-    assert change["mean"].tolist() == pytest.approx([share - 1] * 3)
+    assert frame.loc[crops, "mean"].tolist() == pytest.approx([white] * 3)
+    assert white == pytest.approx(1 - 0.134, abs=1e-3)  # not the whole padded image's 0.64
+    change = frame.loc["mean relative change (crop / own - 1)"]
+    assert change["mean"].tolist() == pytest.approx([white - 1] * 3)
     assert change["std"].isna().all()  # no image has a positive own std
+    old = dataclasses.replace(checks, crop_mean=None, crop_std=None, crop_mean_change=None, crop_std_change=None)
+    with pytest.raises(ValueError, match="regenerate"):
+        padding_bias(old)
+
+
+def test_crop_black_shares_by_hand_for_a_2x2_image_padded_by_1():
+    # Offsets 0..2 each way: the centre crop holds no padding, the 4 edge crops one padded row or column
+    # (2 of 4 pixels), the 4 corner crops one row and one column (3 of 4 pixels).
+    shares = crop_black_shares((2, 2), 1)
+    expected = np.array([[0.75, 0.5, 0.75], [0.5, 0.0, 0.5], [0.75, 0.5, 0.75]])
+    np.testing.assert_allclose(shares, expected)
+    assert shares.mean() == pytest.approx((4 * 0.75 + 4 * 0.5) / 9)
+
+
+def test_crop_black_shares_of_cifar_crops_against_counted_rows_and_columns():
+    # A crop at offset (dy, dx) of a 32 px image padded by 4 holds |dy - 4| black rows and |dx - 4| black columns:
+    # 32 r + 32 c - r c black pixels of 1024, counted here independently of the mask the function pads and cuts.
+    shares = crop_black_shares((32, 32), 4)
+    counted = np.array([[(32 * abs(dy - 4) + 32 * abs(dx - 4) - abs(dy - 4) * abs(dx - 4)) / 1024 for dx in range(9)]
+                        for dy in range(9)])
+    np.testing.assert_allclose(shares, counted)
+    table = crop_black_table({"CIFAR-10 (32 x 32)": (32, 32)}, pad=4)
+    row = table.loc["CIFAR-10 (32 x 32)"]
+    assert row["crop: most (a corner)"] == pytest.approx(240 / 1024)  # about 23 %
+    assert row["crop: mean over the offsets"] == pytest.approx((2 * 32 * 20 / 9 - (20 / 9) ** 2) / 1024)  # about 13 %
+    assert row["the whole padded image"] == pytest.approx(1 - 1024 / 1600)  # 36 %: what the entry once measured
+    assert row["crop: least (centred)"] == 0.0 and row["offsets"] == 81
+    sentence = crop_black_sentence(table, "CIFAR-10 (32 x 32)")
+    assert "13.4 % black on average and at most 23.4 %" in sentence and "36.0 %" in sentence
+
+
+def _numbers(text: str) -> list[float]:
+    """The mean and std of an "output on the example image" cell ("mean 0.123, std 0.456")."""
+    mean, std = text.removeprefix("mean ").split(", std ")
+    return [float(mean), float(std)]
+
+
+def test_the_earlier_dispatch_sends_instance_to_a_normalize_without_statistics():
+    image = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    table = earlier_setting_table(image)
+    assert table.loc["instance", "statistics given"] == "none"
+    assert table.loc["instance", "output on the example image"].startswith("TypeError")  # torchvision refuses None
+    x = image.double() / 255
+    assert _numbers(table.loc["minmax", "output on the example image"]) == pytest.approx(
+        [float(x.mean()), float(x.std(unbiased=False))], abs=1e-3)
+    mean, std = torch.tensor(PUBLISHED["cifar10"].mean).view(3, 1, 1), torch.tensor(PUBLISHED["cifar10"].std).view(3, 1, 1)
+    finetune = (x - mean) / std
+    assert _numbers(table.loc["finetune", "output on the example image"]) == pytest.approx(
+        [float(finetune.mean()), float(finetune.std(unbiased=False))], abs=1e-3)
+    # The branch the typo skipped: per image and channel, standardized with the unbiased std and no eps.
+    skipped = table.loc["instnace (the misspelt name)"]
+    assert skipped["branch reached"] == "its per-image standardization"
+    per_image = (x - x.mean(dim=(1, 2), keepdim=True)) / x.std(dim=(1, 2), keepdim=True)
+    assert _numbers(skipped["output on the example image"]) == pytest.approx(
+        [float(per_image.mean()), float(per_image.std(unbiased=False))], abs=1e-3)
+    flat = earlier_setting_table(torch.full((3, 8, 8), 9, dtype=torch.uint8))
+    assert "nan" in flat.loc["instnace (the misspelt name)", "output on the example image"]  # 0 / 0 without an eps
 
 
 def test_selection_bias_is_best_test_minus_test_at_best_val():
@@ -186,21 +250,26 @@ def _stats_after_pretrain(mean, std) -> ChannelStats:
     return ChannelStats(tuple(mean), tuple(std))
 
 
-def test_farthest_ranks_the_published_rows_and_replaces_those_computed_here():
+def test_farthest_ranks_published_and_computed_rows_each_among_their_own():
     published = farthest_from_imagenet({})
-    assert published["rank, published rows"].idxmin() == "tiny_imagenet_200"
-    assert published["computed here (RGB)"].isna().all()
+    assert published["rank among published rows"].idxmin() == "tiny_imagenet_200"
+    assert published["computed here (RGB)"].isna().all() and published["rank among rows computed here"].isna().all()
     assert "cannot be recomputed" in farthest_sentence(published)
-    # A Tiny ImageNet row exactly standardized: it moves to the last rank.
-    table = farthest_from_imagenet({"tiny_imagenet_200": _stats_after_pretrain((0.0,) * 3, (1.0,) * 3)})
+    # Tiny ImageNet exactly standardized, CIFAR-10 as published: among the two computed, CIFAR-10 is the farther,
+    # whatever the published rows of the data sets not computed here say (svhn's is the largest of those).
+    computed = {"tiny_imagenet_200": _stats_after_pretrain((0.0,) * 3, (1.0,) * 3), "cifar10": PUBLISHED_TABLE1["cifar10"]}
+    table = farthest_from_imagenet(computed)
     assert table.loc["tiny_imagenet_200", "computed here (RGB)"] == 0.0
-    assert table.loc["tiny_imagenet_200", "rank, computed rows where here"] == 4
-    assert table.loc["tiny_imagenet_200", "rank, published rows"] == 1
+    assert table["rank among rows computed here"].dropna().to_dict() == {"cifar10": 1, "tiny_imagenet_200": 2}
+    assert table["rank among rows computed here"].isna().sum() == 2  # cifar100 and svhn: no rank, no stand-in
+    assert table.loc["tiny_imagenet_200", "rank among published rows"] == 1
     sentence = farthest_sentence(table)
     assert sentence == (
-        "By the published rows the farthest is `tiny_imagenet_200`; by the rows computed here where the data is "
-        "the farthest is `svhn`, and `tiny_imagenet_200` ranks 4 of 4."
+        "Among the published rows the farthest is `tiny_imagenet_200`. Among the 2 rows computed here in RGB "
+        "(`cifar10` and `tiny_imagenet_200`), `tiny_imagenet_200` ranks 2 of 2; `cifar100` and `svhn` are not on this "
+        "machine, and no published row is ranked among the computed ones."
     )
+    assert "svhn` is the farthest" not in sentence and "farthest is `svhn`" not in sentence
     same = farthest_from_imagenet({"cifar10": PUBLISHED_TABLE1["cifar10"]})
     assert same.loc["cifar10", "computed here (RGB)"] == pytest.approx(same.loc["cifar10", "published row"])
 

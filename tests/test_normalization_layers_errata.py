@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from normtest_lib.studies.normalization_layers.errata import (
+    EARLIER_FLAG_COLUMN,
     HistoryKeepingBN,
     autograd_nodes,
     batch_size_table,
+    data_dir_cut_table,
+    earlier_data_root,
     eval_batch_size_demo,
     final_gates,
     flag_parsing_table,
@@ -66,12 +69,24 @@ def test_an_evaluated_image_depends_on_its_batch_only_with_the_defect():
     assert defective["eval batch 1"] > defective["eval batch 16"] > defective["eval batch 128"] > 1e-5
 
 
-def test_flags_read_with_bool_turn_on_for_false_and_ours_do_not():
+def test_flags_kept_as_text_turn_on_for_false_and_ours_do_not():
     table = flag_parsing_table(("False", "true", "0"))
-    assert table["bool(text), the earlier work"].tolist() == [True, True, True]
+    assert table[EARLIER_FLAG_COLUMN].tolist() == [True, True, True]  # any text is not False
     ours = table["ours, --set flip=..."]
     assert ours["False"] == "False" and ours["true"] == "True"
     assert ours["0"].startswith("refused: flip:")
+
+
+def test_the_earlier_data_folder_cut_works_only_for_its_readme_s_example(tmp_path):
+    assert earlier_data_root("./dataset/cifar-10-batches-py") == "./dataset/"
+    assert earlier_data_root("./dataset/cifar-10-batches-py/") == "./dataset/c"  # one character too few cut
+    assert earlier_data_root("/data/cifar10") == ""  # shorter than 19 characters: nothing left
+    table = data_dir_cut_table(("./dataset/cifar-10-batches-py", "./dataset/cifar-10-batches-py/", str(tmp_path)))
+    works = table["the folder holding cifar-10-batches-py"]
+    assert works.tolist() == [True, False, False]
+    assert table.loc["./dataset/cifar-10-batches-py/", "the earlier work looked in"] == "'./dataset/c'"
+    assert table["ours (data_root)"].str.startswith("refused: ").all()  # no CIFAR-10 in any of them: said, not guessed
+    assert str(tmp_path) in table.loc[str(tmp_path), "ours (data_root)"]
 
 
 def test_sys_path_edits_are_found_in_the_syntax_tree(tmp_path):

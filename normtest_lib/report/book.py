@@ -7,8 +7,9 @@ Four steps, each skipped when it has nothing to do:
    (one report per core at a time) into ``book/chapters/<name>.ipynb``, unless neither the template, its
    parameters, the results it reads nor the library changed since the stamp
    written by the last successful execution;
-3. the run index ``book/chapters/runs.md`` and a copy of every executed run
-   notebook under ``book/runs/<source>/<study>/<profile>/<run id>.ipynb``
+3. the references page ``book/chapters/references.md`` (from
+   :mod:`normtest_lib.report.references`), the run index ``book/chapters/runs.md`` and a copy of
+   every executed run notebook under ``book/runs/<source>/<study>/<profile>/<run id>.ipynb``
    (found by the ``book/runs/**`` glob in ``_toc.yml``);
 4. ``jupyter-book build`` with execution off, warnings treated as errors.
 
@@ -36,6 +37,7 @@ from .. import __version__
 from ..errors import NormtestError
 from ..io import relative_path, write_json, write_text
 from ..run_files import VERIFICATION
+from .references import references_markdown
 from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
 Log = Callable[[str], None]
@@ -95,6 +97,7 @@ REPORTS: tuple[Report, ...] = (
 )
 
 RUN_INDEX = "runs.md"
+REFERENCES_PAGE = "references.md"  # every work the book cites (report/references.py), listed in _toc.yml
 # The run files a report's stamp follows (environment.json: the reproducibility appendix reads each start).
 DIGESTED_RUN_FILES = frozenset({"summary.json", "history.csv", "probes.csv", "environment.json"})
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Sphinx colours its warnings
@@ -128,6 +131,7 @@ def build_book(
     execute_reports(reports, project, book_dir, runs_root, results_root, log)
     doc_prefix = "/" + book_dir.resolve().relative_to(project).as_posix()
     studies = tuple(dict.fromkeys(study for report in reports for study in report.studies))
+    write_references_page(book_dir)
     write_run_pages(collect_runs(runs_root, results_root), book_dir, doc_prefix, log, studies=studies)
     return build_html(project, book_dir, log)
 
@@ -346,7 +350,15 @@ def source_digest(folder: Path, salt: str = "") -> str:
     return digest.hexdigest()
 
 
-# --- 3. run pages -----------------------------------------------------------
+# --- 3. the references page and the run pages ---------------------------------
+
+
+def write_references_page(book_dir: Path) -> Path:
+    """``book/chapters/references.md``: the one list of cited works, with a target per entry that chapters link to."""
+    page = chapters_dir(book_dir) / REFERENCES_PAGE
+    _write_if_changed(page, references_markdown())
+    return page
+
 
 
 def run_page_docname(row: dict[str, Any]) -> str:

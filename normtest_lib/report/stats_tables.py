@@ -234,6 +234,47 @@ def published_difference_sentence(comparison: pd.DataFrame, setting: str = "pret
     return "; ".join(parts) + "." if parts else "None of these data sets has a published row to compare with."
 
 
+def agreement_decimals(ours: ChannelStats, published: ChannelStats, most: int = 6) -> int:
+    """To how many decimals ``published`` equals ``ours``: the largest d (at most ``most``) with every one of the
+    six values within half a unit of the d-th decimal (0 when even the first decimal differs)."""
+    gap = max(abs(a - b) for a, b in zip((*ours.mean, *ours.std), (*published.mean, *published.std)))
+    return max([d for d in range(most + 1) if gap < 0.5 * 10.0**-d], default=0)
+
+
+def published_source_sentence(records: Mapping[str, StatisticsRecord]) -> str:
+    """Where the ``published`` channel statistics come from, and how closely each equals the row computed here.
+
+    They are the earlier work of study 1's typed statistics (the dictionary of its ``stats.py``, which its
+    README reprints), not numbers from a paper; a row that equals ours to four decimals or more was
+    computed from the same training images, in RGB, as ours was, so it confirms our computation and is no
+    independent measurement. A row that differs says by how much.
+    """
+    from .references import link
+
+    parts = []
+    for name, record in records.items():
+        published = published_for(record.published_as) if record.published_as else None
+        if published is None:
+            continue
+        gap = max(abs(a - b) for a, b in zip((*record.stats.mean, *record.stats.std), (*published.mean, *published.std)))
+        decimals = agreement_decimals(record.stats, published)
+        if decimals >= 4:
+            parts.append(
+                f"`{name}`'s published row equals ours to {decimals} decimals (largest difference {gap:.1e}): it was "
+                f"computed from the same {record.n_images:,} training images, in RGB, as ours was, so it checks our "
+                "computation and is not an independent measurement"
+            )
+        else:
+            parts.append(f"`{name}`'s published row differs from ours by at most {gap:.4f}")
+    if not parts:
+        return "None of these data sets has published statistics to set beside."
+    return (
+        f"The `published` rows are the statistics the earlier work of study 1 ({link('normalization-test')}) typed "
+        "into the dictionary of its `stats.py` (its README reprints them), not numbers from a paper. "
+        + "; ".join(parts) + "."
+    )
+
+
 def data_caption(frame: pd.DataFrame, title: str) -> str:
     """``title`` led by the data kinds of ``frame``'s ``data`` level: "Real data and synthetic data: ..."."""
     kinds = list(dict.fromkeys(frame.index.get_level_values("data")))

@@ -4,8 +4,9 @@ The errata chapter's evidence on the data of study 1 rests on them: how far
 plain /255 scaling (the earlier work's "minmax", our ``unit``) lies from
 per-image min-max, the images with a constant channel (where per-image
 standardization without eps divides 0 by 0), what a zero border does to
-per-image statistics, and the images standardized with the pretraining
-statistics in BGR order (as an OpenCV loader delivers them). They need every
+per-image statistics (over the whole zero-padded image, and averaged over
+every random crop of it that the pad-and-crop augmentation can draw), and the
+images standardized with the pretraining statistics in BGR order (as an OpenCV loader delivers them). They need every
 image of a training split, a minute of decoding for Tiny ImageNet's 100,000, so
 ``normtest stats`` computes them with the channel statistics
 (:mod:`normtest_lib.stats.record`) and the book reads the committed record.
@@ -50,6 +51,13 @@ class ImageChecks:
     padded_mean_change: Triplet  # mean over images of padded / own - 1 where own > 0 (NaN if none)
     padded_std_change: Triplet
     bgr_pretrain: ChannelStats  # the images in reversed channel order, standardized with ``pretrain_stats``
+    # Over the crops a pad-``pad`` random crop draws (each of the (2 pad + 1)^2 offsets equally likely, the crop
+    # as large as the image): the per-image channel mean and std averaged over those crops, then over images.
+    # None in a record written before they existed (``normtest stats`` writes them).
+    crop_mean: Triplet | None = None
+    crop_std: Triplet | None = None
+    crop_mean_change: Triplet | None = None  # mean over images of crop / own - 1 where own > 0
+    crop_std_change: Triplet | None = None
 
     @property
     def constant_checked_on(self) -> str:
@@ -71,6 +79,7 @@ class ImageChecks:
             # Strict JSON has no NaN: a relative change with no qualifying image is stored as null.
             **{key: [None if math.isnan(v) else v for v in getattr(self, key)] for key in _TRIPLETS},
             "bgr_pretrain": {"mean": list(self.bgr_pretrain.mean), "std": list(self.bgr_pretrain.std)},
+            **{key: _nullable(getattr(self, key)) for key in _CROP_TRIPLETS if getattr(self, key) is not None},
         }
 
     @classmethod
@@ -87,10 +96,27 @@ class ImageChecks:
             pad=int(data["pad"]),
             **{key: tuple(float("nan") if v is None else float(v) for v in data[key]) for key in _TRIPLETS},
             bgr_pretrain=ChannelStats.from_dict({**data["bgr_pretrain"], "n_images": n_images}),
+            **{key: _triplet_or_nan(data[key]) for key in _CROP_TRIPLETS if data.get(key) is not None},
         )
+
+    @property
+    def has_crops(self) -> bool:
+        """Whether the record holds the crop statistics (records written before them do not)."""
+        return all(getattr(self, key) is not None for key in _CROP_TRIPLETS)
 
 
 _TRIPLETS = ("own_mean", "own_std", "padded_mean", "padded_std", "padded_mean_change", "padded_std_change")
+_CROP_TRIPLETS = ("crop_mean", "crop_std", "crop_mean_change", "crop_std_change")
+
+
+def _nullable(values: Triplet) -> list[float | None]:
+    # Strict JSON has no NaN: a relative change with no qualifying image is stored as null.
+    return [None if math.isnan(v) else v for v in values]
+
+
+def _triplet_or_nan(values) -> Triplet:
+    red, green, blue = (float("nan") if v is None else float(v) for v in values)
+    return red, green, blue
 
 
 def compute_image_checks(
@@ -116,6 +142,7 @@ def compute_image_checks(
         found = torch.full((1, 3, *images.shape[2:]), 128, dtype=torch.uint8)
     n = images.shape[0]
     padding = _padding(images, pad, min(chunk_size, FLOAT_CHUNK))
+    crops = _crops(images, pad, min(chunk_size, FLOAT_CHUNK))
     return ImageChecks(
         n_images=n,
         spanning_full_range=spanning,
@@ -126,6 +153,7 @@ def compute_image_checks(
         instance_finite_without_eps=_all_finite(make_normalizer("instance", eps=0.0), found, chunk_size),
         pad=pad,
         **padding,
+        **crops,
         bgr_pretrain=normalized_stats(images.flip(1), "pretrain", pretrain_stats=pretrain_stats),
     )
 
@@ -161,6 +189,49 @@ def _padding(images: torch.Tensor, pad: int, chunk_size: int) -> dict[str, Tripl
         "padded_std": _triplet(padded_std.mean(dim=0)),
         "padded_mean_change": _mean_relative_change(own_mean, padded_mean),
         "padded_std_change": _mean_relative_change(own_std, padded_std),
+    }
+
+
+def crop_moments(images: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's channel mean and (population) std over every crop of it zero-padded by ``pad``.
+
+    The crops are as large as the image, at each of the (2 pad + 1)^2 offsets a random crop can take
+    (``torchvision``'s RandomCrop and our engine draw each offset with equal probability): returns
+    (mean, std), each (N, 3, 2 pad + 1, 2 pad + 1), offset (dy, dx) at [..., dy, dx], [0, 1] scale.
+    Sums over a crop come from integral images of the padded image and its square, so no crop is built.
+    """
+    height, width = images.shape[2:]
+    x = images.to(torch.float64).div_(255.0)
+    moments = []
+    for values in (x, x.square()):
+        padded = torch.nn.functional.pad(values, (pad, pad, pad, pad))
+        integral = torch.nn.functional.pad(padded.cumsum(2).cumsum(3), (1, 0, 1, 0))  # a zero row and column first
+        n = 2 * pad + 1
+        sums = (integral[..., height : height + n, width : width + n] - integral[..., :n, width : width + n]
+                - integral[..., height : height + n, :n] + integral[..., :n, :n])  # fmt: skip
+        moments.append(sums / (height * width))
+    mean, second = moments
+    return mean, (second - mean.square()).clamp_min(0.0).sqrt()
+
+
+def _crops(images: torch.Tensor, pad: int, chunk_size: int) -> dict[str, Triplet]:
+    """Per-image channel mean and std averaged over the image's equally likely crops, against its own."""
+    own_mean, own_std, crop_mean, crop_std = [], [], [], []
+    for start in range(0, images.shape[0], chunk_size):
+        chunk = images[start : start + chunk_size]
+        x = chunk.to(torch.float64).div_(255.0).flatten(2)
+        mean = x.mean(dim=2)
+        own_mean.append(mean)
+        own_std.append((x - mean[..., None]).square().mean(dim=2).sqrt())
+        means, stds = crop_moments(chunk, pad)
+        crop_mean.append(means.flatten(2).mean(dim=2))  # the expectation over the offsets, per image and channel
+        crop_std.append(stds.flatten(2).mean(dim=2))
+    own_mean, own_std, crop_mean, crop_std = map(torch.cat, (own_mean, own_std, crop_mean, crop_std))
+    return {
+        "crop_mean": _triplet(crop_mean.mean(dim=0)),
+        "crop_std": _triplet(crop_std.mean(dim=0)),
+        "crop_mean_change": _mean_relative_change(own_mean, crop_mean),
+        "crop_std_change": _mean_relative_change(own_std, crop_std),
     }
 
 

@@ -25,6 +25,10 @@ profile ``local`` for the project's local copies of the real data)::
     seconds           wall time of the computation (loading included)
     command           the ``normtest stats`` command that regenerates the file
 
+Beside it, ``<name>.gallery.npz`` (:func:`write_record`, :func:`read_galleries`): a few training images of
+the set (``images``, uint8 N x 3 x H x W, RGB) and their indices in the split as loaded (``indices``), drawn
+by a fixed seed, so that the book shows real images beside its statistics without decoding the data set.
+
 No machine path and no time stamp: rerunning on the same data and code
 changes only ``seconds``.
 """
@@ -51,6 +55,9 @@ from .reference import IMAGENET, PUBLISHED
 
 RECORD_FORMAT = 2  # 2: image_checks added
 STATISTICS_FOLDER = "dataset_statistics"  # results/<this>/<profile>/
+GALLERY_SUFFIX = ".gallery.npz"  # <name><this> beside <name>.json
+GALLERY_IMAGES = 4  # images kept per data set: enough for the chapter's gallery, a few kB each
+GALLERY_SEED = 1
 DEFAULT_PROFILE = "local"
 REAL, SYNTHETIC = "real data", "synthetic data"
 CHANNEL_ORDER = "RGB"
@@ -79,6 +86,9 @@ class StatisticsRecord:
     computed_with: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     command: str = ""
+    # A few of the split's images and their indices (module docstring): written beside the JSON, not in it.
+    gallery: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    gallery_indices: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,6 +193,7 @@ def compute_record(
     start = time.perf_counter()
     loaded = load_dataset(dataset, root, download=download)
     images = sample_images(loaded.split(split).images, max_images, seed=seed)
+    gallery_indices = pick_gallery(len(loaded.split(split)))
     counts = level_counts(images)
     raw = stats_from_counts(counts, int(images.shape[0]))
     table1 = stats_after_settings(images, settings, pretrain_stats, raw_stats=raw)
@@ -208,7 +219,15 @@ def compute_record(
         image_checks=compute_image_checks(images, pretrain_stats),
         computed_with=code_versions(),
         seconds=time.perf_counter() - start,
+        gallery=loaded.split(split).images[list(gallery_indices)].clone(),
+        gallery_indices=gallery_indices,
     )
+
+
+def pick_gallery(n_images: int, count: int = GALLERY_IMAGES, seed: int = GALLERY_SEED) -> tuple[int, ...]:
+    """The indices of the gallery's images in a split of ``n_images``: ``count`` drawn by a fixed seed, sorted."""
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(sorted(int(i) for i in torch.randperm(n_images, generator=generator)[:count]))
 
 
 def default_name(dataset: str, data_root: str | None) -> str:
@@ -268,7 +287,33 @@ def write_record(record: StatisticsRecord, folder: str | Path, project_root: str
     path = Path(folder) / f"{record.name}.json"
     command = regenerate_command(record, project_relative(folder, project_root))
     write_json(path, dataclasses.replace(record, command=command).to_dict())
+    if record.gallery is not None:
+        write_gallery(Path(folder) / f"{record.name}{GALLERY_SUFFIX}", record.gallery, record.gallery_indices)
     return path
+
+
+def write_gallery(path: Path, images: torch.Tensor, indices: Sequence[int]) -> None:
+    """``images`` (uint8 N x 3 x H x W) and their ``indices`` in the split, as a compressed ``.npz`` (atomically)."""
+    import numpy as np
+
+    from ..io import atomic_path
+
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        np.savez_compressed(handle, images=images.numpy(), indices=np.asarray(indices, dtype=np.int64))
+
+
+def read_galleries(folder: str | Path) -> dict[str, torch.Tensor]:
+    """Each data set's gallery images in ``folder`` by name (none when the folder or the files are absent)."""
+    import numpy as np
+
+    galleries = {}
+    for path in sorted(Path(folder).glob(f"*{GALLERY_SUFFIX}")) if Path(folder).is_dir() else ():
+        with np.load(path, allow_pickle=False) as data:  # no pickles: the file holds two plain arrays
+            images = torch.from_numpy(data["images"].copy())
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise DatasetError(f"{path} does not hold uint8 images (N, 3, H, W); regenerate it with `normtest stats`")
+        galleries[path.name.removesuffix(GALLERY_SUFFIX)] = images
+    return galleries
 
 
 def regenerate_command(record: StatisticsRecord, folder: str) -> str:

@@ -2,19 +2,19 @@
 
 The port of ConvNorm to the complex ``torch.fft`` API.
 
-The official ConvNorm code was written for the old ``torch.rfft``, which returned real tensors
-with a trailing dimension of size 2 (real and imaginary parts). The course paper ported it to
-``torch.fft``, whose spectra are complex tensors, and "computed the spectrum's magnitude and
-the complex product wrongly" (STUDIES.md, study 3). Its code is not public, so
-:func:`published_port_preconditioner` and :func:`published_port_precondition` are a
-*re-derivation from that description*, not the course paper's code: the most plausible port
-that still runs without an error (which is how such a defect goes unnoticed). Assumed:
+The official ConvNorm code (``models/prec_conv.py`` of shengliu66/ConvNorm) was written for the old
+``torch.rfft``, which returned real tensors with a trailing dimension of size 2 (real and imaginary
+parts). The course paper's code (``models/prec_conv.py`` of yashika-batra/convnorm, class ``PreConv``,
+method ``preconditioning``) replaced the FFT calls with ``torch.fft.rfft2`` and ``irfft2``, whose spectra
+are complex tensors, and kept the two helpers that did the old real/imaginary arithmetic (``complex_abs``
+for |z|^2 and ``compl_mul_2D`` for the product) unchanged. :func:`published_port_preconditioner` and
+:func:`published_port_precondition` re-implement, in our own code, what that file computes (neither
+repository is copied; the official one has no license):
 
-- the old code's |z|^2 was ``x.pow(2).sum(-1)`` over the (re, im) axis; unchanged on a complex
-  spectrum it squares (z^2, not |z|^2) and sums over the last *frequency* axis;
-- the old code multiplied spectra with an explicit complex product on ``[..., 0]`` (re) and
-  ``[..., 1]`` (im), the preconditioner being a (re, im) pair with a zero imaginary part;
-  unchanged, ``[..., 0]`` and ``[..., 1]`` pick the first two frequency columns, and the
+- the magnitude helper squares and sums over the last axis; on a complex spectrum that is the
+  complex square (z^2, not |z|^2) summed over the last *frequency* axis;
+- the product helper takes ``[..., 0]`` and ``[..., 1]`` as real and imaginary parts; on complex
+  tensors those are the first two frequency columns, each scaled by the preconditioner, and the
   stacked result, read back by ``irfft2`` as a half spectrum of two columns, keeps only those.
 
 :func:`energy_table` compares, for the same weights, the per-frequency energy of each output
@@ -27,10 +27,11 @@ Label noise, computed from the runs.
   label from all K classes, the true one included, so only p(1 - 1/K) of the labels
   change. :func:`noise_rate_table` sets each run's measured rate (``noise_rate_actual``
   in its summary) beside both.
-- The official code drew its validation images from the noisy training set and chose
-  checkpoints on them. :func:`official_validation_table` draws such a validation set
-  from each run's own noisy training labels (``noisy_labels.csv``) and counts its wrong
-  labels, beside the rate of the validation split the run really selected on
+- The official code (``data_loader/cifar10.py``: ``train_val_split``, ``get_cifar10``) took its
+  validation images from among its training images, gave them label noise at the same rate
+  (a draw of their own) and chose checkpoints on them. :func:`official_validation_table` draws
+  such a validation set from each run's own noisy training labels (``noisy_labels.csv``; the
+  share of wrong labels is the same in expectation) and counts its wrong labels, beside the rate of the validation split the run really selected on
   (``noise_rate_actual_val``: 0 unless ``noisy_val``).
 - The official code never saved its noisy labels, and drew them from the seed that
   also initialised the network. :func:`saved_labels_table` checks that every noisy
@@ -65,7 +66,7 @@ from .analysis import add_variant, noise_label
 # --- The port of ConvNorm to torch.fft: what its preconditioner does to a filter's energy ---------------
 
 OURS = "ours"
-PORT = "the course paper's port (re-derived)"
+PORT = "the course paper's port (re-implemented)"
 # How close to 1 a frequency's energy must be to count as normalized (the tests' tolerance too).
 TOLERANCE = 1e-3
 # Both implementations are compared without an eps, as ConvNorm is defined (and as the official code

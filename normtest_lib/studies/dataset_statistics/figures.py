@@ -72,6 +72,58 @@ def normalization_gallery(
     return fig
 
 
+# A displayed difference below one grey level of an 8-bit screen cannot be seen.
+INVISIBLE = 1.0 / 255.0
+
+
+def display_differences(
+    images_by_dataset: Mapping[str, torch.Tensor],
+    settings: Sequence[str],
+    finetune_stats: Mapping[str, ChannelStats],
+    pretrain_stats: ChannelStats = IMAGENET,
+    reference: str = "unit",
+) -> pd.Series:
+    """Per setting: the largest difference, over every displayed pixel of every image, between how the gallery
+    shows the images under that setting and under ``reference`` (both through :func:`display_range`).
+
+    0 means the gallery shows the two settings identically; a setting that shifts or scales each channel
+    by its own amount (``pretrain``, ``finetune``, ``center``) changes the colour balance, which the
+    per-image display cannot undo, so its difference shows as a tint.
+    """
+    largest = {}
+    for setting in settings:
+        gaps = []
+        for name, images in images_by_dataset.items():
+            def shown(which: str) -> np.ndarray:
+                normalize = make_normalizer(which, finetune_stats=finetune_stats[name], pretrain_stats=pretrain_stats)
+                return display_range(normalize(images))
+
+            gaps.append(float(np.abs(shown(setting) - shown(reference)).max()))
+        largest[setting] = max(gaps) if gaps else float("nan")
+    return pd.Series(largest, name=f"largest displayed difference to {reference}")
+
+
+def gallery_sentence(differences: pd.Series, reference: str = "unit") -> str:
+    """Which settings the gallery shows like ``reference`` and which it shows visibly different (tinted or
+    re-contrasted), from :func:`display_differences`, with the largest difference of each group."""
+    others = differences.drop(reference, errors="ignore")
+    same = others[others < INVISIBLE]
+    differ = others[others >= INVISIBLE]
+    parts = []
+    if len(same):
+        parts.append(f"{_names(same.index)} {'looks' if len(same) == 1 else 'look'} exactly like `{reference}` "
+                     f"(largest difference {same.max():.3f} of the display range)")
+    if len(differ):
+        parts.append(f"{_names(differ.index)} {'differs' if len(differ) == 1 else 'differ'} from it visibly "
+                     f"({', '.join(f'`{name}` {value:.2f}' for name, value in differ.items())})")
+    return "Displayed this way, " + "; ".join(parts) + "." if parts else ""
+
+
+def _names(names: Sequence[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return " and ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + f" and {quoted[-1]}"
+
+
 # Settings that send every pixel through one function of its value per channel
 # (input_norm.py). Their histograms are drawn level by level: binning the 256
 # quantized levels into equal bins of another width would draw a comb (aliasing).

@@ -4,11 +4,15 @@ The earlier work's known defects (../shared/STUDIES.md, study 1) are stated in
 the book together with numbers that show them: Table 1's Tiny ImageNet row
 as BGR loading produces it, how far plain /255 scaling (their "minmax") is
 from per-image min-max, images where per-image standardization without eps
-divides by zero, what zero padding does to per-image statistics, what picking
-the best test epoch adds, and how the published single-seed differences
-compare with the seed-to-seed spread. Besides: where each data set ranks
-by its distance from ImageNet's statistics, published and recomputed (the
-argument the BGR row carried), the input sizes a grid's and a profile's runs
+divides by zero, what the pad-and-crop augmentation puts into per-image
+statistics (the share of black pixels in each crop it can draw, and the
+statistics averaged over those crops), what its misspelt ``instance`` setting
+computed instead (:func:`earlier_setting_table`, a re-creation of the dispatch
+in its ``datasets/augmentation.py``), what picking the best test epoch adds,
+and how the published single-seed differences compare with the seed-to-seed
+spread. Besides: where each data set ranks by its distance from ImageNet's
+statistics, the published rows and the rows computed here each ranked among
+their own kind (the argument the BGR row carried), the input sizes a grid's and a profile's runs
 use against their checkpoints', the checkpoint files runs started from, and
 how often the published table puts a setting last. Tables are DataFrames
 ready to display, sentences strings. The numbers about a data set's images
@@ -23,12 +27,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ...report.stats_tables import distance_from_standard, stats_columns, stats_row
 from ...report.tables import aggregate_seeds
 from ...stats.channel import ChannelStats
 from ...stats.image_checks import ImageChecks
-from ...stats.reference import PUBLISHED_TABLE1
+from ...stats.reference import IMAGENET, PUBLISHED, PUBLISHED_TABLE1
 
 PP = 100.0  # fractions to percentage points
 
@@ -108,22 +113,68 @@ def constant_channel_images(checks: Mapping[str, ImageChecks]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index(list(checks), name="dataset"))
 
 
-def padding_bias(checks: ImageChecks) -> pd.DataFrame:
-    """Per-image channel statistics over the image itself vs over the image zero-padded by ``checks.pad``.
+def crop_black_shares(size: tuple[int, int], pad: int) -> np.ndarray:
+    """The share of padded (black) pixels in every crop a pad-``pad`` random crop can draw from an image of ``size``.
 
-    The earlier work padded before its per-image settings saw the image, so
-    their statistics included the black border of a pad-4 random crop; our
-    engine takes them from the un-padded image. Rows: the mean over images of
-    the per-image channel mean and (population) std, taken both ways ([0, 1]
-    scale), and the mean relative change padded / own - 1 of each per-image
-    value, over the image-channels whose own value is positive (a relative
-    change of a zero mean or std is undefined).
+    The image (height, width) is zero-padded by ``pad`` on every side and cropped back to its own
+    size at offset (dy, dx), each of 0..2 pad; torchvision's ``RandomCrop`` (the earlier work's) and our
+    engine draw every offset with equal probability. Built by padding an all-ones mask and cropping it
+    at each offset, so nothing here assumes a formula: returns (2 pad + 1, 2 pad + 1), [dy, dx].
+    """
+    height, width = size
+    mask = np.pad(np.ones((height, width)), pad)  # 1 where the image is, 0 on the padding
+    offsets = range(2 * pad + 1)
+    return np.array([[1.0 - mask[dy : dy + height, dx : dx + width].mean() for dx in offsets] for dy in offsets])
+
+
+def crop_black_table(sizes: Mapping[str, tuple[int, int]], pad: int = 4) -> pd.DataFrame:
+    """Per image size (label -> (height, width)): the black share of the whole padded image, and of the crops
+    a pad-``pad`` random crop draws from it, over all its equally likely offsets (the mean is the expectation)."""
+    rows = {}
+    for label, (height, width) in sizes.items():
+        shares = crop_black_shares((height, width), pad)
+        rows[label] = {
+            "the whole padded image": 1.0 - height * width / ((height + 2 * pad) * (width + 2 * pad)),
+            "crop: least (centred)": float(shares.min()),
+            "crop: mean over the offsets": float(shares.mean()),
+            "crop: most (a corner)": float(shares.max()),
+            "offsets": shares.size,
+        }  # fmt: skip
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.columns.name = "share of black pixels"
+    return frame.rename_axis(f"image (padded by {pad})")
+
+
+def crop_black_sentence(table: pd.DataFrame, row: str) -> str:
+    """What :func:`crop_black_table`'s ``row`` says in words: the crops' mean and largest black share, and the
+    whole padded image's, which this entry's first version measured in place of the crops."""
+    shares = table.loc[row]
+    whole, mean, most = shares["the whole padded image"], shares["crop: mean over the offsets"], shares["crop: most (a corner)"]
+    return (
+        f"For {row} images a crop is {100 * mean:.1f} % black on average and at most {100 * most:.1f} % (a corner "
+        f"crop); the whole padded image, which this entry's first version measured instead, is {100 * whole:.1f} % "
+        f"black, {whole / mean:.1f} times the mean crop's share."
+    )
+
+
+def padding_bias(checks: ImageChecks) -> pd.DataFrame:
+    """Per-image channel statistics over the image itself vs over the crops a pad-``checks.pad`` random crop draws.
+
+    The earlier work padded and cropped before its per-image settings saw the image, so their
+    statistics were those of the crop, which holds part of the black border; our engine takes them
+    from the un-padded image. Rows: the mean over images of the per-image channel mean and
+    (population) std ([0, 1] scale), over the image and averaged over every equally likely crop of
+    it, and the mean relative change crop / own - 1 of each per-image value, over the image-channels
+    whose own value is positive (a relative change of a zero mean or std is undefined). A record
+    written before the crops were measured has none: a ValueError says to regenerate it.
     """
     c = checks
+    if not c.has_crops:
+        raise ValueError("this statistics record predates the crop measurements; regenerate it with `make dataset-stats`")
     rows = {
         "over the image": [*c.own_mean, *c.own_std],
-        f"over the image zero-padded by {c.pad}": [*c.padded_mean, *c.padded_std],
-        "mean relative change (padded / own - 1)": [*c.padded_mean_change, *c.padded_std_change],
+        f"over its crops (padded by {c.pad}, cropped back to its size; mean over the offsets)": [*c.crop_mean, *c.crop_std],
+        "mean relative change (crop / own - 1)": [*c.crop_mean_change, *c.crop_std_change],
     }
     frame = pd.DataFrame(list(rows.values()), index=list(rows), columns=stats_columns(), dtype=float)
     frame.index.name = "per-image statistics taken"
@@ -265,10 +316,11 @@ def farthest_from_imagenet(computed: Mapping[str, ChannelStats], published: Mapp
     ``computed`` maps a published data set's name to its training images'
     statistics after ``pretrain`` standardization, computed here in RGB.
     Columns: the distance (:func:`~normtest_lib.report.stats_tables.distance_from_standard`)
-    of the published row, of the computed row (NaN where the data is not here),
-    and the rank of each among the four sets when the computed rows replace the
-    published ones (1 = farthest). The earlier work's argument was that Tiny
-    ImageNet ranks first.
+    of the published row and of the computed row (NaN where the data is not here), and each kind's
+    rank among its own rows only (1 = farthest): published rows against published rows, rows
+    computed here against rows computed here (NaN where a set was not computed). A published row
+    never stands in for a missing computed one, since the published Tiny ImageNet row is the one in
+    question. The earlier work's argument was that Tiny ImageNet ranks first.
     """
     def distances(rows: Mapping[str, ChannelStats]) -> pd.Series:
         index = pd.MultiIndex.from_arrays([list(rows), ["pretrain"] * len(rows)], names=["dataset", "setting"])
@@ -277,9 +329,8 @@ def farthest_from_imagenet(computed: Mapping[str, ChannelStats], published: Mapp
 
     table = pd.DataFrame({"published row": distances(published)})
     table["computed here (RGB)"] = distances(computed).reindex(table.index) if computed else np.nan
-    table["rank, published rows"] = table["published row"].rank(ascending=False).astype(int)
-    replaced = table["computed here (RGB)"].fillna(table["published row"])
-    table["rank, computed rows where here"] = replaced.rank(ascending=False).astype(int)
+    table["rank among published rows"] = table["published row"].rank(ascending=False).astype(int)
+    table["rank among rows computed here"] = table["computed here (RGB)"].rank(ascending=False).astype("Int64")
     return table
 
 
@@ -309,16 +360,29 @@ def model_source_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def farthest_sentence(table: pd.DataFrame, dataset: str = "tiny_imagenet_200") -> str:
-    """Where ``dataset`` ranks in :func:`farthest_from_imagenet`'s table, by the published rows and by ours."""
-    if pd.isna(table.loc[dataset, "computed here (RGB)"]):
-        return f"Without `{dataset}`'s images or its statistics record its rank cannot be recomputed."
-    parts = []
-    for rows, ranks in (("the published rows", table["rank, published rows"]),
-                        ("the rows computed here where the data is", table["rank, computed rows where here"])):
-        farthest = ranks.idxmin()
-        rank = "" if farthest == dataset else f", and `{dataset}` ranks {ranks[dataset]} of {len(table)}"
-        parts.append(f"by {rows} the farthest is `{farthest}`{rank}")
-    return f"{parts[0][0].upper()}{parts[0][1:]}; {parts[1]}."
+    """Where ``dataset`` ranks in :func:`farthest_from_imagenet`'s table: among the published rows, and among the
+    rows computed here only (which data sets those are, and which are not on this machine)."""
+    published = table["rank among published rows"]
+    farthest = published.idxmin()
+    rank = "" if farthest == dataset else f", and `{dataset}` ranks {published[dataset]} of {len(table)}"
+    first = f"Among the published rows the farthest is `{farthest}`{rank}"
+    here = table["rank among rows computed here"].dropna()
+    if dataset not in here.index:
+        return f"{first}. Without `{dataset}`'s images or its statistics record its rank cannot be recomputed."
+    names = _and([f"`{name}`" for name in here.index])
+    missing = [f"`{name}`" for name in table.index if name not in here.index]
+    absent = _and(missing)
+    nearest = here.idxmin()
+    ranked = f"`{nearest}` is the farthest" if nearest == dataset else f"`{dataset}` ranks {here[dataset]} of {len(here)}"
+    sentence = f"{first}. Among the {len(here)} rows computed here in RGB ({names}), {ranked}"
+    if absent:
+        verb = "is" if len(missing) == 1 else "are"
+        sentence += f"; {absent} {verb} not on this machine, and no published row is ranked among the computed ones"
+    return sentence + "."
+
+
+def _and(words: Sequence[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + f" and {words[-1]}"
 
 
 def lowest_in_published(published: pd.DataFrame, setting: str, metric: str = "test_acc") -> tuple[int, int]:
@@ -326,3 +390,63 @@ def lowest_in_published(published: pd.DataFrame, setting: str, metric: str = "te
     values = published[published["metric"] == metric].pivot_table(index=["model", "dataset"], columns="setting", values="value")
     values = values.dropna(subset=[setting])
     return int((values[setting] <= values.min(axis=1)).sum()), len(values)
+
+
+# --- What the earlier work's misspelt ``instance`` setting computed (re-created from its file) ----------------------
+
+# Its setting names, as its command line offered them, and the statistics its ``main.py`` handed the data
+# pipeline for each: only ``finetune`` (the data set's typed statistics) and ``pretrain`` (ImageNet's) got any.
+EARLIER_SETTINGS = ("finetune", "pretrain", "instance", "minmax")
+MISSPELT_INSTANCE = "instnace"  # the name its dispatch compared against: two letters swapped
+
+
+def earlier_setting_branch(setting: str) -> str:
+    """Which transform the earlier work's dispatch (``normalize_setting`` in its ``datasets/augmentation.py``,
+    re-created here from that file) appended for ``setting``, after its images were scaled to [0, 1]."""
+    if setting == "minmax":
+        return "none: the pixels stay / 255"
+    if setting == MISSPELT_INSTANCE:
+        return "its per-image standardization"
+    return "torchvision's Normalize with the run's mean and std"
+
+
+def earlier_statistics(setting: str, dataset: str = "cifar10") -> ChannelStats | None:
+    """The mean and std the earlier work's ``main.py`` set for ``setting`` (from its typed statistics), else None."""
+    return {"finetune": PUBLISHED[dataset], "pretrain": IMAGENET}.get(setting)
+
+
+def earlier_setting_table(image: torch.Tensor, dataset: str = "cifar10") -> pd.DataFrame:
+    """Each earlier setting name through the re-created dispatch, applied to ``image`` (uint8 3 x H x W).
+
+    Columns: the branch the name reaches, the statistics it was given, and what came out: the output's
+    mean and std over the image, or the error torchvision raised. ``instance`` never matches the misspelt
+    name, so it reaches ``Normalize`` with no statistics, which fails on the first image: the committed code
+    could not train the ``instance`` setting at all. The last row is the branch the typo skipped, reached
+    only by the misspelt name: per image and channel, mean subtracted and divided by the unbiased std with
+    no eps, as that file defines it.
+    """
+    from torchvision import transforms
+
+    x = image.to(torch.float32).div(255.0)
+    rows = {}
+    for name in (*EARLIER_SETTINGS, MISSPELT_INSTANCE):
+        branch, stats = earlier_setting_branch(name), earlier_statistics(name, dataset)
+        try:
+            if name == "minmax":
+                out = x
+            elif name == MISSPELT_INSTANCE:
+                out = (x - x.mean(dim=(1, 2), keepdim=True)) / x.std(dim=(1, 2), keepdim=True)
+            else:
+                out = transforms.Normalize(stats.mean if stats else None, stats.std if stats else None)(x)
+            result = f"mean {_rounded(out.mean())}, std {_rounded(out.std(unbiased=False))}"
+        except (TypeError, ValueError, RuntimeError) as error:  # what a training run would have stopped on
+            result = f"{type(error).__name__}: {error}"
+        label = name + (" (the misspelt name)" if name == MISSPELT_INSTANCE else "")  # an HTML cell: no backticks
+        given = "none" if stats is None else ("ImageNet's" if name == "pretrain" else f"{dataset}'s typed ones")
+        rows[label] = {"branch reached": branch, "statistics given": given, "output on the example image": result}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting name")
+
+
+def _rounded(value: torch.Tensor) -> str:
+    """Three decimals, without the "-0.000" float rounding noise gives a mean of zero."""
+    return f"{round(float(value), 3) + 0.0:.3f}"

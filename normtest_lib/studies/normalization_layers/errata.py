@@ -10,11 +10,13 @@ gates of real runs ended from their ``bin_gate`` probe.
 Its batch norm and its scripts had defects of their own, each reproduced here beside
 ours: running statistics that kept their autograd history
 (:func:`running_stats_history_demo`), a variance correction taken from the evaluation
-batch (:func:`eval_batch_size_demo`), flags read with ``bool(text)``
-(:func:`flag_parsing_table`), a ``sys.path`` hack (:func:`sys_path_edits`), no tests
+batch (:func:`eval_batch_size_demo`), flags kept as text and tested against ``False``
+(:func:`flag_parsing_table`), a data folder cut by a fixed number of characters
+(:func:`data_dir_cut_table`; our package's own ``sys.path`` edits: :func:`sys_path_edits`), no tests
 (:func:`test_counts`) and a hard-coded batch size (:func:`batch_size_table` counts the
-batch sizes our runs trained with). The defective layers are re-derived from the defects'
-description in ../shared/STUDIES.md (study 2), not copied from that work's code.
+batch sizes our runs trained with). The defective layers and scripts are re-derived from what the
+earlier work's files do (``Normalisations.py``, ``train_cifar.py``, ``test_cifar.py``; the errata
+chapter names each) and from ../shared/STUDIES.md (study 2), in our own code: none of theirs is copied.
 """
 
 from __future__ import annotations
@@ -207,9 +209,17 @@ def eval_batch_size_demo(eval_batch_sizes: Sequence[int] = (1, 8, 128), steps: i
 # --- the scripts around the layers ---------------------------------------------------------
 
 
+EARLIER_FLAG_COLUMN = "the earlier work (text != False)"
+
+
 def flag_parsing_table(texts: Sequence[str] = ("True", "False", "false", "0", "no"), key: str = "flip") -> pd.DataFrame:
-    """What a boolean flag given as ``texts`` turns into: ``bool(text)``, as the earlier work read its flags,
-    and ours, ``normtest train --set <key>=<text>`` (read as YAML, validated strictly by the run schema)."""
+    """What a boolean flag given as ``texts`` turns into: the earlier work's way and ours.
+
+    Its ``train_cifar.py`` declared its on/off options with a default of ``False`` and no type, so a value
+    given on the command line stays text, and the script switched the option on when that text is not
+    ``False``: any text is not, "False" included. Ours is ``normtest train --set <key>=<text>``, read as
+    YAML and validated strictly by the run schema.
+    """
     rows = {}
     for text in texts:
         name, value = parse_override(f"{key}={text}")
@@ -217,8 +227,45 @@ def flag_parsing_table(texts: Sequence[str] = ("True", "False", "false", "0", "n
             ours = str(getattr(make_config({name: value}), key))
         except ConfigError as error:
             ours = "refused: " + str(error).splitlines()[-1].strip()
-        rows[text] = {"bool(text), the earlier work": bool(text), f"ours, --set {key}=...": ours}
+        rows[text] = {EARLIER_FLAG_COLUMN: text != False, f"ours, --set {key}=...": ours}  # noqa: E712 (their test)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("value given")
+
+
+# The folder name its train_cifar.py expected at the end of --data_dir, whose length it cut off.
+CIFAR_FOLDER = "cifar-10-batches-py"
+
+
+def earlier_data_root(data_dir: str) -> str:
+    """Where the earlier work's ``train_cifar.py`` looked for CIFAR-10 when given ``data_dir``: the text without its
+    last 19 characters (the length of ``cifar-10-batches-py``), whatever they were."""
+    return data_dir[: -len(CIFAR_FOLDER)]
+
+
+def data_dir_cut_table(data_dirs: Sequence[str] = ("./dataset/cifar-10-batches-py", "./dataset/cifar-10-batches-py/",
+                                                 "/data/cifar10")) -> pd.DataFrame:
+    """Each ``--data_dir`` given, where the earlier work then looked, whether that is the folder holding
+    ``cifar-10-batches-py`` (the only case that works), and what ours says to the same folder as ``data_root``.
+
+    The first is its README's example; a trailing slash or another layout sends it elsewhere without a word.
+    """
+    from ...data import load_dataset
+    from ...errors import DatasetError
+
+    rows = {}
+    for data_dir in data_dirs:
+        root = earlier_data_root(data_dir)
+        intended = str(Path(data_dir).parent) if Path(data_dir).name == CIFAR_FOLDER else None
+        try:
+            load_dataset("cifar10", data_dir)
+            ours = "loaded"
+        except DatasetError as error:  # never a download: download stays off
+            ours = "refused: " + str(error).split(";")[0]
+        rows[data_dir] = {  # HTML table cells: quotes, not Markdown's backticks
+            "the earlier work looked in": f"'{root}'" if root else "'' (empty: the current folder)",
+            "the folder holding cifar-10-batches-py": intended is not None and Path(root or ".") == Path(intended),
+            "ours (data_root)": ours,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("--data_dir given")
 
 
 LIST_MUTATORS = frozenset({"insert", "append", "extend", "remove", "pop", "clear"})
