@@ -16,7 +16,7 @@ Every chapter's tables and figures are captioned with :func:`labelled` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
@@ -77,6 +77,12 @@ def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str) -> Any:
         return styler.set_caption(what)
     note = caption_note(runs)
     return styler.set_caption(titled(what, runs) + (f" ({note})" if note else ""))
+
+
+def and_list(items: Iterable[str], quote: bool = False) -> str:
+    """``a``, ``a and b``, ``a, b and c``; each item in backticks with ``quote``."""
+    texts = [f"`{item}`" if quote else str(item) for item in items]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" and {texts[-1]}"
 
 
 def interval_text(row: pd.Series, digits: int = 1) -> str:

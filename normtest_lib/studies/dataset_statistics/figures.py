@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from ...report.findings import and_list
 from ...input_norm import make_normalizer
 from ...stats.channel import ChannelStats, channel_stats, level_counts
 from ...stats.reference import IMAGENET
@@ -120,8 +121,7 @@ def gallery_sentence(differences: pd.Series, reference: str = "unit") -> str:
 
 
 def _names(names: Sequence[str]) -> str:
-    quoted = [f"`{name}`" for name in names]
-    return " and ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + f" and {quoted[-1]}"
+    return and_list(names, quote=True)
 
 
 # Settings that send every pixel through one function of its value per channel

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from ...report.findings import and_list
 from ...report import protocol
 from ...report.converged import with_converged_column
 from ...report.labels import dataset_label
@@ -284,11 +285,6 @@ def pretraining_sentence(source: Mapping[str, Any] | None, data: str) -> str:
     )
 
 
-def _and_list(names: Iterable[str]) -> str:
-    texts = list(names)
-    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" and {texts[-1]}"
-
-
 def pretraining_sentences(pretraining: pd.DataFrame, finetuning: pd.DataFrame) -> str:
     """What the fine-tuning cells are: :func:`pretraining_sentence` where the runs start from at most one
     pretraining run; with several, one sentence per source (its norm layer, the sets fine-tuned from it, its
@@ -302,7 +298,7 @@ def pretraining_sentences(pretraining: pd.DataFrame, finetuning: pd.DataFrame) -
     sentences = []
     for run_id in ids:
         mine = finetuning[(started == run_id).to_numpy()]
-        data = _and_list(sorted({dataset_label(run) for run in mine.to_dict("records")}))
+        data = and_list(sorted({dataset_label(run) for run in mine.to_dict("records")}))
         rows = pretraining[pretraining["run_id"] == run_id]
         network = (_pretrained_network(rows.iloc[0].to_dict()) if len(rows)
                    else f"pretraining run `{run_id}`, whose record is not here")

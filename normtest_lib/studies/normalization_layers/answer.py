@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...report import protocol
 from ...report.findings import (
-    Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
+    Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
     learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict, with_baseline,
 )  # fmt: skip
 from ...report.paired import paired_differences, significant, within_noise
@@ -168,7 +168,7 @@ def still_learning_sentence(main: pd.DataFrame, learning: pd.DataFrame, referenc
     speed, and the published gaps, which came from networks trained on the whole training set."""
     fitted = pd.to_numeric(main.get("train_acc_final", pd.Series(dtype=float)), errors="coerce")
     fit = (100 * fitted).groupby(main["norm_layer"]).mean()
-    names = listing_names(learning.index)
+    names = and_list(learning.index, quote=True)
     fits = "; ".join(f"`{name}` {fit[name]:.0f} %" for name in learning.index if pd.notna(fit.get(name)))
     fitting = f" (training images their last weights classify correctly: {fits})" if fits else ""
     sentence = (
@@ -188,15 +188,8 @@ def still_learning_sentence(main: pd.DataFrame, learning: pd.DataFrame, referenc
 
 def _still_learning_at(runs: pd.DataFrame, layers: Sequence[str]) -> list[str]:
     """Which of ``layers`` have a run among ``runs`` that did not converge (none when no verdict is recorded)."""
-    if "converged" not in runs.columns:
-        return []
-    return [name for name in layers if not runs.loc[runs["norm_layer"] == name, "converged"].astype(bool).all()]
-
-
-def listing_names(names: Sequence[str]) -> str:
-    """```ln```, ```ln`` and ``none```, ```in``, ``ln`` and ``none```."""
-    quoted = [f"`{name}`" for name in names]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    trained = set(trained_layers(runs))
+    return [name for name in layers if name not in trained]
 
 
 def published_comparison(main: pd.DataFrame, differences: pd.DataFrame, published: pd.Series, metric: str,
@@ -220,7 +213,7 @@ def published_comparison(main: pd.DataFrame, differences: pd.DataFrame, publishe
     if not significant(differences.loc[shared]).any():
         largest = published_gaps[shared].abs().max()
         sentences.append(
-            f"Here {listing_names(layers)} are all within the seed spread of each other, so no ordering can be read "
+            f"Here {and_list(layers, quote=True)} are all within the seed spread of each other, so no ordering can be read "
             f"from them; the published gaps, from one run each, are at most {largest:.1f} points, well inside such a spread.")
     elif published_order == our_order:
         sentences.append(f"The published ordering by test accuracy holds here: {our_order}.")
@@ -243,7 +236,7 @@ def batch_size_finding(sweep: pd.DataFrame, metric: str, baseline: str = "bn", o
     parts, choices = [], []
     for batch, row in rows.iterrows():
         learning = _still_learning_at(sweep[sweep["batch_size"] == batch], (baseline, other))
-        note = f"; {listing_names(learning)} still learning at the last epoch" if learning else ""
+        note = f"; {and_list(learning, quote=True)} still learning at the last epoch" if learning else ""
         parts.append(f"at batch {int(batch)}, {interval_text(row)} points ({verdict(row)}{note})")
         better = other if row["mean"] > 0 else baseline
         sure = "" if bool(significant(row.to_frame().T).iloc[0]) else ", though within the seed spread"
@@ -278,14 +271,14 @@ def layers_advice(main: pd.DataFrame, metric: str, sweep: pd.DataFrame | None = 
     behind = differences[significant(differences) & (differences["mean"] < 0)]
     better = [name for name in layer_order(ahead.index) if name in trained]
     if better:
-        parts = [f"At batch {batch}, choose {listing_names(better)}: ahead of `{reference}` beyond the seed spread."]
+        parts = [f"At batch {batch}, choose {and_list(better, quote=True)}: ahead of `{reference}` beyond the seed spread."]
     else:
         tied = [name for name in trained if name not in behind.index]
-        parts = [f"At batch {batch}, choose any of {listing_names(tied)}: once trained, they are within the seed "
+        parts = [f"At batch {batch}, choose any of {and_list(tied, quote=True)}: once trained, they are within the seed "
                  f"spread of `{reference}`." if len(tied) > 1 else f"At batch {batch}, choose `{reference}`."]
     learning = [name for name in layer_order(differences.index) if name not in trained]
     if learning:
-        parts.append(f"{listing_names(learning)} had not converged in the same training: for a budget like this one "
+        parts.append(f"{and_list(learning, quote=True)} had not converged in the same training: for a budget like this one "
                      "they are the worse choice, and whether they catch up when trained longer these runs cannot say.")
     if sweep is not None and len(sweep) and sweep["batch_size"].nunique() > 1:
         small = int(sweep["batch_size"].min())
@@ -296,7 +289,7 @@ def layers_advice(main: pd.DataFrame, metric: str, sweep: pd.DataFrame | None = 
             choice = "gn:c/4" if row["mean"] > 0 else "bn"
             sure = "beyond the seed spread" if bool(significant(row.to_frame().T).iloc[0]) else "though within the seed spread"
             still = _still_learning_at(at_small, ("bn", "gn:c/4"))
-            caveat = f"; {listing_names(still)} still learning at the last epoch" if still else ""
+            caveat = f"; {and_list(still, quote=True)} still learning at the last epoch" if still else ""
             parts.append(f"At batch {small}, choose `{choice}` ({interval_text(row)} points for `gn:c/4` against `bn`, "
                          f"{sure}{caveat}).")
     return " ".join(parts)
