@@ -242,7 +242,7 @@ def test_the_glossary_page_is_registered_like_every_other_report():
     assert report.template == "notebooks/glossary.ipynb" and not report.studies and not report.reads
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [chapter["file"] for chapter in toc["chapters"]]
-    assert files.index("book/chapters/glossary") == files.index("book/chapters/reproducibility") + 1
+    assert files.index("book/chapters/glossary") == files.index("book/chapters/references") + 1
     notebook = json.loads((REPO / "notebooks" / "glossary.ipynb").read_text())
     assert notebook["cells"][0]["source"][0] == "(glossary)=\n"  # the label chapters link terms to
     landing = json.loads((REPO / "notebooks" / "findings.ipynb").read_text())["cells"][0]
