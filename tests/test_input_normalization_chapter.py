@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -111,6 +112,28 @@ def execute_chapter(study: str, project: Path, parameters: dict | None = None) -
     return json.dumps(nbformat.read(output, as_version=4).cells)
 
 
+def figure_captions() -> dict[str, str]:
+    """``{glue key: caption}`` of every ``{glue:figure}`` directive of the chapter."""
+    notebook = nbformat.read(REPO / "notebooks" / f"{STUDY}.ipynb", as_version=4)
+    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    return dict(re.findall(r"```\{glue:figure\} (\w+)\n(.*?)```", markdown, flags=re.S))
+
+
+def glued_outputs(text: str) -> dict[str, dict]:
+    """``{glue key: output data}`` of an executed chapter (:func:`execute_chapter`'s text)."""
+    return {o["metadata"]["scrapbook"]["name"]: o["data"] for cell in json.loads(text) if cell["cell_type"] == "code"
+            for o in cell["outputs"] if "scrapbook" in o.get("metadata", {})}
+
+
+def test_every_figure_caption_names_the_runs_behind_it():
+    # The count glued as <key>_runs says how many runs converged (converged.runs_behind); the slow test below
+    # checks the glued text itself.
+    captions = figure_captions()
+    assert {"answer_figure", "history_grid", "small_data_size", "small_data_stats"} <= set(captions)
+    for key, caption in captions.items():
+        assert f"Runs behind the figure: {{glue:text}}`{key}_runs`." in caption, key
+
+
 @pytest.mark.slow
 def test_the_chapter_runs_on_partial_results_and_without_tiny_imagenet(tmp_path, monkeypatch):
     monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path / "cache"))
@@ -125,6 +148,9 @@ def test_the_chapter_runs_on_partial_results_and_without_tiny_imagenet(tmp_path,
     assert "`finetune, stats from 10` (train_images 450) +2.0" in text and "(train_images 45000) +2.0" not in text
     assert "81.0" not in text  # no typed-in number from elsewhere
     assert "finetune, stats from 10" in text
+    glued = glued_outputs(text)
+    for key in figure_captions():
+        assert "converged" in glued[f"{key}_runs"]["application/papermill.record/text/plain"], key
 
 
 @pytest.mark.slow
@@ -144,8 +170,7 @@ def test_without_images_table1_comes_from_the_committed_statistics(tmp_path, mon
     # The published row stands beside the committed one, with the difference.
     assert f"{PUBLISHED_TABLE1['tiny_imagenet_200'].mean[0]:.2f}" in text and "difference" in text
     # This profile's Table 1 under the pretraining run's statistics, from the record alone.
-    glued = {o["metadata"]["scrapbook"]["name"]: o["data"] for cell in json.loads(text) if cell["cell_type"] == "code"
-             for o in cell["outputs"] if "scrapbook" in o.get("metadata", {})}
+    glued = glued_outputs(text)
     local = glued["table1_local"]["application/papermill.record/text/html"]
     recorded = ChannelStats.from_dict(LOCAL_PRETRAIN_STATS)
     expected = stats_tables.records_table1_frame({"cifar10-jpeg": records["cifar10-jpeg"]}, pretrain_stats=recorded)

@@ -142,3 +142,43 @@ def test_history_grid_names_missing_columns_and_refuses_an_empty_frame(grid_hist
         plots.history_grid(grid_histories, hue="norm_layer")
     with pytest.raises(ValueError, match="nothing to plot"):
         plots.history_grid(grid_histories.assign(test_acc=np.nan))
+
+
+def test_history_grid_draws_a_dashed_metric_beside_the_solid_one(grid_histories):
+    # Test accuracy alone cannot say whether the runs had stopped learning; training accuracy beside it can.
+    rng = np.random.default_rng(1)
+    histories = grid_histories.assign(train_acc=grid_histories["test_acc"] + 0.1 + rng.normal(0, 0.01, len(grid_histories)))
+    histories.loc[histories["epoch"] < 4, "test_acc"] = np.nan  # tested only at the end: training accuracy still per epoch
+    fig = plots.history_grid(histories, dashed_metric="train_acc")
+    ax = fig.axes[4]  # vit, flowers
+    assert ax.get_ylabel() == "" and fig.axes[3].get_ylabel() == "accuracy (%)"  # one label for both, outer panels only
+    colour = legend_colours(fig)["finetune"]
+    lines = [line for line in drawn_lines(ax) if matplotlib.colors.same_color(line.get_color(), colour)]
+    solid, dashed = sorted(lines, key=lambda line: line.get_linestyle() == "--")
+    assert (solid.get_linestyle(), dashed.get_linestyle()) == ("-", "--")
+    chosen = histories[(histories["model"] == "vit") & (histories["dataset"] == "flowers") & (histories["input_norm"] == "finetune")]
+    expected = chosen.groupby("epoch")["train_acc"].mean() * 100
+    np.testing.assert_allclose(dashed.get_xdata(), expected.index)  # every epoch, though test accuracy has one
+    np.testing.assert_allclose(dashed.get_ydata(), expected.to_numpy())
+    np.testing.assert_allclose(solid.get_xdata(), [4])
+    (legend,) = fig.legends
+    styles = {text.get_text(): handle.get_linestyle() for handle, text in zip(legend.legend_handles, legend.texts)}
+    assert styles["test accuracy"] == "-" and styles["train accuracy"] == "--"
+
+
+def test_history_grid_names_a_missing_dashed_metric(grid_histories):
+    with pytest.raises(KeyError, match="train_acc"):
+        plots.history_grid(grid_histories, dashed_metric="train_acc")
+
+
+def test_shared_metric_label():
+    assert plots.shared_metric_label(["test_acc", "train_acc"]) == "accuracy (%)"
+    assert plots.shared_metric_label(["test_acc"]) == "test accuracy (%)"
+    assert plots.shared_metric_label(["test_acc", "train_loss"]) == "test accuracy (%) / train loss"
+
+
+def test_history_grid_ticks_whole_epochs_only(grid_histories):
+    fig = plots.history_grid(grid_histories.assign(train_acc=grid_histories["test_acc"]), dashed_metric="train_acc")
+    fig.canvas.draw()
+    ticks = [tick for tick in fig.axes[0].get_xticks() if 1 <= tick <= 4]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)

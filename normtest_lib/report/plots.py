@@ -13,13 +13,14 @@ functions (it is slow to import); colours come from
 
 from __future__ import annotations
 
-from typing import Any, Collection, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from .colours import palette_for
 
@@ -51,10 +52,21 @@ def is_accuracy(metric: str) -> bool:
     return bool({"acc", "accuracy"} & set(metric.lower().split("_")))
 
 
+def metric_name(metric: str) -> str:
+    """``test_acc`` -> ``test accuracy``: a metric in words, without its unit (a legend entry)."""
+    return " ".join("accuracy" if w == "acc" else w for w in metric.split("_"))
+
+
 def metric_label(metric: str) -> str:
     """``test_acc`` -> ``test accuracy (%)``; other metrics lose their underscores."""
-    words = ["accuracy" if w == "acc" else w for w in metric.split("_")]
-    return " ".join(words) + (" (%)" if is_accuracy(metric) else "")
+    return metric_name(metric) + (" (%)" if is_accuracy(metric) else "")
+
+
+def shared_metric_label(metrics: Sequence[str]) -> str:
+    """One axis label for several metrics on one axis: ``accuracy (%)`` when all are accuracies, else their labels."""
+    if len(metrics) > 1 and all(is_accuracy(metric) for metric in metrics):
+        return "accuracy (%)"
+    return " / ".join(metric_label(metric) for metric in metrics)
 
 
 def as_percent(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -70,9 +82,14 @@ def tick_label(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def figure_legend(fig: Figure, palette: dict, title: str, marker: str = "", extra: Sequence[tuple[Line2D, str]] = ()) -> None:
-    """One legend for the whole figure, outside on the right: a line per ``palette`` entry, then ``extra``."""
-    handles = [Line2D([], [], color=colour, marker=marker, markersize=4) for colour in palette.values()]
+def figure_legend(fig: Figure, palette: dict, title: str, marker: str | Mapping[Any, str] = "",
+                  extra: Sequence[tuple[Line2D, str]] = ()) -> None:
+    """One legend for the whole figure, outside on the right: a line per ``palette`` entry, then ``extra``.
+
+    ``marker`` is one marker for every entry, or one per ``palette`` key where each setting has its own shape.
+    """
+    markers = marker if isinstance(marker, Mapping) else {name: marker for name in palette}
+    handles = [Line2D([], [], color=colour, marker=markers[name], markersize=4) for name, colour in palette.items()]
     handles += [handle for handle, _ in extra]
     fig.legend(handles, [str(value) for value in palette] + [label for _, label in extra], title=title, loc="outside right upper")
 
@@ -158,6 +175,7 @@ def history_grid(
     hue: str = "input_norm",
     x: str = "epoch",
     hue_order: Sequence[str] | None = None,
+    dashed_metric: str | None = None,
 ) -> Figure:
     """A grid of panels (a row per value of ``row``, a column per value of ``col``) of ``metric`` curves.
 
@@ -167,40 +185,60 @@ def history_grid(
     :func:`normtest_lib.report.results.collect_histories`, filtered to the runs
     compared). Rows whose ``metric`` is NaN (epochs a run did not test) are
     left out. Panels share the y axis; one legend serves the whole figure.
+
+    ``dashed_metric`` (e.g. ``train_acc`` beside ``test_acc``) adds a dashed curve of that metric per group, in
+    the group's colour, so that a reader can judge from one panel whether the runs had stopped learning; the
+    legend then names each line style.
     """
-    require_columns(histories, [x, metric, row, col, hue], "histories")
+    require_columns(histories, [x, metric, row, col, hue, dashed_metric], "histories")
     data = histories.dropna(subset=[metric])
     if data.empty:
         raise ValueError(f"nothing to plot: every {metric!r} value is missing")
     data = as_percent(data, metric)
+    # (metric, its rows, line style): a run may record the dashed metric on epochs it did not test, so each
+    # metric keeps its own rows.
+    curves = [(metric, data, "-")]
+    if dashed_metric is not None:
+        curves.append((dashed_metric, as_percent(histories.dropna(subset=[dashed_metric]), dashed_metric), "--"))
     import seaborn as sns
 
     rows, cols = ordered(data[row]), ordered(data[col])
+    scale = 1.0 if dashed_metric is None else 1.3  # twice the curves in a panel need more room to be told apart
+    whole_steps = bool((pd.to_numeric(data[x]) % 1 == 0).all())
     palette = palette_for(list(hue_order) if hue_order is not None else ordered(data[hue]))
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(
-            len(rows), len(cols), figsize=(3.6 * len(cols) + 1.6, 2.9 * len(rows)),
+            len(rows), len(cols), figsize=(3.6 * scale * len(cols) + 1.6, 2.9 * scale * len(rows)),
             sharex=True, sharey=True, squeeze=False, layout="constrained",
         )  # fmt: skip
         for i, row_value in enumerate(rows):
             for j, col_value in enumerate(cols):
                 ax = axes[i][j]
-                panel = data[(data[row] == row_value) & (data[col] == col_value) & data[hue].isin(list(palette))]
-                if panel.empty:
+                drawn = False
+                for name, rows_of_metric, linestyle in curves:
+                    in_panel = (rows_of_metric[row] == row_value) & (rows_of_metric[col] == col_value)
+                    panel = rows_of_metric[in_panel & rows_of_metric[hue].isin(list(palette))]
+                    if not panel.empty:
+                        sns.lineplot(
+                            data=panel, x=x, y=name, hue=hue, hue_order=list(palette), palette=palette,
+                            errorbar=("ci", 95), seed=0, legend=False, ax=ax, linestyle=linestyle,
+                        )  # fmt: skip
+                        drawn = True
+                if not drawn:
                     ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.5")
-                else:
-                    sns.lineplot(
-                        data=panel, x=x, y=metric, hue=hue, hue_order=list(palette), palette=palette,
-                        errorbar=("ci", 95), seed=0, legend=False, ax=ax,
-                    )  # fmt: skip
                 # A dimension with one value repeats itself in every title; a single panel keeps both.
                 both = ((row, row_value, len(rows)), (col, col_value, len(cols)))
                 parts = [f"{name} = {value}" for name, value, n in both if n > 1 or len(rows) * len(cols) == 1]
                 ax.set_title(" | ".join(parts), fontsize="medium")
                 ax.set_xlabel(x)
-                ax.set_ylabel(metric_label(metric))
+                if whole_steps:
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5 on a wide panel
+                ax.set_ylabel(shared_metric_label([name for name, _, _ in curves]))
                 ax.label_outer()
-        figure_legend(fig, palette, hue)
+        # Black: the key to the line styles must not read as one more setting (from scratch is grey).
+        styles = [(Line2D([], [], color="black", linestyle=linestyle), metric_name(name))
+                  for name, _, linestyle in curves] if dashed_metric is not None else []
+        figure_legend(fig, palette, hue, extra=styles)
     return fig
 
 
