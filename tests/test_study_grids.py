@@ -47,22 +47,30 @@ def test_study_1_small_data_sweeps_set_size_and_statistics_size():
     assert (None, "pretrain", None) in cells and (4500, "finetune", 1000) in cells
 
 
-def test_study_1_local_profile_pretrains_on_tiny_imagenet_and_fine_tunes_on_cifar10(tmp_path, monkeypatch):
+def test_study_1_local_profile_has_two_sources_and_two_targets(tmp_path, monkeypatch):
+    """Two pretraining runs on Tiny ImageNet at 32 px, one per norm_layer (batch norm and none), each
+    fine-tuned from on CIFAR-10 and its dimmed copy under every setting, with scratch and small-data arms."""
     monkeypatch.chdir(tmp_path)  # data roots are relative to where the grid runs; they need only exist here
     for folder in ("data/cifar10-jpeg", "data/tiny-imagenet-200"):
         (tmp_path / folder).mkdir(parents=True)
     grid = load_grid(INPUT_NORMALIZATION, "local", runs_root="results")
-    assert len(grid.pretrains) == 1
-    assert (grid.pretrains[0].config.dataset, grid.pretrains[0].config.input_size) == ("tiny_imagenet_200", 32)
+    sources = {run.config.norm_layer: run for run in grid.pretrains}
+    assert set(sources) == {"torch_bn", "none"}
+    for source in sources.values():
+        assert (source.config.dataset, source.config.input_size, source.config.model) == ("tiny_imagenet_200", 32, "cifar_resnet")
+        assert source.config.pretrained == "none"
     runs = [run.config for run in grid.runs]
-    assert len(runs) == 45 and {c.dataset for c in runs} == {"imagefolder"}
-    weights = f"results/input_normalization/local/{grid.pretrains[0].id}/best.pt"
-    assert Counter(c.pretrained for c in runs) == {weights: 42, "none": 3}
-    full = [c for c in runs if c.train_subset is None]
-    assert Counter(c.input_norm for c in full) == {"finetune": 6, "pretrain": 3, "instance": 3, "unit": 3, "minmax": 3}
-    assert {c.test_every_epoch for c in full} == {True}
-    small = Counter((c.train_subset, c.input_norm, c.stats_subset) for c in runs if c.train_subset is not None)
-    assert small[(450, "finetune", 10)] == 3 and (450, "finetune", 1000) not in small and small[(4500, "pretrain", None)] == 3
+    assert len(runs) == 108 and {c.dataset for c in runs} == {"imagefolder", "imagefolder+dim"}
+    for c in runs:  # each fine-tuning run starts from the source of its own network, or from scratch
+        weights = f"results/input_normalization/local/{sources[c.norm_layer].id}/best.pt"
+        assert c.pretrained in (weights, "none")
+    full = [c for c in runs if c.train_subset == 5000]
+    assert Counter((c.input_norm, c.pretrained == "none") for c in full) == {
+        ("finetune", False): 12, ("pretrain", False): 12, ("instance", False): 12, ("unit", False): 12,
+        ("minmax", False): 12, ("finetune", True): 12,
+    }
+    small = Counter((c.input_norm, c.stats_subset) for c in runs if c.train_subset == 500)
+    assert small == {("finetune", None): 12, ("finetune", 10): 12, ("pretrain", None): 12}
     # The same runs whichever root they are run into: committed results stay found.
     assert [run.id for run in load_grid(INPUT_NORMALIZATION, "local").runs] == [run.id for run in grid.runs]
 
