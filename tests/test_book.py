@@ -39,6 +39,7 @@ from normtest_lib.grid.runner import GridReport, RunRecord
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GLUED_FIGURES = ("gallery", "histograms_unit", "histograms_pretrain")
+WIDE_TABLE_COLUMNS = 24  # about 3,000 px of columns: wider than the book's column at any window width
 
 
 # --- fabricated inputs ----------------------------------------------------------
@@ -51,8 +52,12 @@ def tiny_png() -> str:
 
 
 def executed_run_notebook() -> nbformat.NotebookNode:
-    """What an executed run notebook looks like: narrative, a figure, a table."""
+    """What an executed run notebook looks like: narrative, a figure, a table, and a table with a caption that is
+    wider than the book's column at any window width (the browser tests check how the page holds it)."""
     table = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6]}).to_html()
+    wide = pd.DataFrame({f"probe measurement {i}": [0.5, 0.6] for i in range(WIDE_TABLE_COLUMNS)}).style.set_uuid("wide").set_caption(
+        "A wide table: every probe measurement of the run after each epoch, more columns than the page has room for"
+    ).to_html()
     cells = [
         new_markdown_cell("## Training\n\nOne run of a grid."),
         new_code_cell(
@@ -62,6 +67,7 @@ def executed_run_notebook() -> nbformat.NotebookNode:
                 new_output("stream", name="stdout", text="epoch 2 done\n"),
                 new_output("display_data", data={"image/png": tiny_png(), "text/plain": "<Figure>"}),
                 new_output("execute_result", data={"text/html": table, "text/plain": "table"}, execution_count=1),
+                new_output("display_data", data={"text/html": wide, "text/plain": "wide table"}),
             ],
         ),
     ]
