@@ -43,6 +43,9 @@ WINDOW_SHARE = 0.2
 STEP_FACTOR = 0.5
 # Epochs trained below this share of the peak learning rate are never judged for flatness.
 ANNEALED_SHARE = 0.1
+# How a reason starts when the rule had nothing to judge (a run not complete, no finite loss): such a run is
+# neither converged nor not, and a page can say so.
+NOT_JUDGED = "not judged"
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,10 @@ def verdict(history: Sequence[dict[str, Any]], status: str = "complete", train_a
     ``lr``: ``history.csv`` read as dicts or a DataFrame's records), its summary's status and its
     ``train_acc_final`` (None when not recorded: the rule's second branch alone)."""
     if status != "complete":
-        return Verdict(False, f"not judged: the run is {status}")
+        return Verdict(False, f"{NOT_JUDGED}: the run is {status}")
     rows = [row for row in history if _finite(row.get("train_loss")) and _finite(row.get("train_acc"))]
     if not rows:
-        return Verdict(False, "not judged: no finite training loss")
+        return Verdict(False, f"{NOT_JUDGED}: no finite training loss")
     accuracies = [float(row["train_acc"]) for row in rows]
     gap = max(accuracies) - accuracies[-1]
     at_best = gap <= ACCURACY_TOLERANCE

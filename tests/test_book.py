@@ -39,6 +39,7 @@ from normtest_lib.grid.runner import GridReport, RunRecord
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GLUED_FIGURES = ("gallery", "histograms_unit", "histograms_pretrain")
+WIDE_TABLE_COLUMNS = 24  # about 3,000 px of columns: wider than the book's column at any window width
 
 
 # --- fabricated inputs ----------------------------------------------------------
@@ -51,8 +52,12 @@ def tiny_png() -> str:
 
 
 def executed_run_notebook() -> nbformat.NotebookNode:
-    """What an executed run notebook looks like: narrative, a figure, a table."""
+    """What an executed run notebook looks like: narrative, a figure, a table, and a table with a caption that is
+    wider than the book's column at any window width (the browser tests check how the page holds it)."""
     table = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6]}).to_html()
+    wide = pd.DataFrame({f"probe measurement {i}": [0.5, 0.6] for i in range(WIDE_TABLE_COLUMNS)}).style.set_uuid("wide").set_caption(
+        "A wide table: every probe measurement of the run after each epoch, more columns than the page has room for"
+    ).to_html()
     cells = [
         new_markdown_cell("## Training\n\nOne run of a grid."),
         new_code_cell(
@@ -62,6 +67,7 @@ def executed_run_notebook() -> nbformat.NotebookNode:
                 new_output("stream", name="stdout", text="epoch 2 done\n"),
                 new_output("display_data", data={"image/png": tiny_png(), "text/plain": "<Figure>"}),
                 new_output("execute_result", data={"text/html": table, "text/plain": "table"}, execution_count=1),
+                new_output("display_data", data={"text/html": wide, "text/plain": "wide table"}),
             ],
         ),
     ]
@@ -198,13 +204,45 @@ def test_run_index_lists_each_run_with_the_params_that_vary(tmp_path):
     text = book.run_index_markdown(runs, "/book")
     assert "## study1 / smoke" in text and "## study1 / paper" in text
     smoke = text.split("## study1 / smoke")[1]
-    assert "| run | source | status | test acc. at best val (%) | seed |" in smoke  # lr and dataset do not vary
-    assert "| --- | --- | --- | ---: | ---: |" in smoke  # numbers right-aligned
-    assert "{doc}`abc1 </book/runs/runs/study1/smoke/abc1>`" in smoke
-    assert "| 72.0 |" in smoke  # percent, one decimal
+    assert "| run | parameters | status | test acc. at best val (%) | converged |" in smoke  # lr and dataset do not vary
+    assert "| --- | --- | --- | ---: | --- |" in smoke  # the accuracy right-aligned
+    assert "{doc}`abc1 </book/runs/runs/study1/smoke/abc1>` | seed\u00a01 | complete | 72.0 |" in smoke  # percent, one decimal
+    assert f":class: {book.RUN_INDEX_CLASS}" in smoke  # the class the book's CSS wraps the parameters by
     paper = text.split("## study1 / paper")[1].split("##")[0]
     assert "`real0`" in paper and "{doc}" not in paper and "failed" in paper  # no notebook, no link
+    assert "| run | status |" in paper  # one run: nothing differs, no parameters column
     assert "No run folders" in book.run_index_markdown(collect_runs(tmp_path / "nowhere"))
+
+
+def test_run_index_rows_say_what_differs_as_text_and_whether_the_run_converged(tmp_path):
+    """A reader's row: the parameters that set a run apart, written out, never a tuple's repr or a thread count."""
+    history = "epoch,train_loss,train_acc,lr\n1,1.0,0.50,0.1\n2,0.4,0.90,0.1\n"
+    cases = {  # run id -> (params that vary, train_acc_final, status)
+        "fit": ({"label_noise": 0.2, "probes": ["features", "layer_stats"], "num_threads": 1, "seed": 0}, 0.97, "complete"),
+        "short": ({"label_noise": 0.4, "probes": ["features"], "num_threads": 2, "seed": 0}, 0.50, "complete"),
+        "crashed": ({"probes": [], "num_threads": 2, "seed": 1}, None, "failed"),
+    }
+    for run_id, (params, final, status) in cases.items():
+        summary = {"status": status, "train_acc_final": final} | ({"test_acc_at_best_val": 0.6} if final else {})
+        folder = fabricate_run(tmp_path / "runs", "study3", "local", run_id, {"lr": 0.1, **params}, summary, notebook=False)
+        (folder / "history.csv").write_text(history)
+    runs = collect_runs(tmp_path / "runs")
+    rows = {line.split(" | ")[0].strip("|` "): line for line in book.run_index_markdown(runs).splitlines()
+            if line.startswith("| `")}
+    nbsp = book.NO_BREAK_SPACE
+    assert f"| label_noise{nbsp}0.2, seed{nbsp}0, probes{nbsp}features + layer_stats | complete | 60.0 | yes |" in rows["fit"]
+    assert f"| label_noise{nbsp}0.4, seed{nbsp}0, probes{nbsp}features | complete | 60.0 | no |" in rows["short"]
+    # In RunConfig's order, whatever order the files had; a parameter a run leaves unset is not listed; a run
+    # that did not complete is not judged.
+    assert f"| seed{nbsp}1, probes{nbsp}none | failed | – | not judged |" in rows["crashed"]
+    text = "\n".join(rows.values())
+    assert "num_threads" not in text and "lr" not in text  # how a run executed, and what no run changes
+    assert "(" not in text and "[" not in text and "'" not in text  # no tuple or list repr
+    # The verdicts are the convergence rule's, read by the report's own reader.
+    from normtest_lib.report.converged import add_convergence
+
+    converged = add_convergence(runs).set_index("run_id")["converged"]
+    assert bool(converged["fit"]) and not converged["short"]
 
 
 def test_run_pages_are_titled_copies_and_stale_ones_go(tmp_path):

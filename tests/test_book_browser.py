@@ -55,6 +55,39 @@ NUMBER_CELLS = r"""() => Array.from(document.querySelectorAll('article table td'
         const style = getComputedStyle(td);
         return [td.innerText.trim(), style.textAlign, parseFloat(style.paddingLeft) + parseFloat(style.paddingRight)];
     })"""
+# Every table of the content column: the box it scrolls in (its nearest ancestor, or itself, that scrolls
+# sideways; the table itself where none does), whether that box's right edge stays within the column, whether
+# columns lie beyond it and the box marks that (a shadow: a gradient background), and the right end of the
+# caption's text. px, from getBoundingClientRect.
+TABLE_BOXES = """() => {
+    const column = document.querySelector('article.bd-article');
+    if (!column) return [];
+    const columnRight = column.getBoundingClientRect().right;
+    return Array.from(column.querySelectorAll('table')).map((table) => {
+        let box = table;
+        for (let element = table; element && element !== column; element = element.parentElement) {
+            if (['auto', 'scroll'].includes(getComputedStyle(element).overflowX)) { box = element; break; }
+        }
+        const caption = table.querySelector('caption');
+        let captionRight = null;
+        if (caption && caption.innerText.trim()) {
+            const text = document.createRange();
+            text.selectNodeContents(caption);
+            captionRight = Math.max(...Array.from(text.getClientRects(), (line) => line.right));
+        }
+        return {
+            table: (caption ? caption.innerText : table.innerText).trim().slice(0, 80),
+            boxRight: box.getBoundingClientRect().right,
+            columnRight: columnRight,
+            tableWidth: table.getBoundingClientRect().width,
+            columnWidth: column.getBoundingClientRect().width,
+            hidesColumns: box.scrollWidth > box.clientWidth + 1,
+            marked: getComputedStyle(box).backgroundImage.includes('gradient'),
+            captionRight: captionRight,
+        };
+    });
+}"""
+WIDE_WINDOW = {"width": 1400, "height": 900}  # a laptop's browser window, where the issue saw tables cut off
 LINKS = "() => Array.from(document.querySelectorAll('a[href]'), (a) => a.href)"
 # What a reader sees of the page's content (collapsed code excluded), its title, and stderr output blocks.
 VISIBLE_TEXT = "() => (document.querySelector('main') || document.body).innerText"
@@ -208,3 +241,31 @@ def test_no_internal_link_is_broken(visited, browser, site):
     finally:
         context.close()
     assert not broken, broken
+
+
+def test_no_table_reaches_past_its_column_in_a_wide_window(visited, browser, site):
+    """At 1,400 px every table fits its column or scrolls inside a box of its own that does, and such a box
+    shows that it holds more (many browsers draw no scrollbar until one scrolls) and keeps its caption in view."""
+    page = browser.new_page(viewport=WIDE_WINDOW)
+    tables = {}
+    try:
+        for url, data in pages(visited).items():
+            if "text" in data:  # not the index's redirect
+                page.goto(url, wait_until="load")
+                tables[url] = page.evaluate(TABLE_BOXES)
+    finally:
+        page.close()
+    wider_than_column = 0
+    for url, found in tables.items():
+        for table in found:
+            where = f"{url}: table {table['table']!r}"
+            assert table["boxRight"] <= table["columnRight"] + 1, f"{where} reaches {table['boxRight'] - table['columnRight']:.0f} px past its column"
+            if table["hidesColumns"]:
+                assert table["marked"], f"{where} hides columns beyond its box's edge without a shadow marking it"
+            if table["captionRight"] is not None:
+                assert table["captionRight"] <= table["boxRight"] + 1, f"{where}: its caption runs past the box's edge"
+            wider_than_column += table["tableWidth"] > table["columnWidth"]
+    # The check is not vacuous: the fabricated run's wide table (and the appendix's) are wider than the column.
+    assert wider_than_column >= 1
+    run_page = tables[urljoin(site, "book/runs/runs/study1/smoke/abc0.html")]
+    assert any(table["hidesColumns"] and table["captionRight"] is not None for table in run_page)

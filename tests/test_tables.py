@@ -152,15 +152,48 @@ def test_normalized_stats_uses_the_images_own_statistics_for_finetune():
         normalized_stats(images, "pretrain")
 
 
-def test_table1_comparison_sets_published_rows_beside_computed_ones():
+def test_table1_comparison_sets_published_rows_below_computed_ones():
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    computed = stats_tables.table1_frame({"cifar10": images, "mine": images})
+    comparison = stats_tables.table1_comparison(computed)
+    assert comparison.index.names == ["dataset", "setting", "source"]
+    # Our pretrain row, then the published one, then ours minus it; every other setting has ours only.
+    assert [source for *key, source in comparison.index if key == ["cifar10", "pretrain"]] == ["computed", "published", "difference"]
+    assert tuple(comparison.loc[("cifar10", "pretrain", "published"), "mean"]) == PUBLISHED_TABLE1["cifar10"].mean
+    np.testing.assert_allclose(
+        comparison.loc[("cifar10", "pretrain", "difference"), "std"].to_numpy(),
+        computed.loc[("cifar10", "pretrain"), "std"].to_numpy() - np.array(PUBLISHED_TABLE1["cifar10"].std),
+    )
+    assert list(comparison.loc["mine"].index) == [(s, "computed") for s in SETTINGS]
+    only_unpublished = stats_tables.table1_comparison(stats_tables.table1_frame({"mine": images}))
+    pd.testing.assert_frame_equal(only_unpublished, stats_tables.table1_frame({"mine": images}))
+
+
+def test_table1_is_long_six_numbers_a_row_and_no_cell_is_empty():
+    """One row per data set x setting (and published/difference rows), mean and std of R, G, B: no dash to skip."""
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    comparison = stats_tables.label_data(
+        stats_tables.table1_comparison(stats_tables.table1_frame({"cifar10": images, "mine": images})), "real data"
+    )
+    assert list(comparison.columns) == [(statistic, channel) for statistic in ("mean", "std") for channel in "RGB"]
+    assert comparison.notna().all().all()
+    html = tables.style_numbers(comparison, digits=3).to_html()
+    cells = re.findall(r"<td [^>]*>([^<]*)</td>", html)
+    assert len(cells) == comparison.size and tables.MISSING_TEXT not in cells
+
+
+def test_table1_legend_defines_every_setting_in_the_librarys_words():
+    from normtest_lib.input_norm import DESCRIPTIONS
+
     images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     comparison = stats_tables.table1_comparison(stats_tables.table1_frame({"cifar10": images, "mine": images}))
-    published = comparison["published"]
-    assert tuple(published.loc[("cifar10", "pretrain"), "mean"]) == PUBLISHED_TABLE1["cifar10"].mean
-    assert published.loc[("cifar10", "finetune")].isna().all()
-    assert published.loc["mine"].isna().all().all()
-    only_unpublished = stats_tables.table1_comparison(stats_tables.table1_frame({"mine": images}))
-    assert list(only_unpublished.columns.get_level_values("source").unique()) == ["computed"]
+    legend = stats_tables.table1_settings_legend(comparison)
+    for setting in SETTINGS:
+        assert legend.count(f"`{setting}`: {DESCRIPTIONS[setting]}") == 1  # once, though two data sets have the row
+    # `center` is defined, and `none`'s rows say their scale (raw pixel values, not [0, 1]).
+    assert "`center`: Subtract" in legend and "0..255" in DESCRIPTIONS["none"]
+    row = comparison.loc[("mine", "none", "computed")]
+    assert row["mean"].max() > 1  # the none rows really are on the 0..255 scale the legend gives
 
 
 def test_distance_from_standard():

@@ -34,9 +34,12 @@ import nbformat
 import pandas as pd
 
 from .. import __version__
+from ..config import EXECUTION_ONLY_KEYS, RunConfig
+from ..convergence import NOT_JUDGED
 from ..errors import NormtestError
 from ..io import relative_path, write_json, write_text
 from ..run_files import VERIFICATION
+from .converged import add_convergence
 from .references import references_markdown
 from .results import RUN_NOTEBOOK, collect_runs, param_columns
 
@@ -426,8 +429,12 @@ def run_index_markdown(
     """The run index page: a section per study (each of ``studies`` too, when it has no run yet),
     one table per profile in it, one row per run folder.
 
-    A run links to its page when its folder is in ``linked`` (by default: when
-    it has an executed notebook).
+    A row says what sets the run apart from the other runs of its table (the
+    parameters that differ between them, as text: ``label_noise 0.2, seed 1``),
+    its status, its test accuracy at the best validation epoch, whether it
+    converged (:func:`normtest_lib.convergence.verdict`) and, where it has one,
+    links to its page. A run links to its page when its folder is in ``linked``
+    (by default: when it has an executed notebook).
     """
     if linked is None:
         linked = set(runs.loc[runs["has_notebook"].astype(bool), "path"]) if not runs.empty else set()
@@ -435,8 +442,11 @@ def run_index_markdown(
         "# Runs",
         "",
         "Every run folder found under `runs/` (local runs) and `results/` (committed runs on real data) "
-        "when this book was built. A run id links to its executed notebook where the run wrote one. "
-        "The parameter columns are those that differ between the runs of a table.",
+        "when this book was built, one table per study and profile. A run id links to its executed notebook "
+        "where the run wrote one. *parameters* names what sets a run apart from the other runs of its table: "
+        "the parameters whose values differ between them, less those a run leaves unset (or predates). Runs "
+        "that differ only in their seed are next to each other. *converged* is the verdict of the book's convergence rule, stated on "
+        f"{{doc}}`the landing page <{doc_prefix}/chapters/findings>`; a run that did not complete is not judged.",
         "",
     ]
     if runs.empty:
@@ -445,14 +455,14 @@ def run_index_markdown(
             "`normtest run` runs a grid's profile.",
             "",
         ]
-    params = param_columns(runs) if not runs.empty else []
+    params = _in_config_order([c for c in param_columns(runs) if c not in EXECUTION_ONLY_KEYS]) if not runs.empty else []
     present = sorted(runs["study"].unique()) if not runs.empty else []
     for study in sorted(set(present) | set(studies)):
         lines += [f"({run_index_target(study)})=", f"## {study}", ""]
         if study not in present:
             lines += [f"No runs yet: `normtest run params/{study}.yml --profile smoke` makes some.", ""]
             continue
-        lines += _profile_tables(runs[runs["study"] == study], study, params, doc_prefix, linked)
+        lines += _profile_tables(add_convergence(runs[runs["study"] == study]), study, params, doc_prefix, linked)
     return "\n".join(lines)
 
 
@@ -460,22 +470,75 @@ def _profile_tables(runs: pd.DataFrame, study: str, params: list[str], doc_prefi
     lines = []
     for profile, group in runs.groupby("profile", sort=True):
         varying = [c for c in params if group[c].astype(str).nunique(dropna=False) > 1]
-        header = ["run", "source", "status", ACCURACY_HEADER, *varying]
-        # Numbers right-aligned (---:), text left.
-        numeric = [False, False, False, True, *(pd.api.types.is_numeric_dtype(group[c]) for c in varying)]
+        header = ["run", *(["parameters"] if varying else []), "status", ACCURACY_HEADER, "converged"]
+        # The accuracy right-aligned (---:), text left.
+        alignment = ["---", *(["---"] if varying else []), "---", "---:", "---"]
+        # A {table} directive only to give the table a class: the book's CSS wraps its text cells
+        # (book/_static/normtest.css), where number tables keep one line per cell.
         lines += [f"({run_index_target(study, str(profile))})=", f"### {study} / {profile}", "",
-                  _table_row(header), _table_row(["---:" if number else "---" for number in numeric])]
-        for row in group.to_dict("records"):
+                  f"```{{table}}", f":class: {RUN_INDEX_CLASS}", "", _table_row(header), _table_row(alignment)]
+        for row in _by_parameters(group, varying).to_dict("records"):
             link = f"`{row['run_id']}`"
             if row["path"] in linked:
                 link = f"{{doc}}`{row['run_id']} <{doc_prefix}/{run_page_docname(row)}>`"
-            cells = [link, row["source"], row["status"], _percent(row.get("test_acc_at_best_val"))]
-            lines.append(_table_row(cells + [_format_value(row[c]) for c in varying]))
-        lines.append("")
+            parameters = [parameters_text(row, varying)] if varying else []
+            cells = [link, *parameters, row["status"], _percent(row.get("test_acc_at_best_val")), _converged_text(row)]
+            lines.append(_table_row(cells))
+        lines += ["```", ""]
     return lines
 
 
+def _in_config_order(names: list[str]) -> list[str]:
+    """``names`` in the order RunConfig declares its fields (data, model, training, ...), unknown ones last:
+    the same order in every row and table, whichever run's ``params.yaml`` was read first."""
+    declared = {name: position for position, name in enumerate(RunConfig.model_fields)}
+    return sorted(names, key=lambda name: declared.get(name, len(declared)))
+
+
+def _by_parameters(runs: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``runs`` ordered by the parameters ``names`` (numbers as numbers, the rest as text), the run id last,
+    so that the seeds of one setting are next to each other; unset values last."""
+    def order(column: pd.Series) -> pd.Series:
+        return column if pd.api.types.is_numeric_dtype(column) else column.map(lambda v: None if _is_missing(v) else str(v))
+
+    return runs.sort_values([*names, "run_id"], key=order, na_position="last", kind="stable")
+
+
 ACCURACY_HEADER = "test acc. at best val (%)"
+RUN_INDEX_CLASS = "run-index"
+# Between a parameter's name and its value: a line of the parameters column breaks only between parameters.
+NO_BREAK_SPACE = "\u00a0"
+
+
+def parameters_text(row: dict[str, Any], names: Sequence[str]) -> str:
+    """``label_noise 0.2, conv_layer convnorm:1600``: each of ``names`` the run sets, with its value as a reader
+    writes it (a list as its items joined by +, yes/no for a flag), name and value joined by a no-break space;
+    "–" when it sets none of them."""
+    parts = [f"{name}{NO_BREAK_SPACE}{_readable_value(row.get(name))}" for name in names if not _is_missing(row.get(name))]
+    return ", ".join(parts) if parts else MISSING
+
+
+def _readable_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):  # collect_runs reads lists as tuples: never show their repr
+        return " + ".join(_readable_value(item) for item in value) if value else "none"
+    if isinstance(value, dict):
+        return " + ".join(f"{key} {_readable_value(item)}" for key, item in value.items()) if value else "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _converged_text(row: dict[str, Any]) -> str:
+    """yes or no, from the verdict :func:`add_convergence` added; "not judged" where the rule judged nothing
+    (a run that did not complete, or one without a finite training loss)."""
+    if str(row.get("convergence", "")).startswith(NOT_JUDGED):
+        return NOT_JUDGED
+    return "yes" if row.get("converged") else "no"
+
+
+MISSING = "–"
 
 
 def _is_missing(value: Any) -> bool:
@@ -483,15 +546,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def _percent(fraction: Any) -> str:
-    return "–" if _is_missing(fraction) else f"{100 * float(fraction):.1f}"
-
-
-def _format_value(value: Any) -> str:
-    if _is_missing(value):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return MISSING if _is_missing(fraction) else f"{100 * float(fraction):.1f}"
 
 
 def _table_row(cells: list[Any]) -> str:

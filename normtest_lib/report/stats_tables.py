@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..input_norm import SETTINGS
+from ..input_norm import DESCRIPTIONS, SETTINGS
 from ..stats.channel import ChannelStats
 from ..stats.normalized import affine_stats, stats_after_settings
 from ..stats.record import CHANNEL_ORDER, REAL, SYNTHETIC, StatisticsRecord
@@ -116,20 +116,47 @@ def _pairs_index(labels: Sequence[tuple[str, str]], names: list[str]) -> pd.Mult
     return pd.MultiIndex.from_arrays([[a for a, _ in labels], [b for _, b in labels]], names=names)
 
 
-def table1_comparison(computed: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``computed`` Table 1 beside the published values and ``difference`` = computed - published.
+# The ``source`` level of a Table 1 comparison: our row, the earlier work's, and ours minus theirs.
+COMPUTED, PUBLISHED, DIFFERENCE = "computed", "published", "difference"
 
-    Both are NaN where nothing was published. When none of the data sets has a
-    published row, those blocks are left out rather than shown as dashes.
+
+def table1_comparison(computed: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``computed`` Table 1 in long form, each published row and ``difference`` = computed - published below ours.
+
+    Rows (dataset, setting, source), source being ``computed``, ``published`` or
+    ``difference``; columns (statistic, channel), the six numbers of one row, so
+    no cell is empty: a setting nothing was published for has its ``computed``
+    row only. When none of the data sets has a published row the ``source``
+    level is left out: the table is ``computed`` itself.
     """
     if published is None:
         published = published_table1_frame(list(computed.index.get_level_values("dataset").unique()))
-    published = published.reindex(computed.index)
-    blocks = {"computed": computed}
-    if published.notna().any().any():
-        blocks["published"] = published
-        blocks["difference"] = computed - published
-    return pd.concat(blocks, axis=1, names=["source"])
+    published = published.reindex(computed.index).dropna(how="all")
+    if published.empty:
+        return computed.copy()
+    rows, labels = [], []
+    for key, row in computed.iterrows():
+        rows.append(row)
+        labels.append((*key, COMPUTED))
+        if key in published.index:
+            rows += [published.loc[key], row - published.loc[key]]
+            labels += [(*key, PUBLISHED), (*key, DIFFERENCE)]
+    index = pd.MultiIndex.from_tuples(labels, names=[*computed.index.names, "source"])
+    return pd.DataFrame(rows, columns=computed.columns).set_axis(index, axis=0)
+
+
+def settings_legend(settings: Sequence[str]) -> str:
+    """A footnote line defining each of ``settings`` by the library's own description (input_norm.DESCRIPTIONS).
+
+    Each description says what the setting does to the pixels, so also the
+    scale its Table 1 rows are on (``none``: raw 0..255, ``unit``: [0, 1]).
+    """
+    return "Settings: " + " ".join(f"`{setting}`: {DESCRIPTIONS[setting]}" for setting in dict.fromkeys(settings))
+
+
+def table1_settings_legend(table1: pd.DataFrame) -> str:
+    """:func:`settings_legend` of the settings a Table 1 (long or not) has rows for, in its order."""
+    return settings_legend(list(table1.index.get_level_values("setting")))
 
 
 def distance_from_standard(table1: pd.DataFrame, setting: str) -> pd.Series:
@@ -221,11 +248,12 @@ def records_provenance(records: Mapping[str, StatisticsRecord]) -> pd.DataFrame:
 def published_difference_sentence(comparison: pd.DataFrame, setting: str = "pretrain") -> str:
     """One sentence per data set with a published ``setting`` row: the largest gap to it, means and stds apart.
 
-    ``comparison`` is a :func:`table1_comparison` (with its ``difference`` block).
+    ``comparison`` is a :func:`table1_comparison` (with its ``difference`` rows).
     """
-    if "difference" not in comparison.columns.get_level_values("source"):
+    if "source" not in comparison.index.names or DIFFERENCE not in comparison.index.get_level_values("source"):
         return "None of these data sets has a published row to compare with."
-    gaps = comparison["difference"].xs(setting, level="setting").dropna(how="all").abs()
+    differences = comparison.xs(DIFFERENCE, level="source")
+    gaps = differences[differences.index.get_level_values("setting") == setting].droplevel("setting").abs()
     parts = [
         f"`{name}` differs from its published row by at most {row['mean'].max():.2f} in the means "
         f"and {row['std'].max():.2f} in the standard deviations"
