@@ -164,10 +164,14 @@ def test_accuracy_lost_in_fractions_and_as_a_table():
     assert "+0.08 [" in html
 
 
-def test_accuracy_lost_needs_clean_runs():
+def test_accuracy_lost_is_empty_until_a_clean_run_is_complete():
+    """A grid may finish its noisy runs first: nothing is lost to noise before a clean run exists to pair with."""
     frame = runs_frame()
-    with pytest.raises(KeyError, match="baseline 0.0 has no complete runs"):
-        accuracy_lost(frame[frame["label_noise"] > 0], "test_acc")
+    lost = accuracy_lost(frame[frame["label_noise"] > 0], "test_acc")
+    assert lost.empty and list(lost.columns) == ["mean", "std", "n", "ci_low", "ci_high"]
+    assert list(lost.index.names) == ["variant", "label_noise"]
+    unfinished = frame.assign(status=["running" if noise == 0 else "complete" for noise in frame["label_noise"]])
+    assert accuracy_lost(unfinished, "test_acc").empty
 
 
 def test_memorization_cost_is_the_chosen_epochs_test_accuracy_minus_the_last_ones_in_points():

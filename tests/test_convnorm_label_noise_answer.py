@@ -57,3 +57,10 @@ def test_the_answer_says_whether_bn_was_learning_its_wrong_labels_at_the_highest
     barely = convnorm_finding(noise_runs(), METRIC, "local", memorized=memorized(11.0)).answer
     assert "predicts 12 % of its flipped" in barely and "barely begun to learn them" in barely
     assert "flipped training images" not in convnorm_finding(noise_runs(), METRIC, "local").answer
+
+
+def test_convnorm_finding_from_noisy_runs_only_says_the_clean_runs_are_missing():
+    runs = noise_runs()
+    finding = convnorm_finding(runs[runs["label_noise"] > 0], METRIC, "local")
+    assert "No run without noise is complete yet" in finding.answer
+    assert "test accuracy lost against no noise" not in finding.answer

@@ -260,6 +260,9 @@ def _constant_columns(histories: pd.DataFrame, key: list[str], exclude: set[str]
     return [c for c in candidates if spread[c] <= 1]
 
 
+LOST_COLUMNS = ("mean", "std", "n", "ci_low", "ci_high")
+
+
 def accuracy_lost(
     runs: pd.DataFrame,
     metric: str = "test_acc_at_best_val",
@@ -280,8 +283,13 @@ def accuracy_lost(
     turned: a positive figure is accuracy *lost* to the noise. Returns one row per
     (variant, p), indexed like that function's frame, with ``mean``, ``std``, ``n``
     and the ``confidence`` t interval ``ci_low``, ``ci_high`` (NaN for n < 2), all
-    scaled by ``scale`` (percentage points for accuracies by default).
+    scaled by ``scale`` (percentage points for accuracies by default). Empty (same columns and index
+    levels) while no complete run has the clean level: a grid may finish its noisy runs first.
     """
+    complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
+    if not (pd.to_numeric(complete[noise], errors="coerce") == 0.0).any():
+        empty = pd.MultiIndex.from_arrays([[], []], names=[variant, noise])
+        return pd.DataFrame({column: pd.Series(dtype=float) for column in LOST_COLUMNS}, index=empty)
     differences = paired_differences(
         runs, metric, noise, 0.0, [variant], pair_on, scale=scale, confidence=confidence
     )  # metric(p) - metric(0)
@@ -289,7 +297,7 @@ def accuracy_lost(
     lost["mean"] = -differences["mean"]
     lost["ci_low"] = -differences["ci_high"]
     lost["ci_high"] = -differences["ci_low"]
-    return lost[["mean", "std", "n", "ci_low", "ci_high"]]
+    return lost[list(LOST_COLUMNS)]
 
 
 def loss_difference(runs: pd.DataFrame, metric: str, variant: str, reference: str, level: float,

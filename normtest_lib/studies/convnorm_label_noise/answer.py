@@ -88,6 +88,9 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
                 parts.append(f"`{name}` loses as much as `{reference}` within the spread: {interval_text(difference)} points.")
             else:
                 parts.append(f"`{name}` against `{reference}`: {interval_text(difference)} points, too few seeds to tell.")
+    if top > 0 and not (noise == 0).any():
+        parts.append("No run without noise is complete yet, so the accuracy each variant loses to noise cannot be "
+                     "paired yet.")
     if memorized is not None and top > 0:
         parts.append(memorizing_sentence(memorized, top, reference))
     clean = runs[noise == 0]
