@@ -129,6 +129,12 @@ def test_the_baseline_sentence_gives_absolute_accuracies_published_ones_and_the_
     assert "Its runs converged: 3 of 3" in recorded and "Published" not in recorded
 
 
+def test_the_baseline_sentence_without_baseline_runs_says_so():
+    none = layer_runs().query("norm_layer == 'no-such-layer'")
+    text = findings.baseline_sentence(none, "bn, no label noise", METRIC, 0.945, None, "one run")
+    assert text == "The baseline, `bn, no label noise`, has no complete run yet. Published (one run): 94.5 % test accuracy."
+
+
 def test_figure_titles_say_when_their_runs_did_not_converge():
     assert "learning speed, not final accuracy" in findings.unconverged_title("t", with_verdicts(layer_runs(), False))
     assert findings.unconverged_title("t", with_verdicts(layer_runs(), True)) == "t"

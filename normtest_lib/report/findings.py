@@ -182,6 +182,11 @@ def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_
     augmented batches in training mode), and the sentence says which."""
     from .converged import add_convergence, converged_text
 
+    if baseline.empty:  # a grid that runs other cells first: say so, with the published figure still beside
+        text = f"The baseline, `{name}`, has no complete run yet."
+        if published_test is not None and pd.notna(published_test):
+            text += f" Published{f' ({published_what})' if published_what else ''}: {100 * published_test:.1f} % test accuracy."
+        return text
     runs = add_convergence(baseline) if "path" in baseline.columns or set(("converged", "train_acc_final")) <= set(baseline.columns) else baseline
     recorded = "train_acc_final" in runs.columns and pd.to_numeric(runs["train_acc_final"], errors="coerce").notna().all()
     if recorded:
