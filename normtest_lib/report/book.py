@@ -42,6 +42,7 @@ from ..run_files import VERIFICATION
 from .converged import add_convergence
 from .references import references_markdown
 from .results import RUN_NOTEBOOK, collect_runs, param_columns
+from .tables import MISSING_TEXT
 
 Log = Callable[[str], None]
 
@@ -515,7 +516,7 @@ def parameters_text(row: dict[str, Any], names: Sequence[str]) -> str:
     writes it (a list as its items joined by +, yes/no for a flag), name and value joined by a no-break space;
     "–" when it sets none of them."""
     parts = [f"{name}{NO_BREAK_SPACE}{_readable_value(row.get(name))}" for name in names if not _is_missing(row.get(name))]
-    return ", ".join(parts) if parts else MISSING
+    return ", ".join(parts) if parts else MISSING_TEXT
 
 
 def _readable_value(value: Any) -> str:
@@ -538,15 +539,12 @@ def _converged_text(row: dict[str, Any]) -> str:
     return "yes" if row.get("converged") else "no"
 
 
-MISSING = "–"
-
-
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and pd.isna(value))
 
 
 def _percent(fraction: Any) -> str:
-    return MISSING if _is_missing(fraction) else f"{100 * float(fraction):.1f}"
+    return MISSING_TEXT if _is_missing(fraction) else f"{100 * float(fraction):.1f}"
 
 
 def _table_row(cells: list[Any]) -> str:
