@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+import yaml
 
 from normtest_lib.config import make_config
 from normtest_lib.errors import ConfigError
@@ -167,10 +168,25 @@ def test_every_committed_grid_and_profile_keeps_its_runs_ids_and_grid_json(tmp_p
     monkeypatch.chdir(tmp_path)
     compared = 0
     for grid_file in grid_files:
-        for profile in read_grid_file(grid_file)["profiles"]:
-            old, new = before.load_grid(grid_file, profile, "results").index(), load_grid(grid_file, profile, "results").index()
+        # The code before `follow` cannot read a profile that uses it, so it gets the file without those.
+        without_follow = _profiles_without_follow(grid_file, tmp_path)
+        for profile in read_grid_file(without_follow)["profiles"]:
+            old = before.load_grid(without_follow, profile, "results").index()
+            new = load_grid(without_follow, profile, "results").index()
             pretrains = new.pop("pretrains")
             assert new == old, f"{grid_file.name} --profile {profile}"
             assert pretrains == ([old["pretrain"]] if old["pretrain"] is not None else []), grid_file.name
             compared += 1
-    assert compared >= 15  # every profile of the four grids
+    assert compared >= 14  # every profile of the four grids but study 1's local, which follows norm_layer
+
+
+def _profiles_without_follow(grid_file: Path, folder: Path) -> Path:
+    """A copy of ``grid_file`` in ``folder`` without the profiles whose pretraining run uses ``follow``."""
+    grid = yaml.safe_load(grid_file.read_text())
+    grid["profiles"] = {
+        name: profile for name, profile in grid["profiles"].items()
+        if "follow" not in ((profile or {}).get("pretrain") or {})
+    }  # fmt: skip
+    copy = folder / grid_file.name
+    copy.write_text(yaml.safe_dump(grid, sort_keys=False))
+    return copy
