@@ -199,3 +199,34 @@ def test_memorization_at_end_takes_each_runs_last_epoch_in_percent_and_says_it_a
     sentence = analysis.memorization_sentence(at_end)
     assert "at 20 % noise, `bn` 40 %, `convnorm` 20 %. Chance is about 10 %" in sentence
     assert analysis.memorization_sentence(at_end.iloc[:0]) == ""
+
+
+def _stability_inputs(convnorm_fit: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """bn moving 0.8 points over the last 10 epochs while fitting 90 % of its labels; convnorm moving 0.3 and
+    fitting ``convnorm_fit``; 20 epochs at lr 0.1 then 0.001 from epoch 11 on."""
+    per_run = pd.DataFrame({"run_id": ["b0", "b1", "c0", "c1"], "variant": ["bn", "bn", "convnorm", "convnorm"],
+                            "label_noise": [0.2] * 4, "val_acc_std_last10": [0.007, 0.009, 0.002, 0.004]})
+    runs = per_run[["run_id", "variant", "label_noise"]].assign(train_acc_final=[0.89, 0.91, convnorm_fit, convnorm_fit])
+    histories = pd.DataFrame([{"run_id": run, "epoch": epoch, "lr": 0.1 if epoch <= 10 else 0.001}
+                              for run in per_run["run_id"] for epoch in range(1, 21)])
+    return per_run, runs, histories
+
+
+def test_stability_reading_calls_a_variant_that_moves_less_but_fits_fewer_labels_a_slower_learner():
+    text = analysis.stability_reading(*_stability_inputs(convnorm_fit=0.50), window=10)
+    assert text.startswith("Over the last 10 epochs the learning rate was 0.001, 100 times below its peak of 0.1")
+    assert "`convnorm` moves less than `bn` (std 0.30 against 0.80 points) but fits only 50 % of its training labels " \
+           "against 90 %: a slower learner, not a more stable one." in text
+    assert "more stable." not in text
+
+
+def test_stability_reading_calls_it_more_stable_only_when_it_fits_as_many_labels():
+    text = analysis.stability_reading(*_stability_inputs(convnorm_fit=0.885), window=10)
+    assert "while fitting as many of its training labels (88 % against 90 %): more stable." in text
+    per_run, runs, histories = _stability_inputs(convnorm_fit=0.95)
+    per_run["val_acc_std_last10"] = [0.002, 0.004, 0.007, 0.009]  # now convnorm moves more
+    assert "`convnorm` moves as much as `bn` or more (std 0.80 against 0.30 points)" in analysis.stability_reading(
+        per_run, runs, histories, window=10)
+    per_run, runs, histories = _stability_inputs(convnorm_fit=0.5)
+    without_fit = analysis.stability_reading(per_run, runs.drop(columns="train_acc_final"), histories, window=10)
+    assert "cannot be told whether it is more stable or has learnt less" in without_fit

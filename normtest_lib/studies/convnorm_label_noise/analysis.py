@@ -239,6 +239,73 @@ def run_stability(histories: pd.DataFrame, *, value: str = "test_acc", last: int
     return out
 
 
+# Within this many points of the reference's training accuracy (on its noisy labels), a variant fits its labels
+# as far as the reference does, so moving less over the last epochs is stability and not slower learning.
+FITS_AS_MUCH = 2.0
+
+
+def stability_reading(per_run: pd.DataFrame, runs: pd.DataFrame, histories: pd.DataFrame, window: int,
+                      reference: str = "bn", value: str = "val_acc") -> str:
+    """The stability table read against the learning rate and against how far each variant learnt, in words.
+
+    ``per_run`` is :func:`run_stability`'s frame (with ``variant`` and ``label_noise``), ``runs`` one row per
+    complete run with ``train_acc_final`` (accuracy on the labels it trained on, noisy ones included), and
+    ``histories`` the runs' epochs with ``lr``. A variant that moves less than ``reference`` over the last
+    ``window`` epochs is called more stable only where it also fits its training labels within
+    :data:`FITS_AS_MUCH` points of the reference; fitting fewer, it is a slower learner: a network that has
+    learnt less has less left to move, and the same low learning rate damps both."""
+    std_column = f"{value}_std_last{window}"
+    if per_run.empty or std_column not in per_run.columns:
+        return ""
+    parts = [_window_lr_text(histories, window)]
+    moved = per_run.assign(_std=100 * pd.to_numeric(per_run[std_column], errors="coerce"))
+    moved = moved.groupby(["variant", "label_noise"])["_std"].mean()
+    fitted = pd.Series(dtype=float)
+    if "train_acc_final" in runs.columns:
+        fitted = runs.assign(_fit=100 * pd.to_numeric(runs["train_acc_final"], errors="coerce"))
+        fitted = fitted.groupby(["variant", "label_noise"])["_fit"].mean()
+    for (variant, level), std in moved.items():
+        if variant == reference or (reference, level) not in moved.index:
+            continue
+        reference_std = moved[(reference, level)]
+        fit, reference_fit = fitted.get((variant, level), np.nan), fitted.get((reference, level), np.nan)
+        where = f"at {noise_label(level)}"
+        if np.isnan(std) or np.isnan(reference_std):
+            continue
+        if std >= reference_std:
+            parts.append(f"{where}, `{variant}` moves as much as `{reference}` or more (std {std:.2f} against "
+                         f"{reference_std:.2f} points): no sign of greater stability.")
+        elif np.isnan(fit) or np.isnan(reference_fit):
+            parts.append(f"{where}, `{variant}` moves less than `{reference}` (std {std:.2f} against {reference_std:.2f} "
+                         "points), but without their training accuracy it cannot be told whether it is more stable or "
+                         "has learnt less.")
+        elif fit >= reference_fit - FITS_AS_MUCH:
+            parts.append(f"{where}, `{variant}` moves less than `{reference}` (std {std:.2f} against {reference_std:.2f} "
+                         f"points) while fitting as many of its training labels ({fit:.0f} % against {reference_fit:.0f} "
+                         "%): more stable.")
+        else:
+            parts.append(f"{where}, `{variant}` moves less than `{reference}` (std {std:.2f} against {reference_std:.2f} "
+                         f"points) but fits only {fit:.0f} % of its training labels against {reference_fit:.0f} %: a "
+                         "slower learner, not a more stable one.")
+    return " ".join(part[0].upper() + part[1:] for part in parts if part)
+
+
+def _window_lr_text(histories: pd.DataFrame, window: int) -> str:
+    """The learning rate(s) over the runs' last ``window`` epochs, in words; empty without an ``lr`` column."""
+    if "lr" not in histories.columns or histories.empty:
+        return ""
+    last = histories.groupby("run_id")["epoch"].transform("max")
+    tail = pd.to_numeric(histories.loc[histories["epoch"] > last - window, "lr"], errors="coerce").dropna()
+    if tail.empty:
+        return ""
+    low, high = tail.min(), tail.max()
+    rate = f"{low:.3g}" if np.isclose(low, high) else f"{low:.3g} to {high:.3g}"
+    peak = pd.to_numeric(histories["lr"], errors="coerce").max()
+    share = f", {peak / high:.0f} times below its peak of {peak:.3g}" if high < peak and not np.isclose(high, peak) else ""
+    return (f"over the last {window} epochs the learning rate was {rate}{share}, so every variant's steps there are "
+            "small and its accuracy moves little whatever its normalization.")
+
+
 def _one_copy_per_run(histories: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Drop a second copy of a run's epochs (a run both committed and local), keeping the committed one."""
     if "source" not in histories.columns:
