@@ -16,7 +16,7 @@ Every chapter's tables and figures are captioned with :func:`labelled` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -66,17 +66,20 @@ def titled(title: str, runs: pd.DataFrame) -> str:
     return f"{kind[0].upper()}{kind[1:]}: {title}"
 
 
-def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str) -> Any:
+def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str, names: Sequence[str] | None = None) -> Any:
     """``table`` (a frame or a pandas Styler) as a Styler captioned ``<Real|Synthetic> data: what; runs
     converged: k of n``, so a reader tells real from synthetic results, and finished training from a network
-    stopped while still learning, at a glance; with no runs, ``what`` alone."""
+    stopped while still learning, at a glance; with no runs, ``what`` alone. The caption ends with links to
+    the glossary sections that define the names the table lists (:func:`~.glossary_links.caption_note`: by its
+    columns and index levels, or ``names``, kinds of :data:`~.glossary_links.SECTIONS`, where given)."""
     from .converged import caption_note
+    from .glossary_links import with_caption_note
 
     styler = table.style if isinstance(table, pd.DataFrame) else table
     if not len(runs):
-        return styler.set_caption(what)
+        return styler.set_caption(with_caption_note(what, styler, names))
     note = caption_note(runs)
-    return styler.set_caption(titled(what, runs) + (f" ({note})" if note else ""))
+    return styler.set_caption(with_caption_note(titled(what, runs) + (f" ({note})" if note else ""), styler, names))
 
 
 def and_list(items: Iterable[str], quote: bool = False) -> str:
