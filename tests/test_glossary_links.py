@@ -82,9 +82,17 @@ def test_a_results_caption_links_the_sections_of_the_names_its_table_lists(colum
 
 
 def test_a_caption_finds_names_in_its_columns_and_column_levels_and_takes_them_when_given():
-    wide = pd.DataFrame([[1.0, 2.0]], columns=pd.MultiIndex.from_tuples([("ours", "bn"), ("ours", "gn:c/4")],
-                                                                        names=[None, "norm_layer"]))
+    # Study 2's metrics table: rows by norm_layer, columns grouped by a level named source (ours or published),
+    # which is no name the table lists (study 1's source column is).
+    wide = pd.DataFrame([[1.0, 2.0]], index=pd.Index(["bn"], name="norm_layer"),
+                        columns=pd.MultiIndex.from_tuples([("ours", "test acc."), ("published", "test acc.")],
+                                                          names=["source", "metric"]))
     assert glossary_links.table_kinds(wide) == ["norm_layer"]
+    assert glossary_links.table_kinds(pd.DataFrame({"x": [1]}, index=pd.Index(["a"], name="source"))) == ["study_labels"]
+    # A table of paired differences: one column per variant, the rows by noise level.
+    paired = pd.DataFrame([["+1.0", "-2.0"]], index=pd.Index(["20 %"], name="label noise"),
+                          columns=pd.Index(["convnorm", "convnorm+bn"], name="variant"))
+    assert glossary_links.table_kinds(paired) == ["study_labels"]
     long = pd.DataFrame({"model": ["small"], "data": ["cifar10-jpeg"], "setting": ["finetune"]})
     assert glossary_links.table_kinds(long.style) == ["dataset", "model", "input_norm", "study_labels"]
     runs = pd.DataFrame({"run_id": ["a"], "dataset": ["synthetic"]})

@@ -35,7 +35,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "dataset": ("glossary-datasets", "data sets"),
     "model": ("glossary-models", "models"),
     "input_norm": ("glossary-input-settings", "input settings"),
-    "study_labels": ("glossary-study-labels", "the study chapters' labels"),
+    "study_labels": ("glossary-study-labels", "study labels"),
     "parameters": ("glossary-run-parameters", "run parameters"),
 }
 # The columns (or index levels) tables name things by, and the kinds of name their values are: a run parameter's
@@ -98,13 +98,15 @@ def kinds_of(names: Iterable[Any]) -> list[str]:
 
 
 def table_kinds(table: pd.DataFrame | Any) -> list[str]:
-    """The kinds of name a table (a frame or a pandas Styler) lists: by the names of its index levels and column
-    levels, and its columns' own labels (a wide table whose columns are ``norm_layer``'s values has the level
-    name ``norm_layer``; a long one has a column ``setting``)."""
+    """The kinds of name a table (a frame or a pandas Styler) lists: by the names of its index levels (its rows
+    are named by ``norm_layer``, ``setting``, ...), the name of its innermost column level (a table of paired
+    differences has one column per ``variant``) and its columns' own labels (a long table has a column
+    ``setting``). The outer column levels are not read: they group the columns (study 2's ``source``: ours or
+    published), and name none of the names the table lists."""
     frame = getattr(table, "data", table)
     if not isinstance(frame, pd.DataFrame):
         return []
-    names = [*frame.index.names, *frame.columns.names]
+    names = [*frame.index.names, frame.columns.names[-1]]
     names += [part for column in frame.columns for part in (column if isinstance(column, tuple) else (column,))]
     return kinds_of(names)
 
