@@ -119,4 +119,7 @@ def test_generated_legends_and_sentences_link_sections_the_glossary_has():
         assert HREF.findall(text) == expected[name], name
         assert set(HREF.findall(text)) <= glossary_labels(), name
     assert "[input settings](glossary.html#glossary-input-settings)" in texts["settings legend"]  # Markdown, by address
+    distances = pd.DataFrame({"pretrain": [0.1], "finetune": [0.0]},  # one column per setting (the distances table)
+                             index=pd.MultiIndex.from_tuples([("real data", "cifar10-jpeg")], names=["data", "dataset"]))
+    assert HREF.findall(stats_tables.data_caption(distances, "distance")) == ["glossary-datasets", "glossary-input-settings"]
     assert '<a href="glossary.html#glossary-datasets">data sets</a>' in texts["data caption"]  # HTML, in a caption

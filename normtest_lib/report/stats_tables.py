@@ -315,6 +315,8 @@ def data_caption(frame: pd.DataFrame, title: str) -> str:
     kinds = list(dict.fromkeys(frame.index.get_level_values("data")))
     label = " and ".join(kinds) if kinds else "no data"
     names = [kind for kind in table_kinds(frame) if kind != "study_labels"]  # a Table 1's settings are input settings
+    if "input_norm" not in names and set(map(str, frame.columns)) & set(DESCRIPTIONS):  # a column per setting
+        names.append("input_norm")
     return with_caption_note(f"{label[:1].upper()}{label[1:]}: {title}", frame, names)
 
 
