@@ -3,7 +3,8 @@
 A page of this book states three different counts of runs, and a reader must never mistake one for another:
 
 - **the runs of a profile** (:func:`profile_count`): how many runs its grid lists (what ``normtest run GRID
-  --profile P --dry-run`` prints, pretraining runs included: :func:`~normtest_lib.report.reproducibility.grid_run_count`),
+  --profile P --dry-run`` prints, pretraining runs included:
+  :func:`~normtest_lib.report.reproducibility.grid_run_count`),
   how many run folders of it were found, and how many of those are complete, with the pretraining runs among
   them counted apart (a run that other runs of the profile start from is no cell of the study). Its words,
   :meth:`ProfileCount.text`: "5 of the 27 runs in the `local` profile's grid are complete";
@@ -65,13 +66,15 @@ class ProfileCount:
         complete (``; not complete: 1 failed``)."""
         verb = "is" if self.complete == 1 else "are"
         if self.grid is not None and self.complete <= self.grid:
-            text = f"{self.complete} of the {runs_word(self.grid)} in the `{self.profile}` profile's grid {verb} complete"
+            grid = f"the {runs_word(self.grid)} in the `{self.profile}` profile's grid"
+            text = f"{self.complete} of {grid} {verb} complete"
         else:
             text = f"{runs_word(self.complete)} of the `{self.profile}` profile {verb} complete"
             if self.grid is not None:
                 text += f" (its grid now lists {self.grid})"
         if self.pretraining:
-            text += f" ({runs_word(self.pretraining, 'pretraining run')} and {runs_word(self.cells, 'fine-tuning run')})"
+            pretraining, cells = runs_word(self.pretraining, "pretraining run"), runs_word(self.cells, "fine-tuning run")
+            text += f" ({pretraining} and {cells})"
         if self.others:
             text += "; not complete: " + ", ".join(f"{n} {status}" for status, n in self.others)
         return text

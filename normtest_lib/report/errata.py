@@ -48,7 +48,8 @@ class StudyRuns:
         return f"`{self.study}`: {count.text()}"
 
 
-def study_runs(runs: pd.DataFrame, study: str, preferred: str | Sequence[str], grid_file: str | Path | None = None) -> StudyRuns:
+def study_runs(runs: pd.DataFrame, study: str, preferred: str | Sequence[str],
+               grid_file: str | Path | None = None) -> StudyRuns:
     """:class:`StudyRuns` of ``study`` from a :func:`~normtest_lib.report.results.collect_runs` frame, in the
     profile :func:`~normtest_lib.report.profiles.pick_profile` chooses with ``preferred``; ``grid_file``, the
     study's grid, gives the count of runs its profile lists."""
