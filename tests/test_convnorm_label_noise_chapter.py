@@ -57,3 +57,5 @@ def test_the_chapter_runs_on_fabricated_results(tmp_path):
     assert "changes" in text and "not the published protocol" in text
     assert "2.0 \\u00b1 0.0 (n=3)" in text  # chosen minus last epoch at 20 % noise, every variant
     assert "at 20 % noise, `bn` 60 %, `convnorm` 60 %, `convnorm+bn` 60 %. Chance is about 10 %" in text
+    assert "27 of the 27 runs in the `local` profile's grid are complete" in text  # report/counts.py's words
+    assert 'href=\\"glossary.html#glossary-study-labels\\"' in text  # the captions link the variants' glossary section

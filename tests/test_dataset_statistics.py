@@ -247,7 +247,9 @@ def test_records_stats_frame_and_the_data_label(records):
     labelled = stats_tables.label_data(frame, {name: record.data for name, record in records.items()})
     assert labelled.index.names == ["data", "dataset", "source"]
     assert list(labelled.index.get_level_values("data")) == [REAL, REAL, SYNTHETIC]
-    assert stats_tables.data_caption(labelled, "statistics") == "Real data and synthetic data: statistics"
+    caption = stats_tables.data_caption(labelled, "statistics")
+    assert caption.startswith("Real data and synthetic data: statistics. Names: see the glossary's ")
+    assert 'href="glossary.html#glossary-datasets"' in caption  # the data sets' section (tests/test_glossary_links.py)
     provenance = stats_tables.records_provenance(records)
     assert provenance.loc[(REAL, "cifar10-jpeg"), "images"] == 2
     assert provenance.loc[(SYNTHETIC, "synthetic-dim"), "sample"] == "seeded sample (seed 0)"

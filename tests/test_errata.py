@@ -24,7 +24,8 @@ def test_study_runs_hold_the_complete_runs_of_the_profile_and_describe_them():
     runs = runs_frame(("s", "local", "complete"), ("s", "local", "failed"), ("s", "smoke", "complete"))
     read = errata.study_runs(runs, "s", ("local", "smoke"))
     assert (read.profile, len(read)) == ("local", 1)
-    assert read.describe() == "the 1 complete run of `s` (profile `local`)"
+    assert read.describe() == "`s`: 1 run of the `local` profile is complete; not complete: 1 failed"
+    assert read.count.complete == 1 and read.count.found == 2 and read.count.grid is None  # no grid file given
     none = errata.study_runs(runs, "u", ("local",))
     assert none.profile is None and len(none) == 0
     assert "no complete runs of `u`" in none.describe() and "params/u.yml" in none.describe()

@@ -193,3 +193,7 @@ def test_the_chapter_compares_two_pretraining_sources_apart(tmp_path, monkeypatc
     assert "`instance` (pretraining torch_bn, data cifar10-jpeg) -10.0 [-10.0, -10.0]" in text
     assert "`instance` (pretraining none, data cifar10-jpeg+dim) -5.0 [-5.0, -5.0]" in text
     assert "`finetune, stats from 10` (pretraining none, data cifar10-jpeg, train_images 450) +3.0" in text
+    # The profile's count in the words of the landing page and the errata (report/counts.py), pretraining runs apart,
+    # and the tables' captions link the glossary sections of their names.
+    assert "62 of the 110 runs in the `local` profile's grid are complete (2 pretraining runs and 60 fine-tuning runs)" in text
+    assert 'href=\\"glossary.html#glossary-input-settings\\"' in text

@@ -16,7 +16,8 @@ def test_layers_finding_states_each_comparison_against_its_hand_computed_differe
     assert "`ln` -10.0 [-10.0, -10.0] points" in finding.answer
     assert "after 100 epochs, were `ln` -3.0" in finding.answer and "trains 8 epochs" in finding.answer
     assert "3 seeds per layer" in finding.certainty
-    assert finding.evidence.startswith("**Real data**: 12 complete runs of the `local` profile")
+    assert finding.evidence.startswith("**Real data**, on ")
+    assert "this answer of the `local` profile rests on 12 complete runs" in finding.evidence  # no profile count given
     assert "changes 7 of 18 parameters" in finding.evidence
 
 

@@ -53,3 +53,5 @@ def test_the_chapter_runs_on_fabricated_results(tmp_path):
     assert "No benchmark figures" in text
     assert "errata-layers-bin-gate" in text  # the errata section links to the errata chapter (tested there)
     assert "87.9" in text  # the published torch_bn test accuracy, from the data file
+    assert "27 of the 30 runs in the `local` profile's grid are complete" in text  # report/counts.py's words
+    assert 'href=\\"glossary.html#glossary-norm-layers\\"' in text  # the captions link the layers' glossary section

@@ -18,7 +18,10 @@ import yaml
 from normtest_lib.report import book
 from normtest_lib.report.references import (
     EARLIER_WORKS,
+    MAX_NAMED_AUTHORS,
+    NOT_GIVEN,
     REFERENCES,
+    entry_markdown,
     link,
     reference,
     references_markdown,
@@ -49,7 +52,40 @@ def test_every_entry_is_on_the_page_with_its_address_and_its_target():
     for key, arxiv in (("liu2021", "2103.00673"), ("nam2018", "1805.07925"), ("wu2018", "1803.08494"),
                        ("ioffe2015", "1502.03167"), ("ulyanov2016", "1607.08022"), ("ba2016", "1607.06450"),
                        ("he2016", "1512.03385")):
-        assert reference(key).url == f"https://arxiv.org/abs/{arxiv}" and f"arXiv:{arxiv}" in reference(key).venue
+        assert reference(key).url == f"https://arxiv.org/abs/{arxiv}" and reference(key).arxiv == arxiv
+        assert f"arXiv:{arxiv}" in entry_markdown(reference(key))
+
+
+def test_every_entry_has_authors_year_title_venue_and_address():
+    for entry in REFERENCES:
+        # Authors: family names, or "not given" with the repository's account where the work names none.
+        authors = entry.author_text()
+        assert authors and (entry.authors or (NOT_GIVEN in authors and entry.account in authors)), entry.key
+        assert all(name and name[0].isupper() or name.startswith("van ") for name in entry.authors), entry.key
+        if len(entry.authors) > MAX_NAMED_AUTHORS or entry.et_al:
+            assert authors == f"{entry.authors[0]} et al.", entry.key
+        else:
+            assert all(name in authors for name in entry.authors) and "et al." not in authors, entry.key
+        assert re.fullmatch(r"(19|20)\d\d", entry.year) or entry.year == NOT_GIVEN, entry.key
+        assert entry.title and (entry.venue or entry.arxiv), entry.key
+        assert entry.url.startswith(("https://", "http://")), entry.key
+        line = entry_markdown(entry)
+        for part in (authors, entry.year_text(), entry.title, entry.where_text(), f"<{entry.url}>"):
+            assert part in line, (entry.key, part)
+    # Where a detail is not known it says so, and nothing is filled in: the earlier repositories name no person.
+    for key in ("normalization-test", "normalizations-in-dl", "convnorm-course-paper"):
+        assert reference(key).authors == () and NOT_GIVEN in reference(key).author_text(), key
+    assert reference("he2016").author_text() == "He et al."  # four authors
+    assert reference("ba2016").author_text() == "Ba, Kiros and Hinton"
+    assert reference("tiny-imagenet").author_text() == "Le and Yang" and reference("tiny-imagenet").year == "2015"
+
+
+@pytest.mark.parametrize("entry", REFERENCES, ids=lambda entry: entry.key)
+def test_each_work_is_cited_in_every_chapter_that_uses_it(entry):
+    assert entry.cited_in, entry.key
+    for chapter in entry.cited_in:
+        text = markdown_of(chapter)
+        assert f"]({entry.url})" in text or f"<{target(entry.key)}>" in text, (entry.key, chapter)
 
 
 def test_the_earlier_works_are_the_four_repositories():

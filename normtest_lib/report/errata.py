@@ -20,6 +20,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from ..stats.record import StatisticsRecord
+from .counts import ProfileCount, profile_count
 from .paired import paired_differences
 from .profiles import pick_profile
 from .sentences import paired_sentence
@@ -27,31 +28,36 @@ from .sentences import paired_sentence
 
 @dataclass(frozen=True)
 class StudyRuns:
-    """The complete runs of one study in the one profile the errata chapter reads."""
+    """The complete runs of one study in the one profile the errata chapter reads, and the profile's count
+    (:func:`~normtest_lib.report.counts.profile_count`, in the words the chapters and the appendix use)."""
 
     study: str
     profile: str | None  # None: the study has no complete run anywhere
     complete: pd.DataFrame
+    count: ProfileCount | None = None
 
     def __len__(self) -> int:
         return len(self.complete)
 
     def describe(self) -> str:
-        """"the 27 complete runs of `normalization_layers` (profile `local`)", or that there are none."""
+        """"`normalization_layers`: 27 of the 27 runs in the `local` profile's grid are complete" (the
+        profile's count, pretraining runs apart), or that there are none."""
         if self.profile is None:
             return f"no complete runs of `{self.study}` (run `normtest run params/{self.study}.yml --profile smoke`)"
-        runs = "run" if len(self) == 1 else "runs"
-        return f"the {len(self)} complete {runs} of `{self.study}` (profile `{self.profile}`)"
+        count = self.count or ProfileCount(self.study, self.profile, None, len(self), len(self))
+        return f"`{self.study}`: {count.text()}"
 
 
-def study_runs(runs: pd.DataFrame, study: str, preferred: str | Sequence[str]) -> StudyRuns:
+def study_runs(runs: pd.DataFrame, study: str, preferred: str | Sequence[str],
+               grid_file: str | Path | None = None) -> StudyRuns:
     """:class:`StudyRuns` of ``study`` from a :func:`~normtest_lib.report.results.collect_runs` frame, in the
-    profile :func:`~normtest_lib.report.profiles.pick_profile` chooses with ``preferred``."""
+    profile :func:`~normtest_lib.report.profiles.pick_profile` chooses with ``preferred``; ``grid_file``, the
+    study's grid, gives the count of runs its profile lists."""
     profile = pick_profile(runs, study, preferred)
     if profile is None:
         return StudyRuns(study, None, runs.iloc[0:0])
     chosen = runs[(runs["study"] == study) & (runs["profile"] == profile) & (runs["status"] == "complete")]
-    return StudyRuns(study, profile, chosen)
+    return StudyRuns(study, profile, chosen, profile_count(runs, study, profile, grid_file))
 
 
 def not_here(reason: str) -> Markdown:

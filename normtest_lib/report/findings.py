@@ -16,11 +16,12 @@ Every chapter's tables and figures are captioned with :func:`labelled` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from . import labels, protocol
+from .counts import ProfileCount, behind_text
 from .paired import significant, within_noise
 
 SYNTHETIC_PREFIX = "synthetic"
@@ -66,17 +67,20 @@ def titled(title: str, runs: pd.DataFrame) -> str:
     return f"{kind[0].upper()}{kind[1:]}: {title}"
 
 
-def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str) -> Any:
+def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str, names: Sequence[str] | None = None) -> Any:
     """``table`` (a frame or a pandas Styler) as a Styler captioned ``<Real|Synthetic> data: what; runs
     converged: k of n``, so a reader tells real from synthetic results, and finished training from a network
-    stopped while still learning, at a glance; with no runs, ``what`` alone."""
+    stopped while still learning, at a glance; with no runs, ``what`` alone. The caption ends with links to
+    the glossary sections that define the names the table lists (:func:`~.glossary_links.caption_note`: by its
+    columns and index levels, or ``names``, kinds of :data:`~.glossary_links.SECTIONS`, where given)."""
     from .converged import caption_note
+    from .glossary_links import with_caption_note
 
     styler = table.style if isinstance(table, pd.DataFrame) else table
     if not len(runs):
-        return styler.set_caption(what)
+        return styler.set_caption(with_caption_note(what, styler, names))
     note = caption_note(runs)
-    return styler.set_caption(titled(what, runs) + (f" ({note})" if note else ""))
+    return styler.set_caption(with_caption_note(titled(what, runs) + (f" ({note})" if note else ""), styler, names))
 
 
 def and_list(items: Iterable[str], quote: bool = False) -> str:
@@ -113,12 +117,21 @@ def seeds_text(differences: pd.DataFrame) -> str:
     return " to ".join(str(n) for n in (counts[0], counts[-1])) if len(counts) > 1 else str(counts[0])
 
 
-def evidence_sentence(runs: pd.DataFrame, profile: str, changed: int | None = None, total: int | None = None) -> str:
-    """Where an answer comes from: the kind of data, the profile, its complete runs and data sets,
-    and how many of the published protocol's parameters the profile changed (when known)."""
+def evidence_sentence(runs: pd.DataFrame, profile: str, changed: int | None = None, total: int | None = None,
+                      count: ProfileCount | None = None, which: str = "") -> str:
+    """Where an answer comes from: the kind of data, the profile, how many of its runs are complete
+    (``count``, :func:`~normtest_lib.report.counts.profile_count`: the same words as the chapter's and the
+    appendix's), how many of them the answer rests on (the complete runs of ``runs``; ``which`` says which, where
+    they are not all of them) and their data sets, and how many of the published protocol's parameters the
+    profile changed (when known)."""
     complete = runs[runs["status"] == "complete"] if "status" in runs.columns else runs
     datasets = ", ".join(f"`{name}`" for name in sorted({labels.dataset_label(run) for run in complete.to_dict("records")}))
-    text = f"**{data_kind(complete).capitalize()}**: {len(complete)} complete runs of the `{profile}` profile on {datasets}."
+    opening = f"**{data_kind(complete).capitalize()}**, on {datasets}"
+    if count is None:
+        behind = behind_text(len(complete), None, which, what=f"this answer of the `{profile}` profile")
+        text = f"{opening}: {behind}."
+    else:
+        text = f"{opening}: {count.text()}; {behind_text(len(complete), count, which)}."
     if changed is not None and total is not None:
         text += (
             f" The profile changes {changed} of {total} parameters of the published protocol, so its numbers "
@@ -234,6 +247,13 @@ class StudyAnswer:
     complete: pd.DataFrame
     reductions: pd.DataFrame
     drawn: pd.DataFrame | None = None  # the runs behind the figure, with their verdicts
+    count: ProfileCount | None = None  # the profile's runs: in its grid, found, complete (report/counts.py)
+    answered: pd.DataFrame | None = None  # the complete runs the answer's sentences rest on; None: ``complete``
+
+    @property
+    def behind(self) -> pd.DataFrame:
+        """The complete runs the answer's sentences rest on (its evidence sentence counts them)."""
+        return self.complete if self.answered is None else self.answered
 
     @property
     def kind(self) -> str:
@@ -310,17 +330,25 @@ def glue_no_answer(prefix: str, reason: str) -> None:
     plt.close(figure)
 
 
+# The provenance table's two counts, each named for what it counts (report/counts.py).
+PROFILE_RUNS_COLUMN = "complete runs of the profile (of its grid's)"
+ANSWER_RUNS_COLUMN = "complete runs behind the answer"
+
+
 def provenance_table(answers: Mapping[str, StudyAnswer]) -> pd.DataFrame:
-    """Per study: the profile its answer read, real or synthetic data, its complete runs, data sets,
-    and how many of the published protocol's parameters the profile changed."""
+    """Per study: the profile its answer read, real or synthetic data, how many of the profile's runs are
+    complete of how many its grid lists (:meth:`~normtest_lib.report.counts.ProfileCount.cell`, the count the
+    chapter and the appendix state), how many of them the answer rests on (the count its evidence sentence
+    states), their data sets, and how many of the published protocol's parameters the profile changed."""
     rows = {}
     for study, answer in answers.items():
         changed, total = protocol.changed_parameters(answer.reductions)
         rows[study] = {
             "profile": answer.profile,
             "data": answer.kind,
-            "complete runs": len(answer.complete),
-            "data sets": ", ".join(sorted({labels.dataset_label(r) for r in answer.complete.to_dict("records")})),
+            PROFILE_RUNS_COLUMN: answer.count.cell() if answer.count is not None else str(len(answer.complete)),
+            ANSWER_RUNS_COLUMN: len(answer.behind),
+            "data sets": ", ".join(sorted({labels.dataset_label(r) for r in answer.behind.to_dict("records")})),
             "parameters changed": f"{changed} of {total}",
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("study")

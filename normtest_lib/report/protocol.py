@@ -84,17 +84,21 @@ def profile_table(paper: Sequence[Mapping[str, Any]], runs: pd.DataFrame, profil
 
 def reductions_sentence(table: pd.DataFrame, profile: str) -> str:
     """A bold statement of what ``profile`` changed, from :func:`protocol_table`'s frame
-    (its first column the published protocol, its second the profile's values)."""
+    (its first column the published protocol, its second the profile's values), with a link to the
+    glossary's run parameters, which says what each parameter does (Markdown, for a chapter to display)."""
+    from .glossary_links import markdown_link
+
     published, ours = table.columns[0], table.columns[1]
     changed = table[~table["same"].astype(bool)]
+    defined = f"Each parameter is defined in the glossary's {markdown_link('parameters')}."
     if changed.empty:
-        return f"The {profile} profile runs the published protocol: every listed parameter agrees."
+        return f"The {profile} profile runs the published protocol: every listed parameter agrees. {defined}"
     listed = "; ".join(
         f"`{key}` {row[ours]} (published: {row[published]})" for key, row in changed.iterrows()
     )
     return (
         f"**The {profile} profile is not the published protocol, and its numbers are not the published "
-        f"protocol's.** It changes {len(changed)} of {len(table)} parameters: {listed}."
+        f"protocol's.** It changes {len(changed)} of {len(table)} parameters: {listed}. {defined}"
     )
 
 

@@ -54,9 +54,16 @@ def speed_table(bench: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns).rename_axis("variant")
 
 
+# The kinds of name a speed table's variants are (glossary_links.SECTIONS): a normalization layer (study 2's
+# `torch_bn`, `gn:c/4`) or a study's label (study 3's `convnorm+bn`).
+VARIANT_KINDS = ("norm_layer", "study_labels")
+
+
 def style_speed_table(table: pd.DataFrame) -> Styler:
     """:func:`speed_table` (or rows of it) for a page: images per second as whole numbers (the repeats
-    differ in the units), ratios and shares with two decimals, milliseconds with one, a dash where missing."""
+    differ in the units), ratios and shares with two decimals, milliseconds with one, a dash where missing;
+    captioned with links to the glossary sections that define the variants' names."""
+    from .glossary_links import caption_note
     from .tables import MISSING_TEXT
 
     def digits(column: str) -> str:
@@ -64,7 +71,8 @@ def style_speed_table(table: pd.DataFrame) -> Styler:
             return "{:,.0f}"
         return "{:.1f}" if column.endswith("ms/step") else "{:.2f}"
 
-    return table.style.format({column: digits(column) for column in table.columns}, na_rep=MISSING_TEXT)
+    styler = table.style.format({column: digits(column) for column in table.columns}, na_rep=MISSING_TEXT)
+    return styler.set_caption(f"Training throughput per variant. {caption_note(VARIANT_KINDS)}")
 
 
 def compiled_sentence(bench: Mapping[str, Any], variants: Iterable[str], target: float) -> str:

@@ -151,7 +151,10 @@ def settings_legend(settings: Sequence[str]) -> str:
     Each description says what the setting does to the pixels, so also the
     scale its Table 1 rows are on (``none``: raw 0..255, ``unit``: [0, 1]).
     """
-    return "Settings: " + " ".join(f"`{setting}`: {DESCRIPTIONS[setting]}" for setting in dict.fromkeys(settings))
+    from .glossary_links import markdown_note
+
+    defined = " ".join(f"`{setting}`: {DESCRIPTIONS[setting]}" for setting in dict.fromkeys(settings))
+    return f"Settings: {defined} {markdown_note(['input_norm'])}"
 
 
 def table1_settings_legend(table1: pd.DataFrame) -> str:
@@ -304,10 +307,17 @@ def published_source_sentence(records: Mapping[str, StatisticsRecord]) -> str:
 
 
 def data_caption(frame: pd.DataFrame, title: str) -> str:
-    """``title`` led by the data kinds of ``frame``'s ``data`` level: "Real data and synthetic data: ..."."""
+    """``title`` led by the data kinds of ``frame``'s ``data`` level: "Real data and synthetic data: ...", and
+    followed by links to the glossary sections of the names ``frame`` lists (its data sets and, in a Table 1,
+    the input settings: :func:`~normtest_lib.report.glossary_links.caption_note`)."""
+    from .glossary_links import table_kinds, with_caption_note
+
     kinds = list(dict.fromkeys(frame.index.get_level_values("data")))
     label = " and ".join(kinds) if kinds else "no data"
-    return f"{label[:1].upper()}{label[1:]}: {title}"
+    names = [kind for kind in table_kinds(frame) if kind != "study_labels"]  # a Table 1's settings are input settings
+    if "input_norm" not in names and set(map(str, frame.columns)) & set(DESCRIPTIONS):  # a column per setting
+        names.append("input_norm")
+    return with_caption_note(f"{label[:1].upper()}{label[1:]}: {title}", frame, names)
 
 
 def distances_frame(table1: pd.DataFrame, settings: Sequence[str] = ("pretrain", "finetune", "instance")) -> pd.DataFrame:

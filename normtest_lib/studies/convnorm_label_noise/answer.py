@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...report import protocol
+from ...report.counts import ProfileCount, profile_count
 from ...report.findings import (
     Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
     learning_speed_caveat, titled, unconverged_title, with_baseline,
@@ -43,7 +44,9 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     reductions = protocol.profile_table(protocol.paper_runs(grid_file), runs, profile, PROTOCOL_KEYS)
     probes = collect_probes(runs=complete) if len(complete) else pd.DataFrame()
     memorized = memorization_at_end(add_variant(probes)) if len(probes) else None
-    finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions), memorized=memorized)
+    count = profile_count(everything, STUDY, profile, grid_file)
+    finding = convnorm_finding(complete, metric, profile, *protocol.changed_parameters(reductions), memorized=memorized,
+                               count=count)
     figure = accuracy_vs_noise(
         complete, metric, order=variant_order(complete["variant"]),
         title=unconverged_title(titled("test accuracy against label noise", complete), complete))
@@ -53,12 +56,12 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     finding = with_baseline(finding, baseline_sentence(baseline, f"{REFERENCE}, no label noise", metric,
                                                        clean.iloc[0] if len(clean) else None, None,
                                                        "the course paper's best test accuracy, one run"))
-    return StudyAnswer(STUDY, profile, finding, figure, len(complete), complete, reductions, complete)
+    return StudyAnswer(STUDY, profile, finding, figure, len(complete), complete, reductions, complete, count, complete)
 
 
 def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed: int | None = None,
                      total: int | None = None, reference: str = REFERENCE,
-                     memorized: pd.DataFrame | None = None) -> Finding:
+                     memorized: pd.DataFrame | None = None, count: ProfileCount | None = None) -> Finding:
     """Study 3's answer from its complete runs: accuracy lost at the highest noise level per variant,
     ConvNorm's loss against BN's, where each starts without noise, and (given ``memorized``,
     :func:`~.analysis.memorization_at_end`'s frame) whether the reference was learning its wrong labels at
@@ -115,7 +118,7 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
         "paired by seed within a variant and compared between variants seed by seed, in points with 95 % t intervals, "
         "at the epoch chosen on a clean validation split."
     )
-    return Finding(" ".join(part for part in parts if part), certainty, evidence_sentence(runs, profile, changed, total))
+    return Finding(" ".join(part for part in parts if part), certainty, evidence_sentence(runs, profile, changed, total, count))
 
 
 def memorizing_sentence(memorized: pd.DataFrame, level: float, reference: str = REFERENCE) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ...report import protocol
+from ...report.counts import ProfileCount, profile_count
 from ...report.findings import (
     Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
     learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict, with_baseline,
@@ -43,8 +44,9 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     pretraining, finetuning = split_pretraining(add_sources(add_labels(runs)))
     complete = finetuning[finetuning["status"] == "complete"]
     reductions = protocol.profile_table(protocol.paper_runs(grid_file), finetuning, profile, PROTOCOL_KEYS)
+    count = profile_count(everything, STUDY, profile, grid_file)
     finding = input_normalization_finding(complete, metric, profile, *protocol.changed_parameters(reductions),
-                                          sources=pretraining.to_dict("records"))
+                                          sources=pretraining.to_dict("records"), count=count)
     full = largest_training_set(complete)
     headline = paired_differences(full, metric, "setting", "finetune", comparison_keys(full))
     figure = difference_forest(
@@ -57,17 +59,18 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
         baseline = baseline[(baseline[keys] == first[keys]).all(axis=1)]
     published_test, what = published_finetune(first)
     finding = with_baseline(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what))
-    return StudyAnswer(STUDY, profile, finding, figure, len(full), complete, reductions, full)
+    return StudyAnswer(STUDY, profile, finding, figure, len(full), complete, reductions, full, count, complete)
 
 
 def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: str,
                                 changed: int | None = None, total: int | None = None,
-                                sources: Sequence[Mapping[str, Any]] = ()) -> Finding:
+                                sources: Sequence[Mapping[str, Any]] = (), count: ProfileCount | None = None) -> Finding:
     """Study 1's answer from its complete fine-tuning runs, labelled (:func:`.analysis.add_labels`, and
     :func:`.analysis.add_sources` where they start from several pretraining runs): ``pretrain`` against
     ``finetune`` on the largest training set, the other settings, and the small-data sweep, each paired
     within its (source, model, data set) group. ``sources`` are the profile's pretraining runs (their rows
-    of the runs frame), if the runs start from their own rather than from an ImageNet checkpoint."""
+    of the runs frame), if the runs start from their own rather than from an ImageNet checkpoint; ``count`` is the
+    profile's (:func:`~normtest_lib.report.counts.profile_count`), which the evidence states."""
     full = largest_training_set(finetuning)
     keys = [key for key in comparison_keys(full) if key in full.columns]
     differences = without_constant_levels(paired_differences(full, metric, "setting", "finetune", keys))
@@ -102,7 +105,7 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
         "order and validation split) and given in points with its 95 % t interval; the epoch was chosen on the "
         "validation split, never on the test set."
     )
-    evidence = evidence_sentence(finetuning, profile, changed, total) + _sources_text(sources)
+    evidence = evidence_sentence(finetuning, profile, changed, total, count, "the fine-tuning runs") + _sources_text(sources)
     return Finding(" ".join(parts), certainty, evidence)
 
 

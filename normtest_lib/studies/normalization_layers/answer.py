@@ -15,6 +15,7 @@ from typing import Sequence
 import pandas as pd
 
 from ...report import protocol
+from ...report.counts import profile_count
 from ...report.findings import (
     Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
     learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict, with_baseline,
@@ -63,7 +64,23 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     if batch_sentence:
         finding = dataclasses.replace(finding, answer=f"{finding.answer} {batch_sentence}")
     finding = dataclasses.replace(finding, advice=layers_advice(main, metric, sweep))
-    return StudyAnswer(STUDY, profile, finding, figure, len(main), complete, reductions, main)
+    # The answer reads the main runs and, for its batch-size sentence, the sweep: its evidence counts both, as
+    # the landing page's provenance table does (StudyAnswer.answered).
+    answered = complete[complete["run_id"].isin(set(main["run_id"]) | (set(sweep["run_id"]) if batch_sentence else set()))]
+    count = profile_count(everything, STUDY, profile, grid_file)
+    finding = dataclasses.replace(finding, evidence=evidence_sentence(
+        answered, profile, *protocol.changed_parameters(reductions), count=count,
+        which=answered_text(len(main), main_batch, len(answered) - len(main))))
+    return StudyAnswer(STUDY, profile, finding, figure, len(main), complete, reductions, main, count, answered)
+
+
+def answered_text(main: int, batch: int, sweep: int) -> str:
+    """Which runs the answer reads, in words: the ``main`` runs at the main batch size and optimizer and the
+    ``sweep`` runs more of the batch-size comparison."""
+    text = f"{main} at batch {batch} with the main optimizer, for the comparison of the layers"
+    if sweep:
+        text += f", and {sweep} more of `bn` and `gn:c/4` at other batch sizes, for the batch-size comparison"
+    return text
 
 
 def trained_layers(main: pd.DataFrame) -> list[str]:
