@@ -25,6 +25,8 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from .findings import and_list
+
 GLOSSARY_LABEL = "glossary"  # the page's own label
 # The glossary page as the chapters' pages link it: a chapter beside it in book/chapters/ (_toc.yml).
 GLOSSARY_PAGE = "glossary.html"
@@ -111,22 +113,18 @@ def table_kinds(table: pd.DataFrame | Any) -> list[str]:
     return kinds_of(names)
 
 
-def _joined(parts: Sequence[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" and {parts[-1]}"
-
-
 def caption_note(kinds: Sequence[str]) -> str:
     """``Names: see the glossary's <a>normalization layers</a>.`` for a table's caption (HTML); empty for no kind."""
     if not kinds:
         return ""
-    return f"Names: see the glossary's {_joined([html_link(kind) for kind in kinds])}."
+    return f"Names: see the glossary's {and_list([html_link(kind) for kind in kinds])}."
 
 
 def markdown_note(kinds: Sequence[str]) -> str:
     """:func:`caption_note` as Markdown links by address, for a legend line or a sentence a chapter displays."""
     if not kinds:
         return ""
-    return f"Names: see the glossary's {_joined([markdown_link(kind) for kind in kinds])}."
+    return f"Names: see the glossary's {and_list([markdown_link(kind) for kind in kinds])}."
 
 
 def with_caption_note(caption: str, table: pd.DataFrame | Any, kinds: Sequence[str] | None = None) -> str:
