@@ -94,7 +94,7 @@ def test_the_network_sentence_counts_the_runs_at_another_batch():
     params = runs_of(4, model="cifar_resnet", depth_n=2, batch_size=128) + runs_of(2, model="cifar_resnet", batch_size=8)
     text = speed.network_sentence(MEASURED, params, "local")
     assert "the network and batch of 4 of the 6 runs of the `local` profile" in text
-    assert text.endswith("what it did not measure: the same network at batch 8.")
+    assert text.endswith("the other 2 train the same network at batch 8, which it did not measure.")
     other_model = runs_of(2, model="cifar_resnet18", batch_size=256) + runs_of(1, model="small", batch_size=256)
     assert speed.network_sentence(MEASURED, other_model, "paper").endswith(
         "its 3 runs train `cifar_resnet18` at batch 256 (2 runs); `small` at batch 256 (1 run)."

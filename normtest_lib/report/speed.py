@@ -218,8 +218,8 @@ def network_sentence(bench: Mapping[str, Any], params: Sequence[Mapping[str, Any
         return f"{text}: the network and batch that {every} of the `{profile}` profile train."
     if same:
         return (
-            f"{text}: the network and batch of {same} of the {total} runs of the `{profile}` profile. "
-            f"The others train what it did not measure: {others()}."
+            f"{text}: the network and batch of {same} of the {total} runs of the `{profile}` profile; "
+            f"the other {total - same} train {others()}, which it did not measure."
         )
     return f"{text}, which is not what the `{profile}` profile trains: its {_runs(total)} train {others()}."
 
