@@ -50,6 +50,7 @@ from normtest_lib.engine.compiling import compile_model
 from normtest_lib.engine.environment import Execution, default_channels_last, execution_context
 from normtest_lib.engine.optim import bind_step_hooks, run_step_hooks
 from normtest_lib.models import create_model
+from normtest_lib.report.speed import network_name
 
 VARIANTS = ("torch_bn", "bn", "in", "bin", "ln", "gn:c/4", "none", "convnorm", "convnorm+bn")
 REFERENCE = "torch_bn"
@@ -57,6 +58,8 @@ FROM_SCRATCH = ("bn", "in", "ln", "gn:c/4", "bin")
 # Variants that change the convolution: name -> (norm_layer, conv_layer). Every other variant is a
 # norm_layer with the plain convolution.
 CONV_VARIANTS = {"convnorm": ("none", "convnorm"), "convnorm+bn": ("torch_bn", "convnorm")}
+# The network measured, recorded as network_name names it, so that a chapter can tell whether it is the one its study trains.
+MODEL, DEPTH_N = "cifar_resnet", 2
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def step_timers(
     """(seconds of ``steps`` training steps, seconds of ``steps`` forward passes) for a fresh network."""
     device = execution.device
     norm_layer, conv_layer = layers_of(variant)
-    module = create_model("cifar_resnet", 10, norm_layer=norm_layer, conv_layer=conv_layer, depth_n=2).module
+    module = create_model(MODEL, 10, norm_layer=norm_layer, conv_layer=conv_layer, depth_n=DEPTH_N).module
     memory_format = torch.channels_last if mode_channels_last(mode, device) else torch.contiguous_format
     module = module.to(device).to(memory_format=memory_format).train()
     model = compile_model(module)[0] if mode.compiled else module
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "device": str(execution.device),
         "device_name": torch.cuda.get_device_name(execution.device) if execution.device.type == "cuda" else "cpu",
-        "model": "cifar_resnet n=2",
+        "model": network_name(MODEL, DEPTH_N),
         "batch": args.batch,
         "steps": steps,
         "repeats": args.repeats,

@@ -28,6 +28,7 @@ def test_layers_benchmark_writes_one_figure_per_variant(tmp_path, capsys):
     assert written["ratio_to_torch_bn"]["torch_bn"] == 1.0
     assert all(0 < share for share in written["forward_share"].values())
     assert written["memory_format"] == {"eager": "contiguous"}
+    assert written["model"] == "cifar_resnet n=2"  # as report/speed.py names the network a study trains
     printed = capsys.readouterr().out
     assert "gn:c/4" in printed and "convnorm+bn" in printed
     assert {"convnorm", "convnorm+bn"} <= set(written["ratio_to_torch_bn"])

@@ -150,6 +150,7 @@ def test_metric_vs_batch_size_log2_axis_percent_and_means(points):
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and ax.xaxis.get_transform().base == 2
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "16", "128"]
+    assert ax.get_xlabel() == "batch size (log scale)"  # the axis says it is logarithmic
     assert ax.get_ylabel() == "test accuracy at best val (%)"
     line = line_of(ax, legend_colours(fig)["gn:c/4"], marker="o")  # not the error bar caps
     expected = 100 * points[points["norm_layer"] == "gn:c/4"].groupby("batch_size")["test_acc_at_best_val"].mean()

@@ -26,6 +26,8 @@ from .colours import palette_for
 
 BAND_ALPHA = 0.2
 BASELINE_COLOUR = "0.3"
+# Said in the x label of a logarithmic axis: ticks 8, 32, 128 (or 10, 100, 1000) equally spaced read as a linear axis otherwise.
+LOG_AXIS = "log scale"
 
 
 # --- helpers for every figure ------------------------------------------------------

@@ -8,19 +8,28 @@ Besides each variant's throughput and its ratio to ``torch_bn``, the table split
 what normalization itself costs: the network without normalization (``none``) runs the same
 convolutions, so ``batch * (1 / ips_variant - 1 / ips_none)`` is the time per training step
 that the variant's normalization adds.
+
+Whether those figures are for the network a study trains is computed, not assumed: the
+benchmark records the network and batch it measured, and :func:`network_sentence` compares them
+with every run of the chapter's profile. The profile's own cost, measured on the very network,
+data and batch it trains (``benchmarks/profile_cost.py``), is read by :func:`load_profile_cost`
+and shown by :func:`profile_cost_table` and :func:`profile_cost_sentence`.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 from pandas.io.formats.style import Styler
 
 REFERENCE = "torch_bn"
 WITHOUT_NORMALIZATION = "none"
+BENCHMARK_FOLDER = Path("benchmarks/results")
+PROFILE_COST_SCRIPT = "benchmarks/profile_cost.py"
 
 
 def load_benchmark(path: str | Path) -> dict[str, Any] | None:
@@ -111,5 +120,217 @@ def speed_sentence(bench: Mapping[str, Any], variants: Iterable[str], target: fl
         text += (
             f" Against the same network without normalization, `{slowest}` adds {cost[slowest]:.0f} ms per step "
             f"and `{REFERENCE}` {cost[REFERENCE]:.0f} ms ({cost[slowest] / cost[REFERENCE]:.1f}x)."
+        )
+    return text
+
+
+# --- which network the figures are for ---------------------------------------------------------
+
+
+def network_name(model: str, depth_n: int | None = None) -> str:
+    """A network as ``benchmarks/layers.py`` records it: ``cifar_resnet n=2`` for a model whose depth
+    ``depth_n`` sets, else the model's own name (``depth_n`` is set, and ignored, for every run)."""
+    from ..errors import ModelError
+    from ..models.registry import get_model_spec
+
+    try:
+        uses_depth_n = get_model_spec(model).uses_depth_n
+    except ModelError:  # a model this version no longer registers is still named, as it was recorded
+        uses_depth_n = False
+    return f"{model} n={depth_n}" if uses_depth_n and depth_n is not None else model
+
+
+def profile_params(grid_file: str | Path, profile: str) -> list[dict[str, Any]] | None:
+    """The parameters of every run of ``profile`` in ``grid_file``, its pretraining runs included
+    (one per distinct source), as ``normtest run`` would train them; None when the file or the
+    profile does not exist.
+
+    Expanded without validating the runs, which would need the data in place (``data_root`` must
+    exist): a chapter built on a machine without the data still names what the profile trains."""
+    from ..errors import ConfigError
+    from ..grid.spec import PRETRAIN_PLACEHOLDER, expand, read_grid_file, resolve_profile, source_params
+
+    try:
+        resolved = resolve_profile(read_grid_file(Path(grid_file)), profile)
+        runs = expand(resolved)
+    except ConfigError:
+        return None
+    sources = {
+        json.dumps(source_params(resolved, run), sort_keys=True, default=str): source_params(resolved, run)
+        for run in runs
+        if run.get("pretrained") == PRETRAIN_PLACEHOLDER
+    }
+    return [*sources.values(), *runs]
+
+
+def _param(params: Mapping[str, Any], key: str) -> Any:
+    """``params[key]``, or the run schema's default where a grid leaves the key out."""
+    if key in params:
+        return params[key]
+    from ..config import RunConfig
+
+    return RunConfig.model_fields[key].get_default(call_default_factory=True)
+
+
+def trained_networks(params: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, int]]:
+    """How many runs train each (network as the benchmark names it, batch size)."""
+    return Counter(
+        (network_name(_param(run, "model"), _param(run, "depth_n")), int(_param(run, "batch_size"))) for run in params
+    )
+
+
+def benchmark_variants(params: Iterable[Mapping[str, Any]], bench: Mapping[str, Any]) -> list[str]:
+    """The benchmark's variants that ``params`` (runs) train, in the benchmark's order: a run's
+    ``norm_layer``, or with a ConvNorm convolution ``convnorm`` (no normalization layer) or
+    ``convnorm+bn`` (with ``torch_bn``), as ``benchmarks/layers.py`` names them."""
+    trained = set()
+    for run in params:
+        norm, conv = _param(run, "norm_layer"), str(_param(run, "conv_layer"))
+        if conv.startswith("convnorm"):  # convnorm:STEPS sets its averaging, not its arithmetic
+            with_norm = "bn" if norm == REFERENCE else norm
+            norm = "convnorm" if norm == WITHOUT_NORMALIZATION else f"convnorm+{with_norm}"
+        trained.add(norm)
+    return [variant for variant in bench["images_per_second"] if variant in trained]
+
+
+def _runs(count: int) -> str:
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
+def network_sentence(bench: Mapping[str, Any], params: Sequence[Mapping[str, Any]] | None, profile: str) -> str:
+    """Which network and batch the benchmark measured, and whether the runs of ``profile``
+    (``params``: :func:`profile_params`) train that network at that batch; where they, or some of
+    them, train another depth, model or batch, which and how many."""
+    if "model" not in bench:
+        return f"The benchmark file does not record which network it measured (batch {bench['batch']})."
+    measured = (bench["model"], int(bench["batch"]))
+    text = f"The benchmark measured `{measured[0]}` at batch {measured[1]}"
+    trained = trained_networks(params or [])
+    total = sum(trained.values())
+    if not total:
+        return f"{text}; the `{profile}` profile's runs could not be read from its grid file to compare."
+
+    def others() -> str:
+        # The same network at another batch is said as such: the depth and the model agree, only the batch does not.
+        rest = sorted((-count, network, batch) for (network, batch), count in trained.items()
+                      if (network, batch) != measured)  # most runs first
+        return "; ".join(
+            f"{'the same network' if network == measured[0] else f'`{network}`'} at batch {batch}"
+            + (f" ({_runs(-count)})" if len(rest) > 1 else "")  # one group: the sentence has given its count
+            for count, network, batch in rest
+        )
+
+    same = trained.get(measured, 0)
+    if same == total:
+        every = "the one run" if total == 1 else f"all {total} runs"
+        return f"{text}: the network and batch that {every} of the `{profile}` profile train."
+    if same:
+        return (
+            f"{text}: the network and batch of {same} of the {total} runs of the `{profile}` profile; "
+            f"the other {total - same} train {others()}, which it did not measure."
+        )
+    return f"{text}, which is not what the `{profile}` profile trains: its {_runs(total)} train {others()}."
+
+
+# --- what a profile costs (benchmarks/profile_cost.py) -------------------------------------------
+
+
+def profile_cost_path(study: str, profile: str, folder: str | Path = BENCHMARK_FOLDER) -> Path:
+    """Where ``benchmarks/profile_cost.py --json`` is told to write ``profile`` of ``study``'s measurement."""
+    return Path(folder) / f"profile-cost-{study}-{profile}.json"
+
+
+def load_profile_cost(study: str, profile: str, folder: str | Path = BENCHMARK_FOLDER) -> dict[str, Any] | None:
+    """The profile-cost measurement of ``profile`` of ``study``, or None when it has not been measured."""
+    return load_benchmark(profile_cost_path(study, profile, folder))
+
+
+def _readable(value: Any) -> str:
+    if value is None or value == []:
+        return "none"
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _variant_index(variants: Sequence[Mapping[str, Any]]) -> pd.Index:
+    """Each variant labelled by the parameters that tell it from the others.
+
+    A variant's ``differs_by`` holds its example run's values of every parameter that varies in
+    the grid, cost-neutral ones included (seed, noise, learning rate, ...): those are one run's,
+    not the variant's (its other runs have other values), so they never label it."""
+    from ..grid.cost import COST_NEUTRAL_KEYS
+
+    described = [
+        {key: _readable(value) for key, value in variant.get("differs_by", {}).items() if key not in COST_NEUTRAL_KEYS}
+        for variant in variants
+    ]
+    keys = [key for key in dict.fromkeys(k for d in described for k in d) if len({d.get(key) for d in described}) > 1]
+    labels = [tuple(d.get(key, "none") for key in keys) for d in described]
+    if not keys or len(set(labels)) < len(labels):  # nothing (or not enough) tells them apart: their numbers do
+        keys, labels = ["variant", *keys], [(variant["variant"], *label) for variant, label in zip(variants, labels)]
+    if len(keys) == 1:
+        return pd.Index([label[0] for label in labels], name=keys[0])
+    return pd.MultiIndex.from_tuples(labels, names=keys)
+
+
+def profile_cost_table(cost: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per measured variant: its runs, the first epoch (with compiling) and a steady one
+    in seconds, training images per second, the probes' seconds per epoch, and the hours its runs
+    take as projected (first + (epochs - 1) x steady per run)."""
+    variants = cost["variants"]
+    return pd.DataFrame(
+        {
+            "runs": [int(variant["runs"]) for variant in variants],
+            "first epoch (s)": [float(variant["first_epoch_seconds"]) for variant in variants],
+            "steady epoch (s)": [float(variant["steady_epoch_seconds"]) for variant in variants],
+            "training images/s": [float(variant["train_images_per_second"]) for variant in variants],
+            "probes (s/epoch)": [float(variant["probe_seconds_per_epoch"]) for variant in variants],
+            "hours of runs": [sum(variant["run_seconds"]) / 3600 for variant in variants],
+        },
+        index=_variant_index(variants),
+    )
+
+
+def style_profile_cost_table(table: pd.DataFrame) -> Styler:
+    """:func:`profile_cost_table` for a page: images per second whole, seconds with one decimal and hours
+    with two (so that the rows add up to the total the sentence gives with one)."""
+
+    def digits(column: str) -> str:
+        if column == "runs":
+            return "{:d}"
+        if column.endswith("images/s"):
+            return "{:,.0f}"
+        return "{:.2f}" if column.startswith("hours") else "{:.1f}"
+
+    return table.style.format({column: digits(column) for column in table.columns})
+
+
+def profile_cost_sentence(
+    cost: Mapping[str, Any] | None,
+    grid_file: str | Path,
+    profile: str,
+    path: str | Path,
+    params: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """What measuring ``profile`` found: the hours of runs and of wall time projected, how it was
+    measured and under what load; where the profile's runs now (``params``: :func:`profile_params`)
+    are more or fewer than the runs measured, that the measurement is out of date. Without a
+    measurement (``cost`` None), the command that writes it to ``path``."""
+    if cost is None:
+        command = f"python {PROFILE_COST_SCRIPT} {Path(grid_file).as_posix()} --profile {profile}"
+        command += f" --json {Path(path).as_posix()}"  # where this chapter reads it
+        return f"The `{profile}` profile's cost has not been measured: `{command}` measures it."
+    measured_runs = sum(int(variant["runs"]) for variant in cost["variants"])
+    threads, hours, wall_hours = cost["threads"], cost["total_run_seconds"] / 3600, cost["wall_seconds"] / 3600
+    text = (
+        f"Measured with `{PROFILE_COST_SCRIPT}` on {str(cost.get('time', ''))[:10] or 'an unrecorded date'}: "
+        f"{cost['epochs_measured']} epochs of each of {len(cost['variants'])} variants of the `{profile}` profile, "
+        f"on the network, data and batch its runs train, {cost['workers']} at a time with {threads} "
+        f"thread{'' if threads == 1 else 's'} each (load average {cost['load_average_before']:.2f} before, "
+        f"{cost['load_average_after']:.2f} after). Projected, its {_runs(measured_runs)} take "
+        f"{hours:.1f} hours one after another, about {wall_hours:.1f} hours of wall time on {cost['workers']} workers."
+    )
+    if params and len(params) != measured_runs:
+        text += (
+            f" The profile has {_runs(len(params))} now, so this measurement of {measured_runs} does not size it as it stands."
         )
     return text

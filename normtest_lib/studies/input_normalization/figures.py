@@ -21,7 +21,7 @@ from matplotlib.ticker import NullLocator
 from ...report.colours import palette_for
 from ...report.paired import paired_differences
 from ...report.plots import (
-    BASELINE_COLOUR, as_percent, figure_legend, is_accuracy, metric_label, ordered, require_columns, t_interval, tick_label,
+    BASELINE_COLOUR, LOG_AXIS, as_percent, figure_legend, is_accuracy, metric_label, ordered, require_columns, t_interval, tick_label,
 )  # fmt: skip
 
 # One marker shape per setting and a small sideways shift between settings: two settings whose means agree (study
@@ -29,7 +29,6 @@ from ...report.plots import (
 # and the reader could not tell a hidden curve from a missing one.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 DODGE_SHARE = 0.02  # the shift between neighbouring settings, as a share of the x axis' span in decades
-LOG_AXIS = "log scale"  # said in the x label: ticks 10, 100, 1000 equally spaced read as a linear axis otherwise
 
 
 def accuracy_vs_size(

@@ -23,7 +23,7 @@ from matplotlib.ticker import NullLocator
 
 from ...report.colours import palette_for
 from ...report.plots import (
-    BASELINE_COLOUR, as_percent, figure_legend, metric_label, ordered, require_columns, t_interval, tick_label,
+    BASELINE_COLOUR, LOG_AXIS, as_percent, figure_legend, metric_label, ordered, require_columns, t_interval, tick_label,
 )  # fmt: skip
 from ...report.results import PROBE_COLUMNS
 
@@ -227,7 +227,7 @@ def metric_vs_batch_size(
         ticks = ordered(data[x])
         ax.set_xticks(ticks, labels=[tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xlabel(x.replace("_", " "))
+        ax.set_xlabel(f"{x.replace('_', ' ')} ({LOG_AXIS})")
         ax.set_ylabel(metric_label(y))
         figure_legend(fig, palette, hue, marker="o")
     return fig
