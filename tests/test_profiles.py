@@ -37,6 +37,19 @@ def test_without_a_preference_the_profile_with_most_complete_runs_is_read():
     assert pick_profile(runs, "u") is None
 
 
+def test_a_profile_whose_only_complete_runs_are_pretraining_runs_is_not_read():
+    runs = runs_frame(("s", "local", "complete"), ("s", "local", "running"), ("s", "smoke", "complete"))
+    runs["pretraining_run"] = [True, False, False]  # local's source is done, its fine-tuning run is not
+    assert pick_profile(runs, "s", "local") == "smoke"
+    runs.loc[1, "status"] = "complete"
+    assert pick_profile(runs, "s", "local") == "local"
+    # A source known only because a run names it as its pretrained weights counts as one too.
+    named = runs_frame(("s", "local", "complete"), ("s", "local", "failed"), ("s", "smoke", "complete"))
+    named["pretrained"] = [None, "results/s/local/0123456789ab/best.pt", None]
+    named.loc[0, "run_id"] = "0123456789ab"
+    assert pick_profile(named, "s", "local") == "smoke"
+
+
 def test_every_page_chooses_its_profile_through_the_one_rule():
     """No notebook picks a profile its own way: each page that reads a study's runs calls pick_profile,
     directly or through the answer and errata machinery (which call it), with its ``profile`` parameter."""
@@ -45,7 +58,7 @@ def test_every_page_chooses_its_profile_through_the_one_rule():
         "normalization_layers": "pick_profile(everything, study, profile)",
         "convnorm_label_noise": "pick_profile(everything, study, profile)",
         "grid_report": "pick_profile(everything, study, profile)",
-        "errata": "errata.study_runs(everything, study, profile)",
+        "errata": "errata.study_runs(everything, study, profile,",
         "findings": "studies.answer_study(everything, study, profile,",
     }
     for page, call in pages.items():

@@ -136,3 +136,22 @@ def test_a_run_under_both_roots_is_one_row_from_results(tmp_path):
         same = runs[runs["run_id"] == "same"].iloc[0]
         assert same["source"] == "results" and same["acc"] == 0.7
         assert param_columns(runs) == ["dataset", "seed"]  # the frame keeps its param record
+
+
+def test_runs_the_grid_record_names_as_pretraining_runs_are_marked_before_any_run_starts_from_them(tmp_path):
+    from normtest_lib.report.results import pretraining_run_ids
+
+    results = tmp_path / "results"
+    make_run(results, "s", "local", "0123456789ab", params={"seed": 0}, summary={"status": "complete"})
+    make_run(results, "s", "local", "fedcba987654", params={"seed": 0}, summary={"status": "running"})
+    grid = {"runs": [{"id": "fedcba987654"}], "pretrains": [{"id": "0123456789ab", "params": {}}]}
+    (results / "s" / "local" / "grid.json").write_text(json.dumps(grid))
+    make_run(results, "s", "old", "aaaaaaaaaaaa", params={"seed": 0}, summary={"status": "complete"})
+    (results / "s" / "old" / "grid.json").write_text(json.dumps({"runs": [], "pretrain": {"id": "aaaaaaaaaaaa"}}))
+    make_run(results, "s", "bare", "bbbbbbbbbbbb", params={"seed": 0}, summary={"status": "complete"})
+    runs = collect_runs(results).set_index("run_id")
+    assert runs["pretraining_run"].to_dict() == {"0123456789ab": True, "fedcba987654": False, "aaaaaaaaaaaa": True,
+                                             "bbbbbbbbbbbb": False}  # fmt: skip
+    assert pretraining_run_ids(runs.reset_index()) == ["0123456789ab", "aaaaaaaaaaaa"]
+    named = pd.DataFrame({"run_id": ["cccccccccccc"], "pretrained": ["results/s/x/dddddddddddd/best.pt"]})
+    assert pretraining_run_ids(named) == ["dddddddddddd"]  # a source named by a run started from it

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .protocol import PRETRAINED_RUN
+from .results import pretraining_run_ids
 
 COMPLETE = "complete"
 
@@ -32,14 +32,6 @@ COMPLETE = "complete"
 def runs_word(n: int, what: str = "run") -> str:
     """``1 run``, ``3 runs`` (``what`` may be several words: ``1 pretraining run``)."""
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
-
-
-def pretraining_ids(runs: pd.DataFrame) -> set[str]:
-    """The ids of the runs of ``runs`` that other runs start from (named in their ``pretrained`` path,
-    ``.../<run id>/best.pt``): a profile's pretraining runs."""
-    if runs.empty or "pretrained" not in runs.columns:
-        return set()
-    return {str(run) for run in runs["pretrained"].astype(str).str.extract(PRETRAINED_RUN)["run"].dropna()}
 
 
 @dataclass(frozen=True)
@@ -94,7 +86,7 @@ def profile_count(runs: pd.DataFrame, study: str, profile: str, grid_file: str |
         return ProfileCount(study, profile, grid, 0, 0)
     found = runs[(runs["study"] == study) & (runs["profile"] == profile)]
     complete = found[found["status"] == COMPLETE]
-    pretraining = int(complete["run_id"].astype(str).isin(pretraining_ids(found)).sum()) if "run_id" in complete else 0
+    pretraining = int(complete["run_id"].astype(str).isin(pretraining_run_ids(found)).sum()) if "run_id" in complete else 0
     statuses = found.loc[found["status"] != COMPLETE, "status"].astype(str).value_counts()
     others = tuple(sorted((str(status), int(n)) for status, n in statuses.items()))
     return ProfileCount(study, profile, grid, len(found), len(complete), pretraining, others)

@@ -22,12 +22,17 @@ def pick_profile(runs: pd.DataFrame, study: str, preferred: str | Sequence[str] 
     The rule: the first of ``preferred`` (one name or several, in order) in which ``study`` has a
     complete run; else the profile with the most complete runs of ``study``, ties going to the first
     name in sorted order; None when ``study`` has no complete run in any profile (the caller says
-    what to run). Failed, diverged and running runs never make a profile count.
+    what to run). Failed, diverged and running runs never make a profile count, nor do pretraining runs
+    (:func:`~normtest_lib.report.results.pretraining_run_ids`): a profile whose only complete runs are the
+    networks its other runs start from has answered nothing yet.
     """
+    from .results import pretraining_run_ids
+
     names = (preferred,) if isinstance(preferred, str) else tuple(preferred or ())
     if runs.empty:
         return None
-    complete = runs[(runs["study"] == study) & (runs["status"] == "complete")]
+    of_study = runs[runs["study"] == study]
+    complete = of_study[(of_study["status"] == "complete") & ~of_study["run_id"].isin(pretraining_run_ids(of_study))]
     if complete.empty:
         return None
     present = set(complete["profile"])

@@ -17,13 +17,17 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ..grid.runner import GRID_INDEX_NAME
 from ..run_files import HISTORY, PARAMS, PROBES, RUN_NOTEBOOK, SUMMARY
+from .protocol import PRETRAINED_RUN
 
 # Columns describing where a run lives; params and summary keys follow them.
 LOCATION_COLUMNS = ["study", "profile", "run_id", "source", "path"]
 MISSING = "missing"
 PREFERRED_SOURCE = "results"  # where committed runs live; their copy wins over a local one
 PREVIOUS = "previous"  # a folder of superseded records, beside the runs that replace them: never read
+# Column: the run is one of its profile's pretraining runs, as the grid.json beside it records them.
+PRETRAINING = "pretraining_run"
 
 
 def find_run_folders(root: str | Path) -> list[Path]:
@@ -123,25 +127,57 @@ def collect_runs(*roots: str | Path) -> pd.DataFrame:
 
     Columns: study, profile, run_id, source (the root's folder name), path,
     every param of ``params.yaml``, status and every other ``summary.json``
-    key, has_notebook, problem. Rows are sorted by study, profile, run_id, source.
+    key, has_notebook, problem, and :data:`PRETRAINING` (the run is one of its profile's pretraining
+    runs, :func:`grid_pretraining_ids`). Rows are sorted by study, profile, run_id, source.
     A run found under more than one root (the same study, profile and run id)
     appears once, see :func:`drop_duplicate_runs`.
     """
     roots = roots or ("runs", "results")
     records, params = [], {}
+    sources: dict[Path, set[str]] = {}
     for root in roots:
         for folder in find_run_folders(root):
             record, param_keys = read_run(folder, Path(root).name)
+            if folder.parent not in sources:
+                sources[folder.parent] = grid_pretraining_ids(folder.parent)
+            record[PRETRAINING] = folder.name in sources[folder.parent]
             params.update(dict.fromkeys(param_keys))
             records.append(record)
     if not records:
-        frame = pd.DataFrame(columns=[*LOCATION_COLUMNS, "status", "has_notebook", "problem"])
+        frame = pd.DataFrame(columns=[*LOCATION_COLUMNS, "status", "has_notebook", "problem", PRETRAINING])
     else:
         frame = pd.DataFrame.from_records(records)
         frame = frame.sort_values(["study", "profile", "run_id", "source"], kind="stable").reset_index(drop=True)
         frame = drop_duplicate_runs(frame)
     frame.attrs["param_columns"] = list(params)
     return frame
+
+
+def grid_pretraining_ids(profile_dir: str | Path) -> set[str]:
+    """The ids of the pretraining runs that the ``grid.json`` in ``profile_dir`` records (``pretrains``, or an
+    older file's one ``pretrain``); empty without a readable file."""
+    try:
+        index = json.loads((Path(profile_dir) / GRID_INDEX_NAME).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(index, dict):
+        return set()
+    entries = index.get("pretrains") if isinstance(index.get("pretrains"), list) else [index.get("pretrain")]
+    return {str(entry["id"]) for entry in entries if isinstance(entry, dict) and "id" in entry}
+
+
+def pretraining_run_ids(runs: pd.DataFrame) -> list[str]:
+    """The ids of a frame's pretraining runs, sorted: the runs other runs start from (named in their
+    ``pretrained`` path, ``.../<run id>/best.pt``) and the runs their grid records as pretraining runs
+    (:data:`PRETRAINING`), so that a source is known as one before any run started from it is here."""
+    if runs.empty:
+        return []
+    ids: set[str] = set()
+    if "pretrained" in runs.columns:
+        ids |= {str(run) for run in runs["pretrained"].astype(str).str.extract(PRETRAINED_RUN)["run"].dropna()}
+    if PRETRAINING in runs.columns and "run_id" in runs.columns:
+        ids |= {str(run) for run in runs.loc[runs[PRETRAINING].fillna(False).astype(bool), "run_id"]}
+    return sorted(ids)
 
 
 def drop_duplicate_runs(runs: pd.DataFrame) -> pd.DataFrame:

@@ -44,6 +44,7 @@ from ...report import protocol
 from ...report.converged import with_converged_column
 from ...report.labels import dataset_label
 from ...report.paired import format_difference, paired_differences, significant
+from ...report.results import pretraining_run_ids
 from ...report.tables import BETTER, MISSING_TEXT, WORSE, best_two_css, format_mean_std, seed_summary
 
 SCRATCH = "from scratch"
@@ -121,18 +122,6 @@ def largest_training_set(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the profile's own pretraining runs ----------------------------------------------------
-
-
-def pretraining_run_ids(runs: pd.DataFrame) -> list[str]:
-    """The ids of every run the others started from (named in their ``pretrained`` path), sorted.
-
-    A grid that follows a parameter into pretraining (``pretrain: {follow: [norm_layer]}``) has one
-    pretraining run per value, so a profile may start from several; sorted, so the order is stable.
-    """
-    if "pretrained" not in runs.columns or runs.empty:
-        return []
-    found = runs["pretrained"].astype(str).str.extract(protocol.PRETRAINED_RUN)["run"].dropna().unique()
-    return sorted(str(run_id) for run_id in found)
 
 
 def pretraining_run_id(runs: pd.DataFrame) -> str | None:
