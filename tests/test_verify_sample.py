@@ -71,6 +71,22 @@ def ids(project: Path) -> dict[tuple[str, int], str]:
     return {(run.config.norm_layer, run.config.seed): run.id for run in grid.runs}
 
 
+@pytest.fixture(autouse=True)
+def verify_in_this_process(monkeypatch):
+    """These tests patch a layer in this process, which a fresh interpreter per verification would not see."""
+    monkeypatch.setattr(verify_module, "ISOLATE", False)
+
+
+def test_each_run_of_a_sample_is_verified_in_a_fresh_interpreter(tmp_path, monkeypatch):
+    monkeypatch.setattr(verify_module, "ISOLATE", True)
+    monkeypatch.setattr(verify_module, "verify_or_error", lambda *args, **kwargs: "patched in this process only")
+    (tmp_path / "not-a-run").mkdir()
+    sources: dict = {}
+    outcome = verify_module.verify_in_fresh_process(tmp_path / "not-a-run", root_dir=tmp_path, sources=sources)
+    assert outcome.status == verify_module.UNAVAILABLE  # the new interpreter ran the real code, not the patch
+    assert outcome.run_dir == tmp_path / "not-a-run" and sources == {}
+
+
 def test_the_sample_takes_one_run_per_variant_with_the_lowest_seed(project):
     chosen = choose_sample(project / "results" / "demo" / "smoke", 5)
     by_id = ids(project)
@@ -193,7 +209,7 @@ def test_a_stale_pretraining_run_makes_only_its_own_runs_stale(tmp_path, monkeyp
         status = "differs" if Path(run_dir).name == "source_none" else "verified"
         return verify_module.Outcome(Path(run_dir), status, status)
 
-    monkeypatch.setattr(stale, "verify_or_error", fake_verify)
+    monkeypatch.setattr(stale, "verify_in_fresh_process", fake_verify)
     found = stale.stale_runs([*sources.values(), *runs.values()], pretrains=list(sources.values()), log=lambda line: None)
     assert set(found) == {sources["none"], runs["none"]}
     assert found[runs["none"]] is found[sources["none"]]  # stale because its start is, without recomputing it

@@ -40,7 +40,7 @@ from .run import (
     Outcome,
     has_fingerprint,
     read_params,
-    verify_or_error,
+    verify_in_fresh_process,
 )
 
 SEED_KEYS = frozenset({"seed", "noise_seed"})
@@ -248,7 +248,7 @@ def verify_sample(
         report = SetReport(set_dir, len(runs), sum(has_fingerprint(run) for run in runs))
         sources: dict[Path, Outcome] = {}
         for label, run in choose_sample(set_dir, k):
-            outcome = verify_or_error(run, root_dir=root_dir, sources=sources)
+            outcome = verify_in_fresh_process(run, root_dir=root_dir, sources=sources)
             report.checked.append((label, outcome))
             first = f" ({outcome.first_difference})" if outcome.first_difference else ""
             log(f"  {outcome.status:<19} {run.relative_to(root)}  {label}{first}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .run import FAILURES, Outcome, has_fingerprint, read_params, source_run_dir, verify_or_error
+from .run import FAILURES, Outcome, has_fingerprint, read_params, source_run_dir, verify_in_fresh_process
 
 Log = Callable[[str], None]
 
@@ -28,7 +28,7 @@ def stale_runs(
     for pretrain in pretrains:
         if pretrain not in finished or not has_fingerprint(pretrain):
             continue
-        outcome = verify_or_error(pretrain, root_dir=root_dir, sources=sources)
+        outcome = verify_in_fresh_process(pretrain, root_dir=root_dir, sources=sources)
         sources[pretrain.resolve()] = outcome
         if outcome.status in FAILURES:
             log(f"{pretrain.name}  stale: {outcome.detail}; every run started from it is rerun too")
@@ -41,7 +41,7 @@ def stale_runs(
         if old is not None:
             stale[run] = stale[old]
             continue
-        outcome = verify_or_error(run, root_dir=root_dir, sources=sources)
+        outcome = verify_in_fresh_process(run, root_dir=root_dir, sources=sources)
         if outcome.status in FAILURES:
             log(f"{run.name}  stale: {outcome.detail}")
             stale[run] = outcome
