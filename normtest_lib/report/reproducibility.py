@@ -72,24 +72,32 @@ def read_finish_times(runs: pd.DataFrame) -> dict[str, str | None]:
 
 
 def grid_run_count(grid_file: str | Path, profile: str) -> int | None:
-    """How many runs ``normtest run GRID --profile P --dry-run`` lists: the grid's runs and its distinct pretraining runs.
+    """How many runs ``normtest run GRID --profile P --dry-run`` lists: the grid's runs and its distinct
+    pretraining runs (:func:`profile_params`); None when the file or the profile does not exist."""
+    params = profile_params(grid_file, profile)
+    return None if params is None else len(params)
 
-    Expanded without validating the runs, which would need the data in place
-    (``data_root`` must exist), so pretraining runs are told apart by their parameters
-    (:func:`~normtest_lib.grid.spec.source_params`), not their ids; None when the file
-    or the profile does not exist.
-    """
+
+def profile_params(grid_file: str | Path, profile: str) -> list[dict[str, Any]] | None:
+    """The parameters of every run of ``profile`` in ``grid_file``, its pretraining runs included
+    (one per distinct source, first), as ``normtest run`` would train them; None when the file or the
+    profile does not exist.
+
+    Expanded without validating the runs, which would need the data in place (``data_root`` must
+    exist), so pretraining runs are told apart by their parameters
+    (:func:`~normtest_lib.grid.spec.source_params`), not their ids: a chapter built on a machine
+    without the data still names what the profile trains."""
     try:
         resolved = resolve_profile(read_grid_file(Path(grid_file)), profile)
-        params = expand(resolved)
+        runs = expand(resolved)
     except ConfigError:
         return None
     sources = {
-        json.dumps(source_params(resolved, run), sort_keys=True, default=str)
-        for run in params
+        json.dumps(source_params(resolved, run), sort_keys=True, default=str): source_params(resolved, run)
+        for run in runs
         if run.get("pretrained") == PRETRAIN_PLACEHOLDER
     }
-    return len(params) + len(sources)
+    return [*sources.values(), *runs]
 
 
 def recorded_grid_count(profile_dir: str | Path) -> int | None:

@@ -26,6 +26,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+# Every run a profile trains, read from its grid (the reproducibility appendix counts them with it too).
+from .reproducibility import profile_params  # noqa: F401  (speed.profile_params: what the chapters call)
+
 REFERENCE = "torch_bn"
 WITHOUT_NORMALIZATION = "none"
 BENCHMARK_FOLDER = Path("benchmarks/results")
@@ -138,29 +141,6 @@ def network_name(model: str, depth_n: int | None = None) -> str:
     except ModelError:  # a model this version no longer registers is still named, as it was recorded
         uses_depth_n = False
     return f"{model} n={depth_n}" if uses_depth_n and depth_n is not None else model
-
-
-def profile_params(grid_file: str | Path, profile: str) -> list[dict[str, Any]] | None:
-    """The parameters of every run of ``profile`` in ``grid_file``, its pretraining runs included
-    (one per distinct source), as ``normtest run`` would train them; None when the file or the
-    profile does not exist.
-
-    Expanded without validating the runs, which would need the data in place (``data_root`` must
-    exist): a chapter built on a machine without the data still names what the profile trains."""
-    from ..errors import ConfigError
-    from ..grid.spec import PRETRAIN_PLACEHOLDER, expand, read_grid_file, resolve_profile, source_params
-
-    try:
-        resolved = resolve_profile(read_grid_file(Path(grid_file)), profile)
-        runs = expand(resolved)
-    except ConfigError:
-        return None
-    sources = {
-        json.dumps(source_params(resolved, run), sort_keys=True, default=str): source_params(resolved, run)
-        for run in runs
-        if run.get("pretrained") == PRETRAIN_PLACEHOLDER
-    }
-    return [*sources.values(), *runs]
 
 
 def _param(params: Mapping[str, Any], key: str) -> Any:
