@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..grid.runner import GRID_INDEX_NAME
 from ..grid.spec import PRETRAIN_PLACEHOLDER, expand, read_grid_file, resolve_profile, source_params
 from ..run_files import ENVIRONMENT, RUN_NOTEBOOK, VERIFICATION
+from .counts import runs_word
 
 SET_KEYS = ["study", "profile", "source"]
 SOFTWARE_KEYS = ("python", "torch", "torchvision", "numpy")
@@ -421,11 +422,7 @@ def values_phrase(starts: pd.DataFrame, key: str) -> str:
     counts = recorded.groupby(recorded[key].map(str), sort=False)["run_id"].nunique()
     if len(counts) == 1:
         return str(counts.index[0])
-    return ", ".join(f"{value} ({_runs(n)})" for value, n in counts.sort_values(ascending=False, kind="stable").items())
-
-
-def _runs(n: int) -> str:
-    return f"{n} run" if n == 1 else f"{n} runs"
+    return ", ".join(f"{value} ({runs_word(n)})" for value, n in counts.sort_values(ascending=False, kind="stable").items())
 
 
 def _recorded(starts: pd.DataFrame) -> pd.DataFrame:
@@ -444,15 +441,15 @@ def environment_sentence(starts: pd.DataFrame) -> str:
     n_runs, n_recorded = starts["run_id"].nunique(), recorded["run_id"].nunique()
     coverage = "all recorded" if n_recorded == n_runs else f"{n_recorded} with an environment record"
     if not n_recorded:
-        return f"{_runs(n_runs)}, none with an environment record (no environment.json)."
+        return f"{runs_word(n_runs)}, none with an environment record (no environment.json)."
     commits = list(recorded.sort_values("time", kind="stable")["commit"].dropna().unique())
     resumed = recorded.loc[recorded["kind"] == "resume", "run_id"].nunique()
     return (
-        f"{_runs(n_runs)} ({coverage}): {values_phrase(_with_machine(recorded), 'machine')}, threads {values_phrase(recorded, 'threads')}, "
+        f"{runs_word(n_runs)} ({coverage}): {values_phrase(_with_machine(recorded), 'machine')}, threads {values_phrase(recorded, 'threads')}, "
         f"{values_phrase(recorded, 'precision')}; Python {values_phrase(recorded, 'python')}, "
         f"torch {values_phrase(recorded, 'torch')}, torchvision {values_phrase(recorded, 'torchvision')}, "
         f"numpy {values_phrase(recorded, 'numpy')}; started at {_commits_phrase(commits)}; "
-        f"{'no run' if not resumed else _runs(resumed)} resumed."
+        f"{'no run' if not resumed else runs_word(resumed)} resumed."
     )
 
 
@@ -471,7 +468,7 @@ def machine_sentence(starts: pd.DataFrame) -> str:
         return "No run recorded its machine."
     platforms = recorded["platform"].dropna().map(lambda p: str(p).split("-")[0]).unique()
     return (
-        f"The {_runs(recorded['run_id'].nunique())} with an environment record ran on {values_phrase(_with_machine(recorded), 'machine')} "
+        f"The {runs_word(recorded['run_id'].nunique())} with an environment record ran on {values_phrase(_with_machine(recorded), 'machine')} "
         f"under {', '.join(platforms)}, with threads per run {values_phrase(recorded, 'threads')}."
     )
 
@@ -498,7 +495,7 @@ def pins_sentence(starts: pd.DataFrame, pins: Mapping[str, str]) -> str:
         release = recorded[package].dropna().map(lambda v: str(v).split("+")[0])
         off = recorded.loc[release.index[release != pinned], "run_id"].nunique()
         if off:
-            others.append(f"{package} ({_runs(off)})")
+            others.append(f"{package} ({runs_word(off)})")
     pinned_text = ", ".join(f"{package} {version}" for package, version in pins.items())
     if not others:
         return f"constraints.txt pins {pinned_text}: the release every recorded run used."
@@ -524,7 +521,7 @@ def time_sentence(title: str, row: Mapping[str, Any], grid_runs: int | None, oth
         return text + "; no recorded start and finish, so no span."
     estimated = f", {row['estimated']} of their finishes estimated" if row["estimated"] else ""
     return (f"{text}; {format_duration(row['span_seconds'])} from the first start ({format_time(row['first_start'])}) "
-            f"to the last finish ({format_time(row['last_finish'])}), over {_runs(row['timed'])}{estimated}.")  # fmt: skip
+            f"to the last finish ({format_time(row['last_finish'])}), over {runs_word(row['timed'])}{estimated}.")  # fmt: skip
 
 
 def bullet_list(lines: Iterable[str]) -> str:
