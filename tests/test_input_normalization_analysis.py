@@ -82,6 +82,9 @@ def test_the_pretraining_run_is_found_from_the_others_paths_and_described_from_i
               "epochs": 10, "best_val_acc": 0.25, "test_acc_at_best_val": 0.245}
     text = analysis.pretraining_sentence(source, "cifar10-jpeg")
     assert "`tiny_imagenet_200` at 32 px for 10 epochs (best validation accuracy 25.0 %, test 24.5 %)" in text
+    trained = {**source, "train_acc_final": 0.271, "convergence": "converged: training loss -2.2% over 5 epochs"}
+    assert ("(best validation accuracy 25.0 %, test 24.5 %; training accuracy 27.1 % at its last epoch, "
+            "converged: training loss -2.2% over 5 epochs)") in analysis.pretraining_sentence(trained, "cifar10-jpeg")
     two = frame([run(), run(pretrained="results/s/p/ba9876543210/best.pt")])
     with pytest.raises(ValueError, match="more than one pretraining run"):
         analysis.pretraining_run_id(two)

@@ -244,12 +244,19 @@ def _number(value: Any) -> float | None:
 
 def _pretrained_network(source: Mapping[str, Any]) -> str:
     """``a `small` pretrained in this profile on `tiny_imagenet_200` at 32 px for 10 epochs (best validation
-    accuracy 25.0 %, test 24.5 %)``: the source's record, as a phrase."""
+    accuracy 25.0 %, test 24.5 %; training accuracy 27.1 % at its last epoch, converged: ...)``: the source's
+    record, as a phrase. Its training accuracy and verdict (``train_acc_final``, ``convergence``) are said where
+    the run recorded them: a source still learning is a weaker source than its accuracy suggests."""
     # The summary's input size (the size actually trained at) wins over the parameter (None: native).
     size = _number(source.get("summary_input_size", source.get("input_size")))
     accuracy = [_number(source.get(key)) for key in ("best_val_acc", "test_acc_at_best_val")]
+    trained = _number(source.get("train_acc_final"))
+    verdict = source.get("convergence")
+    fitted = "" if trained is None else f"; training accuracy {100 * trained:.1f} % at its last epoch"
+    if isinstance(verdict, str) and verdict:
+        fitted += f", {verdict}" if fitted else f"; {verdict}"
     measured = (
-        f" (best validation accuracy {100 * accuracy[0]:.1f} %, test {100 * accuracy[1]:.1f} %)"
+        f" (best validation accuracy {100 * accuracy[0]:.1f} %, test {100 * accuracy[1]:.1f} %{fitted})"
         if None not in accuracy
         else ""
     )
