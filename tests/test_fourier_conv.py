@@ -59,3 +59,22 @@ def test_float32_agrees_with_float64_to_float_rounding():
     single = fourier_conv_window(x.float(), weight.float(), multiplier.float(), 1, 1, (32, 32))
     assert single.dtype == torch.float32
     assert (single.double() - exact).abs().max() < 1e-5 * exact.abs().max()
+
+
+def test_a_compiled_graph_holds_the_matrices_as_constants():
+    """Dynamo traces through ``lru_cache``: unmarked, the float64 DFT matrices (cos, sin, complex ``polar``)
+    would be rebuilt inside the compiled graph at every call. The graph has them as constants instead."""
+    torch._dynamo.reset()
+    graphs = []
+
+    def recording_backend(gm: torch.fx.GraphModule, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    x, weight, multiplier = _inputs(6, 5, 3)
+    compiled = torch.compile(fourier_conv_window, backend=recording_backend, fullgraph=True)
+    ours = compiled(x, weight, multiplier, 1, 2, (3, 3))
+    torch.testing.assert_close(ours, fourier_conv_window(x, weight, multiplier, 1, 2, (3, 3)), rtol=1e-12, atol=1e-12)
+    targets = {str(node.target) for gm in graphs for node in gm.graph.nodes if node.op == "call_function"}
+    assert graphs and not any(name in target for target in targets for name in ("polar", "cos", "sin", "outer"))
+    assert any("bmm" in target for target in targets)  # the graph is the layer's, not an empty one

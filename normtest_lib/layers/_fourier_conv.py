@@ -72,7 +72,6 @@ def _matrices_float64(
     return FourierMatrices(along_w, along_h, inverse_h, inverse_w)
 
 
-@lru_cache(maxsize=128)
 def fourier_matrices(
     input_size: tuple[int, int],
     kernel_size: int,
@@ -85,9 +84,38 @@ def fourier_matrices(
     """The matrices for an ``input_size`` (H, W) map and a k x k kernel whose window keeps ``out_size`` rows
     and columns of the torus from ``start`` on, every ``stride``-th; built once in float64, cached per real
     ``dtype`` (complex ones in the matching complex dtype) and device."""
+    return FourierMatrices(*_cast_matrices(input_size, kernel_size, start, stride, out_size, dtype, device))
+
+
+# Under torch.compile the matrices are constants of the graph: dynamo calls this once while tracing and bakes
+# the result in. Without the marker it would trace through the cache (dynamo ignores lru_cache) and rebuild
+# them in float64 at every step, with complex ``polar`` calls inductor has no code for.
+@torch.compiler.assume_constant_result
+def _cast_matrices(
+    input_size: tuple[int, int],
+    kernel_size: int,
+    start: int,
+    stride: int,
+    out_size: tuple[int, int],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _cast_matrices_cached(input_size, kernel_size, start, stride, out_size, dtype, device)
+
+
+@lru_cache(maxsize=128)
+def _cast_matrices_cached(
+    input_size: tuple[int, int],
+    kernel_size: int,
+    start: int,
+    stride: int,
+    out_size: tuple[int, int],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     exact = _matrices_float64(input_size, kernel_size, start, stride, out_size)
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    return FourierMatrices(
+    return (
         exact.along_w.to(device=device, dtype=dtype),
         exact.along_h.to(device=device, dtype=complex_dtype),
         exact.inverse_h.to(device=device, dtype=complex_dtype),
