@@ -1,7 +1,8 @@
 """`normtest book`: report execution, run pages, and the HTML build.
 
 The slow tests build the whole book once per session (``built_book``) into a
-temporary copy of the book's sources, with a few fabricated run folders, and
+temporary copy of the book's sources, with a few fabricated run folders and each
+study's fabricated `local` results (so that every chapter is an executed page), and
 share it with ``test_book_browser.py``.
 """
 
@@ -119,11 +120,25 @@ def fabricate_quickstart_runs(project: Path) -> None:
             (folder / "history.csv").write_text("epoch,train_acc,val_acc\n" + "\n".join(epochs) + "\n")
 
 
+def fabricate_study_results(results: Path) -> None:
+    """Each study's `local` profile as its chapter test fabricates it, so that the landing page, the study
+    chapters, the errata and the appendix are executed pages with answers, tables and figures (what the
+    browser test reads), not placeholders."""
+    from test_convnorm_label_noise_chapter import fabricate as fabricate_convnorm
+    from test_input_normalization_chapter import fabricate_local_profile
+    from test_normalization_layers_chapter import fabricate as fabricate_layers
+
+    fabricate_local_profile(results)
+    fabricate_layers(results)
+    fabricate_convnorm(results)
+
+
 def copy_book_sources(project: Path) -> None:
     """The committed book sources (not the generated pages) into ``project``."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / name, project / name)
     shutil.copytree(REPO / "notebooks", project / "notebooks")
+    shutil.copytree(REPO / "params", project / "params")  # the grids, which chapters read beside their runs
     shutil.copytree(REPO / "book", project / "book", ignore=shutil.ignore_patterns("_build", "chapters", "runs"))
 
 
@@ -147,6 +162,7 @@ def build_once(session_tmp: Path) -> BuiltBook:
     copy_book_sources(project)
     fabricate_runs(project)
     fabricate_quickstart_runs(project)
+    fabricate_study_results(project / "results")
     log: list[str] = []
     start = time.perf_counter()
     with fixed_library_digest():
@@ -167,6 +183,12 @@ def fixed_library_digest():
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> BuiltBook:
     return build_once(tmp_path_factory.getbasetemp())
+
+
+def executed_chapter(book: BuiltBook, chapter: str) -> nbformat.NotebookNode:
+    """A chapter as the book build executed it (on :func:`fabricate_study_results`' runs): the chapter tests
+    read it rather than executing the chapter a second time."""
+    return nbformat.read(book.project / "book" / "chapters" / f"{chapter}.ipynb", as_version=4)
 
 
 # --- the committed sources --------------------------------------------------------

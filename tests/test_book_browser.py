@@ -87,6 +87,22 @@ TABLE_BOXES = """() => {
         };
     });
 }"""
+# The landing page's answers (its sections titled "1. ...", "2. ...") and its code cells (myst-nb's div.cell,
+# input collapsed or not): for each code cell, whether it lies after the first answer's whole section.
+LANDING_ORDER = r"""() => {
+    const article = document.querySelector('article.bd-article');
+    if (!article) return null;
+    const answers = Array.from(article.querySelectorAll('section'))
+        .filter((section) => { const h = section.querySelector(':scope > h2'); return h && /^\d+\./.test(h.innerText.trim()); });
+    const cells = Array.from(article.querySelectorAll('div.cell'));
+    if (!answers.length) return {answers: 0, cells: cells.length, after: []};
+    const first = answers[0];
+    return {
+        answers: answers.length,
+        cells: cells.length,
+        after: cells.map((cell) => !first.contains(cell) && Boolean(first.compareDocumentPosition(cell) & Node.DOCUMENT_POSITION_FOLLOWING)),
+    };
+}"""
 WIDE_WINDOW = {"width": 1400, "height": 900}  # a laptop's browser window, where the issue saw tables cut off
 LINKS = "() => Array.from(document.querySelectorAll('a[href]'), (a) => a.href)"
 # What a reader sees of the page's content (collapsed code excluded), its title, and stderr output blocks.
@@ -269,3 +285,19 @@ def test_no_table_reaches_past_its_column_in_a_wide_window(visited, browser, sit
     assert wider_than_column >= 1
     run_page = tables[urljoin(site, "book/runs/runs/study1/smoke/abc0.html")]
     assert any(table["hidesColumns"] and table["captionRight"] is not None for table in run_page)
+
+
+def test_the_landing_page_shows_no_code_cell_before_its_first_answer(visited, browser, site):
+    """The book opens on prose and answers: every code cell of the landing page (the page the index
+    redirects to) comes after the first study's answer, collapsed or not."""
+    landing = next(iter(visited[urljoin(site, "index.html")]["links"]))
+    page = browser.new_page()
+    try:
+        page.goto(landing, wait_until="load")
+        order = page.evaluate(LANDING_ORDER)
+    finally:
+        page.close()
+    assert order is not None, f"{landing} has no article column"
+    assert order["answers"] == 3, f"{landing}: {order['answers']} answer sections titled '1.', '2.', ... (one per study)"
+    assert order["cells"] >= 1  # not vacuous: the page's computing cells exist, at its end
+    assert all(order["after"]), f"{landing}: a code cell comes before the end of the first answer"

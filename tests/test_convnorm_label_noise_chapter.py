@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_input_normalization_chapter import execute_chapter
+from test_book import built_book, executed_chapter  # noqa: F401 (a fixture)
 
 STUDY = "convnorm_label_noise"
 VARIANTS = {"bn": ("conv", "torch_bn", 0.80), "convnorm": ("convnorm:500", "none", 0.76), "convnorm+bn": ("convnorm:500", "torch_bn", 0.79)}
@@ -47,9 +47,9 @@ def fabricate(root: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_chapter_runs_on_fabricated_results(tmp_path):
-    fabricate(tmp_path / "results")
-    text = execute_chapter(STUDY, tmp_path)
+def test_the_chapter_runs_on_fabricated_results(built_book):
+    # The book build executed the chapter on fabricate()'s runs (test_book.fabricate_study_results).
+    text = json.dumps(executed_chapter(built_book, STUDY).cells)
     assert "81.0 \\u00b1 1.0 (n=3)" in text  # bn without noise: 0.80, 0.81, 0.82 (the JSON text escapes ±)
     assert "94.5" in text  # the published bn accuracy, from the data file
     assert "`convnorm` (label noise 20 %) +6.0 [+6.0, +6.0]" in text  # 67 against bn's 61 at 20 % noise

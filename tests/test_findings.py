@@ -8,17 +8,12 @@ import json
 import math
 from pathlib import Path
 
-import nbformat
 import pandas as pd
-import papermill
 import pytest
 
 from normtest_lib.report import findings
-from test_convnorm_label_noise_chapter import fabricate as fabricate_convnorm
-from test_input_normalization_chapter import fabricate_local_profile
-from test_normalization_layers_chapter import fabricate as fabricate_layers
+from test_book import built_book, executed_chapter  # noqa: F401 (a fixture)
 
-REPO = Path(__file__).resolve().parents[1]
 METRIC = "test_acc_at_best_val"
 
 
@@ -61,22 +56,18 @@ def noise_runs() -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_the_landing_page_answers_all_three_studies_from_fabricated_results(tmp_path, monkeypatch):
-    monkeypatch.setenv("NORMTEST_CACHE_DIR", str(tmp_path / "cache"))
-    fabricate_local_profile(tmp_path / "results")
-    fabricate_layers(tmp_path / "results")
-    fabricate_convnorm(tmp_path / "results")
-    output = tmp_path / "findings.ipynb"
-    papermill.execute_notebook(str(REPO / "notebooks" / "findings.ipynb"), str(output), cwd=str(tmp_path),
-                               progress_bar=False, kernel_name="python3", parameters={"params_dir": str(REPO / "params")})
-    text = json.dumps(nbformat.read(output, as_version=4).cells)
+def test_the_landing_page_answers_all_three_studies_from_fabricated_results(built_book):
+    # The book build executed the landing page on the three studies' fabricated runs
+    # (test_book.fabricate_study_results: fabricate_local_profile, fabricate_layers, fabricate_convnorm).
+    landing = executed_chapter(built_book, "findings")
+    text = json.dumps(landing.cells)
     assert "`instance` -10.0 [-10.0, -10.0]" in text  # study 1: instance is 10 points under finetune in every seed
     assert "`in` -8.0 [-8.0, -8.0]" in text  # study 2: in is 8 points under torch_bn
     assert "`convnorm` loses less than `bn`: -10.0 [-10.0, -10.0]" in text  # study 3: 10 against 20 points at 20 %
     assert text.count("**Real data**") == 3
     assert "No answer yet" not in text
     # The page opens with prose and answers: every code cell comes after the last study's answer
-    cells = nbformat.read(output, as_version=4).cells
+    cells = landing.cells
     first_code = min(i for i, cell in enumerate(cells) if cell.cell_type == "code")
     last_answer = max(i for i, cell in enumerate(cells) if "_advice`" in cell.source)
     assert first_code > last_answer

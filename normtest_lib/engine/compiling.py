@@ -10,8 +10,9 @@ compilation, and leaves a short one eager. The rule, on the images a run trains 
   training and its evaluation graph), 40 to 80 s; a compiled step saves from 0.7 ms per image
   (``torch_bn``, 477 -> 722 images/s) to 1.9 ms (``bin``, 306 -> 841). At the smallest saving
   the break-even is 60,000 to 115,000 images; ConvNorm, which gains least, needs more. The
-  smoke profiles (a few thousand images) and study 3's local runs (30,000) stay eager; study
-  2's local runs (64,000) too, study 2's 100-epoch ``paper`` runs (4,000,000) compile.
+  smoke profiles (a few thousand images) stay eager; study 2's local runs (300,000: 3,000 images
+  for 100 epochs), study 3's local `bn` runs (200,000) and the published 100-epoch protocols
+  (millions) compile (each run's ``environment.json`` records it).
 - CUDA: from 2,000,000 images on. A step of the small CIFAR networks takes a few milliseconds
   on a GPU, where compiling removes mostly kernel launches (about 20 us per image saved at
   most) against a similar 40 to 80 s of compilation; the published 100-epoch protocols compile,
