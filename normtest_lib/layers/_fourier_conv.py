@@ -87,24 +87,13 @@ def fourier_matrices(
     return FourierMatrices(*_cast_matrices(input_size, kernel_size, start, stride, out_size, dtype, device))
 
 
-# Under torch.compile the matrices are constants of the graph: dynamo calls this once while tracing and bakes
-# the result in. Without the marker it would trace through the cache (dynamo ignores lru_cache) and rebuild
-# them in float64 at every step, with complex ``polar`` calls inductor has no code for.
+# Under torch.compile the matrices are constants of the graph: dynamo calls the function once while tracing
+# and bakes the result in. Dynamo traces through lru_cache into the function it wraps, so the marker goes on
+# that function; unmarked, the graph would rebuild the matrices in float64 at every step, with complex
+# ``polar`` calls inductor has no code for.
+@lru_cache(maxsize=128)
 @torch.compiler.assume_constant_result
 def _cast_matrices(
-    input_size: tuple[int, int],
-    kernel_size: int,
-    start: int,
-    stride: int,
-    out_size: tuple[int, int],
-    dtype: torch.dtype,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _cast_matrices_cached(input_size, kernel_size, start, stride, out_size, dtype, device)
-
-
-@lru_cache(maxsize=128)
-def _cast_matrices_cached(
     input_size: tuple[int, int],
     kernel_size: int,
     start: int,
