@@ -72,6 +72,12 @@ def _matrices_float64(
     return FourierMatrices(along_w, along_h, inverse_h, inverse_w)
 
 
+# Under torch.compile the matrices are constants of the graph: dynamo calls the function once while tracing
+# and bakes the result in. Dynamo traces through lru_cache into the function it wraps, so the marker goes on
+# that function; unmarked, the graph would rebuild the matrices in float64 at every step, with complex
+# ``polar`` calls inductor has no code for.
+@lru_cache(maxsize=128)
+@torch.compiler.assume_constant_result
 def fourier_matrices(
     input_size: tuple[int, int],
     kernel_size: int,
@@ -80,28 +86,10 @@ def fourier_matrices(
     out_size: tuple[int, int],
     dtype: torch.dtype,
     device: torch.device,
-) -> FourierMatrices:
-    """The matrices for an ``input_size`` (H, W) map and a k x k kernel whose window keeps ``out_size`` rows
-    and columns of the torus from ``start`` on, every ``stride``-th; built once in float64, cached per real
-    ``dtype`` (complex ones in the matching complex dtype) and device."""
-    return FourierMatrices(*_cast_matrices(input_size, kernel_size, start, stride, out_size, dtype, device))
-
-
-# Under torch.compile the matrices are constants of the graph: dynamo calls the function once while tracing
-# and bakes the result in. Dynamo traces through lru_cache into the function it wraps, so the marker goes on
-# that function; unmarked, the graph would rebuild the matrices in float64 at every step, with complex
-# ``polar`` calls inductor has no code for.
-@lru_cache(maxsize=128)
-@torch.compiler.assume_constant_result
-def _cast_matrices(
-    input_size: tuple[int, int],
-    kernel_size: int,
-    start: int,
-    stride: int,
-    out_size: tuple[int, int],
-    dtype: torch.dtype,
-    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The :class:`FourierMatrices` fields for an ``input_size`` (H, W) map and a k x k kernel whose window keeps
+    ``out_size`` rows and columns of the torus from ``start`` on, every ``stride``-th; built once in float64,
+    cached per real ``dtype`` (complex ones in the matching complex dtype) and device, in field order."""
     exact = _matrices_float64(input_size, kernel_size, start, stride, out_size)
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     return (
@@ -128,7 +116,7 @@ def fourier_conv_window(
     c_out, _, k, _ = weight.shape
     n_h, m = height + k - 1, (width + k - 1) // 2 + 1
     out_h, out_w = out_size
-    mats = fourier_matrices((height, width), k, start, stride, out_size, x.dtype, x.device)
+    mats = FourierMatrices(*fourier_matrices((height, width), k, start, stride, out_size, x.dtype, x.device))
 
     # The input's spectrum, frequencies first: (n_h * m, N, C_in).
     rows = torch.view_as_complex((x.reshape(-1, width) @ mats.along_w[:width]).view(n * c_in, height, m, 2))
