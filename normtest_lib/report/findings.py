@@ -151,6 +151,16 @@ def all_converged(runs: pd.DataFrame) -> bool | None:
     return bool(runs["converged"].astype(bool).all())
 
 
+def converged_groups(runs: pd.DataFrame, column: str) -> set[str]:
+    """The values of ``column`` (layers, variants, settings) whose every run converged by the book's rule; every
+    value when the frame carries no verdicts (nothing says otherwise)."""
+    names = set(runs[column].unique()) if len(runs) else set()
+    if all_converged(runs) is None:
+        return names
+    every = runs.groupby(column)["converged"].agg(lambda group: bool(group.astype(bool).all()))
+    return {name for name in names if every.get(name, False)}
+
+
 def epochs_text(runs: pd.DataFrame) -> str:
     """The runs' epoch count(s): ``8``, or ``5 to 12``."""
     epochs = sorted({int(e) for e in pd.to_numeric(runs.get("epochs", pd.Series(dtype=float)), errors="coerce").dropna()})

@@ -9,15 +9,17 @@ starts without noise, and the baseline's absolute accuracy beside the published 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from ...report import protocol
 from ...report.counts import ProfileCount, profile_count
 from ...report.findings import (
-    Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
-    learning_speed_caveat, titled, unconverged_title, with_baseline,
+    Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, converged_groups, epochs_text,
+    evidence_sentence, interval_text, learning_speed_caveat, titled, unconverged_title, with_baseline,
 )  # fmt: skip
-from ...report.paired import significant, within_noise
+from ...report.paired import paired_differences, significant, within_noise
 from ...report.published import published_results
 from ...report.results import collect_probes
 from .analysis import (
@@ -53,6 +55,7 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     published = published_results(STUDY)
     clean = published.query(f"variant == '{REFERENCE}' and label_noise == 0 and metric == 'test_acc'")["value"]
     baseline = complete[(complete["variant"] == REFERENCE) & (complete["label_noise"].astype(float) == 0)]
+    finding = dataclasses.replace(finding, advice=convnorm_advice(complete, metric, memorized))
     finding = with_baseline(finding, baseline_sentence(baseline, f"{REFERENCE}, no label noise", metric,
                                                        clean.iloc[0] if len(clean) else None, None,
                                                        "the course paper's best test accuracy, one run"))
@@ -133,3 +136,72 @@ def memorizing_sentence(memorized: pd.DataFrame, level: float, reference: str = 
         return f"{where}: it was learning the wrong labels, so these losses are measured where memorization happens."
     return (f"{where}: below {MEMORIZING:.0f} %, it had barely begun to learn them, so these losses say little about "
             "robustness to memorizing noisy labels.")
+
+
+def convnorm_advice(complete: pd.DataFrame, metric: str, memorized: pd.DataFrame | None = None,
+                    reference: str = REFERENCE) -> str:
+    """What a reader with noisy labels should use, from what the runs show (the answer's closing advice).
+
+    Only variants whose every run converged by the book's rule are compared (never a choice from runs still
+    learning): the one choice is the variant most accurate at the highest noise level, beyond the seed spread,
+    else ``reference``; then whether each trained ConvNorm variant loses less accuracy to the noise than
+    ``reference`` (the course paper's claim), and which variants were still learning. Where ``reference``
+    itself had not converged, or (given ``memorized``, :func:`~.analysis.memorization_at_end`'s frame) had
+    barely begun to learn its wrong labels, the advice says why the runs cannot choose. Empty without a
+    noisy level and its clean start."""
+    runs = complete if "variant" in complete.columns else add_variant(complete)
+    noise = runs["label_noise"].astype(float) if len(runs) else pd.Series(dtype=float)
+    top = float(noise.max()) if len(runs) else 0.0
+    if top == 0 or not (noise == 0).any() or reference not in set(runs["variant"]):
+        return ""
+    level = noise_level_text(top)
+    if reference not in converged_groups(runs, "variant"):
+        ours = runs[runs["variant"] == reference]
+        learning = len(ours) - int(ours["converged"].astype(bool).sum())
+        return (f"These runs cannot say whether ConvNorm is worth using: {learning} of {len(ours)} `{reference}` runs had "
+                f"not converged by the book's rule, so every comparison here is of how fast the variants learn in "
+                f"{epochs_text(runs)} epochs. With no evidence either way, `{reference}` stays the default.")
+    if memorized is not None:
+        share = memorized[(memorized["variant"] == reference) & (memorized["label_noise"].astype(float) == top)]
+        if len(share) and float(share["flipped_fit_noisy"].mean()) < MEMORIZING:
+            return (f"These runs do not test robustness to noisy labels: `{reference}` had barely begun to learn its "
+                    f"wrong labels at {level} noise, so train longer before choosing a layer for it.")
+    trained = converged_groups(runs, "variant")
+    others = [name for name in variant_order(runs["variant"]) if name != reference]
+    compared = [name for name in others if name in trained]
+    at_top = runs[noise == top]
+    accuracy = (paired_differences(at_top, metric, "variant", reference, ["label_noise"]).droplevel("label_noise")
+                if compared and (at_top["variant"] == reference).any()
+                else pd.DataFrame(columns=["mean", "n", "ci_low", "ci_high"]))
+    accuracy = accuracy.reindex([name for name in compared if name in accuracy.index])
+    ahead = accuracy[significant(accuracy) & (accuracy["mean"] > 0)]
+    if len(ahead):
+        best = ahead["mean"].idxmax()
+        parts = [f"With noisy labels, use `{best}`: at {level} noise it is {interval_text(ahead.loc[best])} points more "
+                 f"accurate than `{reference}`, beyond the seed spread."]
+    else:
+        rest = "; ".join(f"`{name}` {interval_text(row)}" for name, row in accuracy.iterrows())
+        beside = f" (test accuracy at {level} noise against it, in points: {rest})" if rest else ""
+        parts = [f"With noisy labels, keep `{reference}`: no trained variant is more accurate at {level} noise beyond the "
+                 f"seed spread{beside}."]
+    robust, same = [], []
+    for name in compared:
+        difference = loss_difference(runs, metric, name, reference, top)
+        if difference["n"] < 2:
+            continue
+        row = difference.to_frame().T
+        if bool(significant(row).iloc[0]) and difference["mean"] < 0:
+            robust.append(f"`{name}` ({interval_text(difference)} points)")
+        elif bool(within_noise(row).iloc[0]):
+            same.append(f"`{name}` ({interval_text(difference)} points)")
+    if robust:
+        parts.append(f"{and_list(robust)} {'loses' if len(robust) == 1 else 'lose'} less accuracy to the noise than "
+                     f"`{reference}`, beyond the seed spread: the robustness the course paper claimed.")
+    if same:
+        parts.append(f"{and_list(same)} {'loses' if len(same) == 1 else 'lose'} as much accuracy to the noise as "
+                     f"`{reference}` within the seed spread: no robustness to label noise to choose ConvNorm for.")
+    learning = [name for name in others if name in set(runs["variant"]) and name not in trained]
+    if learning:
+        parts.append(f"{and_list(learning, quote=True)} had not converged in the same training: these runs cannot "
+                     f"say how {'it compares' if len(learning) == 1 else 'they compare'} once trained.")
+    return " ".join(parts)

@@ -17,7 +17,8 @@ import pandas as pd
 from ...report import protocol
 from ...report.counts import profile_count
 from ...report.findings import (
-    Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
+    Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, converged_groups, epochs_text,
+    evidence_sentence, interval_text,
     learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict, with_baseline,
 )  # fmt: skip
 from ...report.paired import paired_differences, significant, within_noise
@@ -86,11 +87,8 @@ def answered_text(main: int, batch: int, sweep: int) -> str:
 def trained_layers(main: pd.DataFrame) -> list[str]:
     """The layers whose every run converged by the book's rule, in the book's order; every layer when the
     frame carries no verdicts (nothing says otherwise)."""
-    layers = layer_order(main["norm_layer"].unique())
-    if all_converged(main) is None:
-        return layers
-    every = main.groupby("norm_layer")["converged"].agg(lambda runs: bool(runs.astype(bool).all()))
-    return [name for name in layers if every.get(name, False)]
+    trained = converged_groups(main, "norm_layer")
+    return [name for name in layer_order(main["norm_layer"].unique()) if name in trained]
 
 
 def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, published: pd.Series | None = None,
