@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from normtest_lib.report.results import collect_runs  # noqa: E402
 from normtest_lib.studies.input_normalization import analysis  # noqa: E402
 from normtest_lib.studies.input_normalization.answer import (  # noqa: E402
-    input_normalization_finding, published_finetune, study_answer,
+    input_normalization_advice, input_normalization_finding, published_finetune, study_answer,
 )  # fmt: skip
 from test_input_normalization_analysis import three_seeds, two_sources  # noqa: E402
 from test_input_normalization_chapter import REPO, SOURCES, fabricate_two_sources  # noqa: E402
@@ -72,3 +72,29 @@ def test_study_answer_reads_two_sources_from_run_folders(tmp_path):
     assert len(labels) == len(set(labels)) == 10
     # The baseline is one (source, data set) group: three finetune runs, not twelve.
     assert "The baseline, `finetune` (3 runs of 3 epochs)" in answer.finding.answer
+
+
+def test_the_advice_chooses_per_network_and_data_set_among_converged_settings():
+    _, finetuning = analysis.split_pretraining(analysis.add_sources(two_sources()))
+    advice = input_normalization_advice(finetuning.assign(converged=True), METRIC)
+    # pretrain: +2 points in every seed from the torch_bn network, -2 from the none network.
+    for data in ("cifar10-jpeg", "cifar10-jpeg+dim"):
+        assert (f"For the `torch_bn` network on `{data}`, use `pretrain`: +2.0 [+2.0, +2.0] points over `finetune`, "
+                "beyond the seed spread.") in advice
+        assert (f"For the `none` network on `{data}`, use `finetune`; avoid `pretrain`, below it beyond the seed "
+                "spread.") in advice
+    one = input_normalization_advice(three_seeds().assign(converged=True), METRIC)
+    assert one == "Use `finetune`; avoid `pretrain` and `instance`, below it beyond the seed spread."
+
+
+def test_the_advice_never_chooses_a_setting_still_learning_and_says_why_without_a_converged_finetune():
+    runs = three_seeds().assign(converged=True, epochs=30)
+    runs.loc[runs["setting"] == "instance", "converged"] = False
+    advice = input_normalization_advice(runs, METRIC)
+    assert "instance" not in advice.split(".")[0]
+    assert advice.endswith("`instance` had not converged in the same fine-tuning: these runs cannot say how it "
+                           "compares once trained.")
+    stopped = input_normalization_advice(runs.assign(converged=False), METRIC)
+    assert stopped.startswith("These runs cannot say which statistics to use: 3 of 3 `finetune` runs had not converged "
+                              "by the book's rule, so every comparison here is of how fast each setting learns in 30 "
+                              "epochs of fine-tuning.")

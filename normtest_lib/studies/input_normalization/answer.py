@@ -13,23 +13,26 @@ and named with it (:func:`~.analysis.comparison_keys`), never pooled across them
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ...input_norm import SETTINGS
 from ...report import protocol
 from ...report.counts import ProfileCount, profile_count
 from ...report.findings import (
-    Finding, StudyAnswer, all_converged, answer_runs, baseline_sentence, epochs_text, evidence_sentence, interval_text,
-    learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict, with_baseline,
+    Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, converged_groups, epochs_text,
+    evidence_sentence, interval_text, learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict,
+    with_baseline,
 )  # fmt: skip
 from ...report.paired import paired_differences, significant, within_noise
 from ...report.plots import difference_forest
 from ...report.published import published_values
 from .analysis import (
-    PROTOCOL_KEYS, SCRATCH, SOURCE, add_labels, add_sources, comparison_keys, largest_training_set, split_pretraining,
-    varying_keys, without_constant_levels,
+    PROTOCOL_KEYS, SCRATCH, SOURCE, add_labels, add_sources, comparison_keys, largest_training_set, setting_order,
+    split_pretraining, varying_keys, without_constant_levels,
 )  # fmt: skip
 
 STUDY = "input_normalization"
@@ -57,6 +60,7 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     if first is not None:  # one network on one data set (from one source): the first the runs name
         keys = comparison_keys(full)
         baseline = baseline[(baseline[keys] == first[keys]).all(axis=1)]
+    finding = dataclasses.replace(finding, advice=input_normalization_advice(complete, metric))
     published_test, what = published_finetune(first)
     finding = with_baseline(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what))
     return StudyAnswer(STUDY, profile, finding, figure, len(full), complete, reductions, full, count, complete)
@@ -107,6 +111,55 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     )
     evidence = evidence_sentence(finetuning, profile, changed, total, count, "the fine-tuning runs") + _sources_text(sources)
     return Finding(" ".join(parts), certainty, evidence)
+
+
+def input_normalization_advice(finetuning: pd.DataFrame, metric: str, reference: str = "finetune") -> str:
+    """Which input statistics a reader fine-tuning a network should use, from what the runs show (the answer's
+    closing advice).
+
+    Per comparison group (source network, data set) on the largest training set, among the settings whose every
+    run converged by the book's rule (the from-scratch control aside): the setting furthest ahead of ``reference``
+    beyond the seed spread, else ``reference`` and the settings within its spread; the settings behind it beyond
+    the spread to avoid; then the settings still learning, never chosen. Where ``reference`` itself had not
+    converged, why the runs cannot choose. Empty without ``reference`` runs."""
+    full = largest_training_set(finetuning)
+    pretrained = full[~full["setting"].astype(str).str.startswith(SCRATCH)] if len(full) else full
+    if not len(pretrained) or reference not in set(pretrained["setting"]):
+        return ""
+    trained = converged_groups(pretrained, "setting")
+    if reference not in trained:
+        ours = pretrained[pretrained["setting"] == reference]
+        learning = len(ours) - int(ours["converged"].astype(bool).sum())
+        return (f"These runs cannot say which statistics to use: {learning} of {len(ours)} `{reference}` runs had not "
+                f"converged by the book's rule, so every comparison here is of how fast each setting learns in "
+                f"{epochs_text(pretrained)} epochs of fine-tuning. With no evidence either way, keep the statistics "
+                "your pipeline already uses.")
+    compared = pretrained[pretrained["setting"].isin(trained)]
+    keys = [key for key in comparison_keys(compared) if key in compared.columns]
+    differences = without_constant_levels(paired_differences(compared, metric, "setting", reference, keys))
+    groups = [name for name in differences.index.names if name != "setting"]
+    parts = []
+    for group, rows in (differences.groupby(level=groups, sort=False) if groups else [((), differences)]):
+        rows = rows.droplevel(groups) if groups else rows
+        ahead = rows[significant(rows) & (rows["mean"] > 0)]
+        behind = rows[significant(rows) & (rows["mean"] < 0)]
+        if len(ahead):
+            best = ahead["mean"].idxmax()
+            text = (f"use `{best}`: {interval_text(ahead.loc[best])} points over `{reference}`, beyond the seed "
+                    "spread")
+        else:
+            tied = setting_order(rows[within_noise(rows)].index, SETTINGS)
+            text = f"use `{reference}`" + (f" or {and_list(tied, quote=True)}, within the seed spread of it" if tied else "")
+        if len(behind):
+            text += f"; avoid {and_list(setting_order(behind.index, SETTINGS), quote=True)}, below it beyond the seed spread"
+        where = _group_text(groups, group) if groups else ""
+        sentence = f"{where}, {text}" if where else text
+        parts.append(sentence[0].upper() + sentence[1:] + ".")
+    learning = [name for name in setting_order(pretrained["setting"], SETTINGS) if name not in trained]
+    if learning:
+        parts.append(f"{and_list(learning, quote=True)} had not converged in the same fine-tuning: these runs cannot "
+                     f"say how {'it compares' if len(learning) == 1 else 'they compare'} once trained.")
+    return " ".join(parts)
 
 
 def _sources_text(sources: Sequence[Mapping[str, Any]]) -> str:
