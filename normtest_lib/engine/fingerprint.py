@@ -46,11 +46,16 @@ label noise, cifar_resnet n=2 from-scratch bn, the small CNN) on the synthetic s
 So a value computed after k steps gets :func:`tolerance_at` (k): 1e-5 for the initial values
 and step 1 (13x or more above any rounding measured up to step 3, 7x below the smallest real
 change), times 4 a step after (faster than the measured growth: every thread-to-thread
-difference stayed at least 19x inside it), at most 5e-2. Early values decide; late steps only
-catch gross changes. Another processor (the AMD EPYC that made committed runs against this
-Intel Xeon) cannot be measured here; it rounds differently for the same reason as another thread
-count (other vector widths and reduction orders in the same float32 kernels), so it is expected
-in the same range. On the recorded processor and threads a rerun is bit-identical, which
+difference stayed at least 19x inside it), at most :data:`MAX_TOLERANCE` (0.2). Early values decide;
+late steps only catch gross changes. Another processor rounds differently for the same reason as
+another thread count (other vector widths and reduction orders in the same float32 kernels), and
+its trajectory drifts apart faster: study 3's from-scratch bn run ``2a6ebf01d4eb``, made on the
+Intel Xeon and recomputed on an AMD EPYC, differs by 1.3e-8 in the initial loss, 9.2e-8 at step 1,
+3.0e-5 in the logit RMS after 2 steps (all inside their tolerances), then 8.4e-3 at step 7 and
+1.2e-2 to 6.8e-2 from step 9 to 20: by then the two are different SGD trajectories, their losses
+apart by the batch-to-batch noise of training at learning rate 0.1. A first cap of 5e-2 failed
+that run at steps 13 and 20; 0.2 is 3x the largest such drift and still far below a gross change
+(a loss off by a fifth). On the recorded processor and threads a rerun is bit-identical, which
 ``normtest verify --epochs N`` checks on whole epochs.
 """
 
@@ -82,7 +87,7 @@ EVAL_IMAGES = 2048  # images of the evaluation split the two losses are taken on
 # MAX_TOLERANCE; the initial loss and step 1 get RELATIVE_TOLERANCE. See the module docstring for the figures.
 RELATIVE_TOLERANCE = 1e-5
 GROWTH = 4.0
-MAX_TOLERANCE = 5e-2
+MAX_TOLERANCE = 0.2
 FORMAT = 1
 
 
