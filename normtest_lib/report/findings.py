@@ -161,6 +161,19 @@ def converged_groups(runs: pd.DataFrame, column: str) -> set[str]:
     return {name for name in names if every.get(name, False)}
 
 
+def unconverged_count(runs: pd.DataFrame) -> str:
+    """``k of n``: how many of ``runs`` had not converged by the book's rule (its ``converged`` column)."""
+    return f"{len(runs) - int(runs['converged'].astype(bool).sum())} of {len(runs)}"
+
+
+def still_learning_sentence(names: Sequence[str], training: str = "training") -> str:
+    """That ``names`` had not converged in the same ``training`` and so are never chosen; empty without names."""
+    if not names:
+        return ""
+    return (f"{and_list(names, quote=True)} had not converged in the same {training}: these runs cannot say how "
+            f"{'it compares' if len(names) == 1 else 'they compare'} once trained.")
+
+
 def epochs_text(runs: pd.DataFrame) -> str:
     """The runs' epoch count(s): ``8``, or ``5 to 12``."""
     epochs = sorted({int(e) for e in pd.to_numeric(runs.get("epochs", pd.Series(dtype=float)), errors="coerce").dropna()})

@@ -17,7 +17,8 @@ from ...report import protocol
 from ...report.counts import ProfileCount, profile_count
 from ...report.findings import (
     Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, converged_groups, epochs_text,
-    evidence_sentence, interval_text, learning_speed_caveat, titled, unconverged_title, with_baseline,
+    evidence_sentence, interval_text, learning_speed_caveat, still_learning_sentence, titled, unconverged_count,
+    unconverged_title, with_baseline,
 )  # fmt: skip
 from ...report.paired import paired_differences, significant, within_noise
 from ...report.published import published_results
@@ -155,10 +156,10 @@ def convnorm_advice(complete: pd.DataFrame, metric: str, memorized: pd.DataFrame
     if top == 0 or not (noise == 0).any() or reference not in set(runs["variant"]):
         return ""
     level = noise_level_text(top)
-    if reference not in converged_groups(runs, "variant"):
-        ours = runs[runs["variant"] == reference]
-        learning = len(ours) - int(ours["converged"].astype(bool).sum())
-        return (f"These runs cannot say whether ConvNorm is worth using: {learning} of {len(ours)} `{reference}` runs had "
+    trained = converged_groups(runs, "variant")
+    if reference not in trained:
+        return (f"These runs cannot say whether ConvNorm is worth using: "
+                f"{unconverged_count(runs[runs['variant'] == reference])} `{reference}` runs had "
                 f"not converged by the book's rule, so every comparison here is of how fast the variants learn in "
                 f"{epochs_text(runs)} epochs. With no evidence either way, `{reference}` stays the default.")
     if memorized is not None:
@@ -166,7 +167,6 @@ def convnorm_advice(complete: pd.DataFrame, metric: str, memorized: pd.DataFrame
         if len(share) and float(share["flipped_fit_noisy"].mean()) < MEMORIZING:
             return (f"These runs do not test robustness to noisy labels: `{reference}` had barely begun to learn its "
                     f"wrong labels at {level} noise, so train longer before choosing a layer for it.")
-    trained = converged_groups(runs, "variant")
     others = [name for name in variant_order(runs["variant"]) if name != reference]
     compared = [name for name in others if name in trained]
     at_top = runs[noise == top]
@@ -200,8 +200,5 @@ def convnorm_advice(complete: pd.DataFrame, metric: str, memorized: pd.DataFrame
     if same:
         parts.append(f"{and_list(same)} {'loses' if len(same) == 1 else 'lose'} as much accuracy to the noise as "
                      f"`{reference}` within the seed spread: no robustness to label noise to choose ConvNorm for.")
-    learning = [name for name in others if name in set(runs["variant"]) and name not in trained]
-    if learning:
-        parts.append(f"{and_list(learning, quote=True)} had not converged in the same training: these runs cannot "
-                     f"say how {'it compares' if len(learning) == 1 else 'they compare'} once trained.")
-    return " ".join(parts)
+    parts.append(still_learning_sentence([name for name in others if name in set(runs["variant"]) and name not in trained]))
+    return " ".join(part for part in parts if part)

@@ -24,8 +24,8 @@ from ...report import protocol
 from ...report.counts import ProfileCount, profile_count
 from ...report.findings import (
     Finding, StudyAnswer, all_converged, and_list, answer_runs, baseline_sentence, converged_groups, epochs_text,
-    evidence_sentence, interval_text, learning_speed_caveat, listing, seeds_text, titled, unconverged_title, verdict,
-    with_baseline,
+    evidence_sentence, interval_text, learning_speed_caveat, listing, seeds_text, still_learning_sentence, titled,
+    unconverged_count, unconverged_title, verdict, with_baseline,
 )  # fmt: skip
 from ...report.paired import paired_differences, significant, within_noise
 from ...report.plots import difference_forest
@@ -128,9 +128,8 @@ def input_normalization_advice(finetuning: pd.DataFrame, metric: str, reference:
         return ""
     trained = converged_groups(pretrained, "setting")
     if reference not in trained:
-        ours = pretrained[pretrained["setting"] == reference]
-        learning = len(ours) - int(ours["converged"].astype(bool).sum())
-        return (f"These runs cannot say which statistics to use: {learning} of {len(ours)} `{reference}` runs had not "
+        return (f"These runs cannot say which statistics to use: "
+                f"{unconverged_count(pretrained[pretrained['setting'] == reference])} `{reference}` runs had not "
                 f"converged by the book's rule, so every comparison here is of how fast each setting learns in "
                 f"{epochs_text(pretrained)} epochs of fine-tuning. With no evidence either way, keep the statistics "
                 "your pipeline already uses.")
@@ -155,11 +154,9 @@ def input_normalization_advice(finetuning: pd.DataFrame, metric: str, reference:
         where = _group_text(groups, group) if groups else ""
         sentence = f"{where}, {text}" if where else text
         parts.append(sentence[0].upper() + sentence[1:] + ".")
-    learning = [name for name in setting_order(pretrained["setting"], SETTINGS) if name not in trained]
-    if learning:
-        parts.append(f"{and_list(learning, quote=True)} had not converged in the same fine-tuning: these runs cannot "
-                     f"say how {'it compares' if len(learning) == 1 else 'they compare'} once trained.")
-    return " ".join(parts)
+    parts.append(still_learning_sentence([name for name in setting_order(pretrained["setting"], SETTINGS)
+                                          if name not in trained], "fine-tuning"))
+    return " ".join(part for part in parts if part)
 
 
 def _sources_text(sources: Sequence[Mapping[str, Any]]) -> str:
