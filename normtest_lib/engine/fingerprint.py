@@ -57,6 +57,16 @@ apart by the batch-to-batch noise of training at learning rate 0.1. A first cap 
 that run at steps 13 and 20; 0.2 is 3x the largest such drift and still far below a gross change
 (a loss off by a fifth). On the recorded processor and threads a rerun is bit-identical, which
 ``normtest verify --epochs N`` checks on whole epochs.
+
+Across processors a network whose forward amplifies rounding drifts apart from the second update on, not
+the fourth: study 3's ConvNorm+BN run ``94029ea16ae5`` (Intel-made, recomputed on the AMD EPYC) agrees to
+1.3e-8 in the initial loss, 1.0e-7 at step 1 and 2.1e-7 at step 2, then differs by 2.4e-4 in the logit RMS
+after 2 steps and 2.2e-4 at step 3 (the preconditioner's gain of up to 1/sqrt(eps) and batch statistics
+magnify the other processor's rounding of the first two updates). So when the recorded processor is not
+this one, a value after k >= 2 steps gets at least :data:`CROSS_PROCESSOR_TOLERANCE` (1e-3, 4x that
+drift) times 4 a step after the second (:func:`tolerance_at` with ``other_processor``); the initial
+values and step 1 keep the base, so every real change measured above is still caught (each moves an
+initial value or step 1 by 7e-5 or more, or the logit RMS after 2 steps by 1.6e-2).
 """
 
 from __future__ import annotations
@@ -88,12 +98,18 @@ EVAL_IMAGES = 2048  # images of the evaluation split the two losses are taken on
 RELATIVE_TOLERANCE = 1e-5
 GROWTH = 4.0
 MAX_TOLERANCE = 0.2
+# The least tolerance after the second step when the run was recorded on another processor model.
+CROSS_PROCESSOR_TOLERANCE = 1e-3
 FORMAT = 1
 
 
-def tolerance_at(step: int, base: float = RELATIVE_TOLERANCE) -> float:
-    """The relative tolerance of a value computed after ``step`` optimizer steps (0: the initial weights)."""
-    return min(base * GROWTH ** max(step - 1, 0), max(MAX_TOLERANCE, base))
+def tolerance_at(step: int, base: float = RELATIVE_TOLERANCE, other_processor: bool = False) -> float:
+    """The relative tolerance of a value computed after ``step`` optimizer steps (0: the initial weights);
+    wider from step 2 on when the run was recorded on ``other_processor`` (module docstring)."""
+    tolerance = base * GROWTH ** max(step - 1, 0)
+    if other_processor and step >= 2:
+        tolerance = max(tolerance, CROSS_PROCESSOR_TOLERANCE * GROWTH ** (step - 2))
+    return min(tolerance, max(MAX_TOLERANCE, base))
 
 
 @dataclass
@@ -327,18 +343,24 @@ class Comparison:
 def compare(recorded: Fingerprint, recomputed: Fingerprint, tolerance: float = RELATIVE_TOLERANCE) -> Comparison:
     """Every value of ``recorded`` against ``recomputed``, in the order the run computed them.
 
-    ``tolerance`` is the base (:func:`tolerance_at` widens it per step).
+    ``tolerance`` is the base (:func:`tolerance_at` widens it per step, and more when ``recomputed`` comes from
+    another processor model than ``recorded``).
     """
-    base = tolerance_at(0, tolerance)
+    other_processor = recorded.device_name != recomputed.device_name
+
+    def tolerance_after(step: int) -> float:
+        return tolerance_at(step, tolerance, other_processor=other_processor)
+
+    base = tolerance_after(0)
     rows = [Difference("initial loss", 0, recorded.initial_loss, recomputed.initial_loss, base),
             Difference("initial logit rms", 0, recorded.initial_logit_rms, recomputed.initial_logit_rms, base)]
     for index, value in enumerate(recorded.steps):
         step = index + 1
         other = recomputed.steps[index] if index < len(recomputed.steps) else None
-        rows.append(Difference(f"step {step}", step, value, other, tolerance_at(step, tolerance)))
+        rows.append(Difference(f"step {step}", step, value, other, tolerance_after(step)))
         if step == recorded.eval_after and recorded.loss_after_steps is not None:
             rows.append(Difference(f"loss after {step} steps", step, recorded.loss_after_steps,
-                                   recomputed.loss_after_steps, tolerance_at(step, tolerance)))  # fmt: skip
+                                   recomputed.loss_after_steps, tolerance_after(step)))  # fmt: skip
             rows.append(Difference(f"logit rms after {step} steps", step, recorded.logit_rms_after_steps,
-                                   recomputed.logit_rms_after_steps, tolerance_at(step, tolerance)))  # fmt: skip
+                                   recomputed.logit_rms_after_steps, tolerance_after(step)))  # fmt: skip
     return Comparison(rows, tolerance)
