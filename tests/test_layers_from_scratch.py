@@ -410,14 +410,21 @@ def forward_op_names(module, x):
     return ops.names
 
 
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
 @pytest.mark.parametrize("name", ["ln", "gn", "gn:2"])
-def test_group_norms_view_a_channels_last_input_without_copying_it(name):
-    """(N, G, C/G, H, W) is a view of either memory format: no clone, copy or gather in the
-    forward pass, the output stays channels_last, and it equals torch's on the same input."""
+def test_group_norms_view_either_memory_format_without_copying_it(name, memory_format):
+    """Channels_last as (N, G, C/G, H, W), contiguous as (N, G, C/G*H*W): each a view, so no clone, copy
+    or gather in the forward pass; the output keeps the input's format and equals torch's, values and
+    gradients."""
     ours, reference = pair(name, dtype=torch.float32)
-    x = torch.randn(SHAPE).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(SHAPE).contiguous(memory_format=memory_format)
     copies = {"clone", "copy_", "_unsafe_view", "repeat_interleave", "index_select", "contiguous"}
     assert forward_op_names(ours, x) & copies == set()
-    out = ours(x)
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(out, reference(x), atol=1e-5, rtol=1e-5)
+    x_ours, x_reference = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = ours(x_ours)
+    assert out.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(out, reference(x_reference), atol=1e-5, rtol=1e-5)
+    upstream = torch.randn_like(out)
+    out.backward(upstream)
+    reference(x_reference).backward(upstream)
+    torch.testing.assert_close(x_ours.grad, x_reference.grad, atol=1e-5, rtol=1e-5)
