@@ -135,7 +135,7 @@ def test_the_runs_read_are_named_and_counted(executed):
     _, text, _ = executed
     # Study 1: the pretraining run and 9 fine-tuning cells x 3 seeds; studies 2 and 3: 27 runs each.
     # Counted as the chapters and the landing page count them (report/counts.py; tests/test_counts.py), of the grids'.
-    assert ("`input_normalization`: 28 of the 110 runs in the `local` profile's grid are complete (1 pretraining run "
+    assert ("`input_normalization`: 28 of the 92 runs in the `local` profile's grid are complete (1 pretraining run "
             "and 27 fine-tuning runs)") in text["input_runs_text"]
     assert "`normalization_layers`: 27 of the 30 runs in the `local` profile's grid are complete" in text["layers_runs_text"]
     assert "`convnorm_label_noise`: 27 of the 27 runs in the `local` profile's grid are complete" in text["noise_runs_text"]

@@ -195,5 +195,5 @@ def test_the_chapter_compares_two_pretraining_sources_apart(tmp_path, monkeypatc
     assert "`finetune, stats from 10` (pretraining none, data cifar10-jpeg, train_images 450) +3.0" in text
     # The profile's count in the words of the landing page and the errata (report/counts.py), pretraining runs apart,
     # and the tables' captions link the glossary sections of their names.
-    assert "62 of the 110 runs in the `local` profile's grid are complete (2 pretraining runs and 60 fine-tuning runs)" in text
+    assert "62 of the 92 runs in the `local` profile's grid are complete (2 pretraining runs and 60 fine-tuning runs)" in text
     assert 'href=\\"glossary.html#glossary-input-settings\\"' in text
