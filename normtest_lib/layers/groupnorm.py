@@ -42,28 +42,24 @@ class GroupNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x, self.num_channels)
         xc = x.to(compute_dtype(x))
-        if xc.is_contiguous():
-            return self._forward_flat(xc).to(x.dtype)
-        # channels_last: (N, C, ...) as (N, G, C/G, ...). Splitting the channel dimension is a view (the
-        # channel stride is 1), so neither the moments nor the output copy the activation (the earlier
-        # flatten-and-repeat_interleave form copied channels_last inputs and gathered the moments back).
+        # (N, C, ...) as (N, G, C/G, ...): splitting the channel dimension is a view in both memory
+        # formats (channels_last's channel stride is 1), so neither the moments nor the output copy
+        # the activation (the earlier flatten-and-repeat_interleave form copied channels_last inputs and
+        # gathered the moments back per channel).
         groups = xc.unflatten(1, (self.num_groups, self.num_channels // self.num_groups))
-        mean, var = moments(groups, tuple(range(2, groups.ndim)))
+        if xc.is_contiguous():
+            # Each sample's group is then one run of C/G x H x W values: reduced as one dimension (a view),
+            # as torch's own kernel does. One measurement on the 2-core AMD EPYC (benchmarks/layers.py's
+            # step, cifar_resnet gn:c/4, one process, the host busy): compiled 313 -> 368 images/s, eager
+            # 246 -> 306, against reducing (C/G, H, W).
+            var, mean = torch.var_mean(groups.flatten(2), dim=2, correction=0)
+            shape = (*mean.shape, *(1,) * (groups.ndim - 2))
+            mean, var = mean.view(shape), var.view(shape)
+        else:
+            mean, var = moments(groups, tuple(range(2, groups.ndim)))
         weight, bias = (p.reshape(self.num_groups, -1) for p in (self.weight, self.bias))
         out = normalize_affine(groups, mean, var, weight, bias, self.eps)
         return out.flatten(1, 2).to(x.dtype)
-
-    def _forward_flat(self, x: torch.Tensor) -> torch.Tensor:
-        """The contiguous layout: each sample's group is one run of C/G x H x W values, so (N, G, C/G*H*W) is a
-        view and the moments reduce its last dimension, as torch's own kernel does. One measurement on the
-        2-core AMD EPYC (benchmarks/layers.py's step, cifar_resnet gn:c/4, one process, the host busy):
-        compiled 313 -> 368 images/s against the grouped view, eager 246 -> 306."""
-        n, groups = x.shape[0], self.num_groups
-        var, mean = torch.var_mean(x.reshape(n, groups, -1), dim=2, correction=0, keepdim=True)
-        scale = self.weight.to(x.dtype).view(1, groups, -1) * torch.rsqrt(var + self.eps)  # (N, G, C/G)
-        shift = self.bias.to(x.dtype).view(1, groups, -1) - mean * scale
-        per_channel = (n, self.num_channels) + (1,) * (x.ndim - 2)
-        return torch.addcmul(shift.reshape(per_channel), x, scale.reshape(per_channel))
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"
