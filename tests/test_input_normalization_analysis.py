@@ -193,3 +193,40 @@ def test_panels_never_pool_sources_or_data_sets_and_stay_as_before_with_one_grou
     rows, row = analysis.network_rows(runs)
     assert row == "network" and set(rows["network"]) == {"small, torch_bn", "small, none"}
     assert analysis.network_rows(three_seeds())[1] == "model"
+
+
+def sweep_runs():
+    """Two targets: the dimmed one fine-tuned at 500 and 2,000 images (the 500 with statistics from 10 too), the
+    other at 2,000 only; the columns the chapter's sweep adds."""
+    records = [run(setting, seed, dataset=dataset, data_root="data/cifar10-jpeg", train_subset=size,
+                   stats_subset=stats)
+               for seed in (0, 1)
+               for dataset, size, setting, stats in [
+                   ("imagefolder", 2000, "finetune", None), ("imagefolder", 2000, "pretrain", None),
+                   ("imagefolder+dim", 2000, "finetune", None), ("imagefolder+dim", 2000, "pretrain", None),
+                   ("imagefolder+dim", 500, "finetune", None), ("imagefolder+dim", 500, "finetune", 10.0),
+                   ("imagefolder+dim", 500, "pretrain", None)]]
+    runs = frame(records)
+    return runs.assign(train_images=runs["train_subset"], stats_images=runs["stats_subset"].fillna(runs["train_subset"]))
+
+
+def test_size_curves_keep_only_groups_measured_at_several_sizes():
+    sweep = sweep_runs()
+    by_size = analysis.with_several_sizes(sweep[sweep["stats_subset"].isna()])
+    assert set(by_size["dataset"]) == {"imagefolder+dim"} and sorted(set(by_size["train_images"])) == [500, 2000]
+    subsets = analysis.with_several_sizes(sweep, size="stats_images", within=["train_images"])
+    assert set(subsets["train_images"]) == {500} and sorted(set(subsets["stats_images"])) == [10, 500]
+    one_group = sweep[sweep["dataset"] == "imagefolder"]
+    assert analysis.with_several_sizes(one_group).empty  # one data set, one size: no curve
+    assert len(analysis.with_several_sizes(sweep[sweep["dataset"] == "imagefolder+dim"])) == 10
+
+
+def test_small_data_design_says_the_sizes_the_figures_draw():
+    sweep = sweep_runs()
+    by_size = analysis.with_several_sizes(sweep[sweep["stats_subset"].isna()])
+    subsets = analysis.with_several_sizes(sweep, size="stats_images", within=["train_images"])
+    text = analysis.small_data_design(by_size, subsets)
+    assert "fine-tunes on 500 and 2,000 images (cifar10-jpeg+dim)" in text
+    assert "keeps the fine-tuning set at 500 images" in text and "from 10 and 500 of them" in text
+    empty = analysis.small_data_design(by_size.iloc[0:0], subsets.iloc[0:0])
+    assert "one size only" in empty and "No run of this profile" in empty

@@ -238,6 +238,45 @@ def group_panels(runs: pd.DataFrame, by: str | None = None) -> tuple[pd.DataFram
     return runs.assign(panel=names), "panel"
 
 
+def with_several_sizes(runs: pd.DataFrame, size: str = "train_images", within: Sequence[str] = ()) -> pd.DataFrame:
+    """The runs of each comparison group (:func:`varying_keys` other than ``size``, and the ``within`` columns) that
+    has more than one value of ``size``: a group measured at one size only has no curve against size to draw."""
+    if runs.empty:
+        return runs
+    keys = [*(key for key in varying_keys(runs) if key != size), *within]
+    if not keys:
+        return runs if runs[size].nunique() > 1 else runs.iloc[0:0]
+    several = runs.groupby(keys, dropna=False)[size].transform("nunique") > 1
+    return runs[several.to_numpy()]
+
+
+def _images(values: Iterable[Any]) -> str:
+    return and_list(f"{int(value):,}" for value in sorted({int(value) for value in values}))
+
+
+def small_data_design(by_size: pd.DataFrame, subsets: pd.DataFrame) -> str:
+    """What the two small-data figures compare, in words, from the runs they draw: ``by_size`` (a
+    ``train_images`` column) and ``subsets`` (``train_images`` and ``stats_images``, the images the
+    ``finetune`` statistics came from)."""
+    if by_size.empty:
+        first = "This profile fine-tunes every data set at one size only, so the first figure has nothing to compare."
+    else:
+        data = and_list(sorted(set(by_size["data"].astype(str))))
+        first = (
+            f"The first figure fine-tunes on {_images(by_size['train_images'])} images ({data}) with the set's own "
+            "statistics (from all of its images) and with the pretraining ones."
+        )
+    if subsets.empty:
+        second = "No run of this profile estimates the `finetune` statistics from a subset of its images."
+    else:
+        sets = _images(subsets["train_images"])
+        second = (
+            f"The second keeps the fine-tuning set at {sets} images (one panel each) and estimates the `finetune` "
+            f"statistics from {_images(subsets['stats_images'])} of them; the dashed line is `pretrain`'s mean."
+        )
+    return f"{first} {second}"
+
+
 def _number(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else float(value)
 
