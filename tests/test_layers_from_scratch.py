@@ -413,9 +413,9 @@ def forward_op_names(module, x):
 @pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
 @pytest.mark.parametrize("name", ["ln", "gn", "gn:2"])
 def test_group_norms_view_either_memory_format_without_copying_it(name, memory_format):
-    """Channels_last as (N, G, C/G, H, W), contiguous as (N, G, C/G*H*W): each a view, so no clone, copy
-    or gather in the forward pass; the output keeps the input's format and equals torch's, values and
-    gradients."""
+    """Per-channel moments combined per group, and one scale and shift per sample and channel: no clone, copy
+    or gather of the activation in the forward pass, in either memory format; the output keeps the input's
+    format and equals torch's, values and gradients."""
     ours, reference = pair(name, dtype=torch.float32)
     x = torch.randn(SHAPE).contiguous(memory_format=memory_format)
     copies = {"clone", "copy_", "_unsafe_view", "repeat_interleave", "index_select", "contiguous"}
@@ -428,3 +428,17 @@ def test_group_norms_view_either_memory_format_without_copying_it(name, memory_f
     out.backward(upstream)
     reference(x_reference).backward(upstream)
     torch.testing.assert_close(x_ours.grad, x_reference.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_group_moments_combine_channel_moments_exactly_even_far_from_zero():
+    """The law of total variance over a group's equal-sized channels gives the moments of the group at once, in
+    float64 to rounding, and in float32 without the cancellation E[x^2] - E[x]^2 would suffer at a mean of 1e3."""
+    from normtest_lib.layers.groupnorm import group_moments
+
+    x = torch.randn(3, 8, 5, 7, dtype=torch.float64) * torch.linspace(0.1, 3, 8).view(1, 8, 1, 1) + 1e3
+    mean, var = group_moments(x, 2)
+    grouped = x.reshape(3, 2, -1)
+    torch.testing.assert_close(mean, grouped.mean(dim=2, keepdim=True), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(var, grouped.var(dim=2, correction=0, keepdim=True), atol=1e-10, rtol=1e-10)
+    mean32, var32 = group_moments(x.float(), 2)
+    torch.testing.assert_close(var32.double(), grouped.var(dim=2, correction=0, keepdim=True), rtol=1e-4, atol=1e-6)

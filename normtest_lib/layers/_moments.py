@@ -31,18 +31,14 @@ def normalize_affine(
 
     Folded into one scale and shift per row of statistics, so the full-size work is a single
     fused multiply-add instead of four passes (subtract, scale, weight, bias): on the CPU this
-    is most of a from-scratch layer's cost, and autograd saves fewer full-size tensors.
-
-    Group normalization passes a grouped view (N, G, C/G, ...) with ``weight``/``bias`` shaped
-    (G, C/G): see :func:`per_channel`."""
+    is most of a from-scratch layer's cost, and autograd saves fewer full-size tensors."""
     scale = per_channel(weight, x.ndim).to(x.dtype) * torch.rsqrt(var + eps)
     shift = per_channel(bias, x.ndim).to(x.dtype) - mean * scale
     return torch.addcmul(shift, x, scale)
 
 
 def per_channel(values: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Per-channel ``values`` shaped to broadcast over an ``ndim``-dimensional input from dimension 1
-    on: (C,) over (N, C, ...), or (G, C/G) over a grouped view (N, G, C/G, ...)."""
+    """Per-channel ``values`` (C,) shaped to broadcast over an ``ndim``-dimensional input (N, C, ...)."""
     return values.reshape((1, *values.shape) + (1,) * (ndim - 1 - values.ndim))
 
 
