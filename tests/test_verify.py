@@ -151,3 +151,20 @@ def test_a_run_from_a_source_run_verifies_the_source_when_its_weights_are_absent
     rebuilt = verify_run(finetune, rebuild_source=True)
     assert rebuilt.status == "verified" and rebuilt.comparison is not None
     assert hashes(tmp_path) == before  # the source was rebuilt in a temporary folder
+
+
+def test_the_recomputation_uses_the_memory_format_the_run_recorded_not_what_auto_gives_now(run_dir, monkeypatch):
+    from normtest_lib.engine import environment
+
+    recorded = json.loads((run_dir / "environment.json").read_text())["starts"][0]["channels_last"]
+    assert isinstance(recorded, bool)
+    # The default for this network changes after the run: verify still computes in the run's layout.
+    monkeypatch.setattr(environment, "CPU_CHANNELS_LAST", {False: not recorded, True: not recorded})
+    layouts = []
+    recompute = verify_module.fp.recompute
+    monkeypatch.setattr(verify_module.fp, "recompute",
+                        lambda config, *args, **kwargs: layouts.append(config.channels_last) or recompute(config, *args, **kwargs))
+    assert main(["verify", str(run_dir)]) == 0
+    assert layouts == [recorded]
+    assert verify_module.recorded_layout(run_dir, {"channels_last": not recorded}) == {}  # set by the run: kept
+    assert verify_module.recorded_layout(run_dir.parent, {}) == {}  # nothing recorded: auto as today

@@ -1,7 +1,9 @@
 """``normtest verify RUN_DIR``: does the current code still compute what a run recorded?
 
 The run's ``fingerprint.json`` (``engine/fingerprint.py``) is recomputed from its
-``params.yaml`` with the threads and device it recorded, and compared value by value
+``params.yaml`` with the threads, device and memory format it recorded (``channels_last``
+left at ``auto`` is read from its first start in ``environment.json``: the layout it trained
+in, whatever ``auto`` resolves to now), and compared value by value
 within ``fingerprint.RELATIVE_TOLERANCE``. Nothing is written into the run folder: the
 recomputation writes no file, and what must be trained (``--epochs``, a rebuilt source)
 goes to a temporary folder that is removed afterwards.
@@ -210,6 +212,17 @@ def _without_fingerprint(run_dir: Path) -> Outcome:
     return Outcome(run_dir, NO_FINGERPRINT, f"made before fingerprints existed; rerun it to verify{why}")
 
 
+def recorded_layout(run_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """``{"channels_last": <bool>}``: the memory format the run's first start resolved ``auto`` to, as its
+    ``environment.json`` records it; empty when the run set it or recorded none. Like the thread count,
+    the layout splits reductions differently, so a recomputation in another one differs by more than rounding."""
+    if params.get("channels_last", "auto") != "auto":
+        return {}
+    starts = _read_dict(run_dir / ENVIRONMENT).get("starts") or []
+    layout = starts[0].get("channels_last") if starts and isinstance(starts[0], dict) else None
+    return {"channels_last": layout} if isinstance(layout, bool) else {}
+
+
 def _config_here(params: dict[str, Any], recorded: fp.Fingerprint, root_dir: Path, **overrides: Any) -> RunConfig:
     """The run's config, computed with its recorded threads and device, paths seen from ``root_dir``."""
     values = {**params, "num_threads": recorded.threads, "device": recorded.device, "download": False}
@@ -244,7 +257,7 @@ def _recompute_and_compare(
     problem = _unavailable_device(recorded)
     if problem:
         return Outcome(run_dir, UNAVAILABLE, problem)
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = recorded_layout(run_dir, params)
     source_outcome = None
     if is_checkpoint_path(params.get("pretrained")):
         weights, source_outcome = _source_weights(run_dir, params, root_dir, scratch, rebuild_source, tolerance, log,
@@ -304,7 +317,9 @@ def _source_weights(
     log(f"rebuilding the source run {source_dir} into a temporary folder ({_cost(source_dir)})")
     from ..engine import train
 
-    train(_config_here(source_params, fp.read_fingerprint(source_dir / FINGERPRINT), root_dir), rebuilt_dir, progress=False)
+    source_config = _config_here(source_params, fp.read_fingerprint(source_dir / FINGERPRINT), root_dir,
+                                 **recorded_layout(source_dir, source_params))
+    train(source_config, rebuilt_dir, progress=False)
     rebuilt = rebuilt_dir / Path(params["pretrained"]).name
     if expected is not None and file_sha256(rebuilt) != expected:
         log(f"the rebuilt {rebuilt.name} differs from the file the run started from (SHA-256): expected "
