@@ -66,6 +66,17 @@ def test_channels_last_auto_is_the_measured_default_for_the_compile_decision(ima
     assert environment.default_channels_last(CUDA, compiled=False) is True
 
 
+def test_a_convnorm_network_keeps_the_default_layout_on_the_cpu():
+    # Its transforms read (N * C * H, W) rows, a copy of a channels_last input: measured slower.
+    for conv_layer in ("convnorm", "convnorm:240", "convnorm_channel_affine"):
+        config = make_config(device="cpu", conv_layer=conv_layer)
+        with execution_context(config) as execution:
+            assert execution.channels_last is False
+            assert resolve_speed(execution, config, 10).channels_last is False
+    assert environment.default_channels_last(CPU, compiled=False, conv_layer="conv") is True
+    assert environment.default_channels_last(CUDA, compiled=False, conv_layer="convnorm") is True
+
+
 def test_a_short_run_records_what_auto_resolved_to(tmp_path):
     train(make_config(TINY), tmp_path)
     (start,) = json.loads((tmp_path / "environment.json").read_text())["starts"]

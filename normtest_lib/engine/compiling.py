@@ -48,6 +48,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .environment import is_convnorm
+
 logger = logging.getLogger(__name__)
 
 BREAK_EVEN_IMAGES: dict[str, int] = {"cpu": 150_000, "cuda": 2_000_000}
@@ -63,7 +65,7 @@ def resolve_compile(
     ``"auto"`` by the rule in this module's docstring."""
     if isinstance(setting, bool):
         return setting, f"compile: {str(setting).lower()} in the run's parameters"
-    if conv_layer.partition(":")[0].startswith("convnorm"):
+    if is_convnorm(conv_layer):
         return False, "compile: auto; eager with ConvNorm, which compiling does not speed up (complex products, recompiles)"
     threshold = BREAK_EVEN_IMAGES.get(device.type)
     if threshold is None:

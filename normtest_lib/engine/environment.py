@@ -8,7 +8,9 @@ Device-specific choices live here and branch on ``device.type`` only:
   the memory format that measured fastest: channels_last on CUDA, and on the CPU what
   :data:`CPU_CHANNELS_LAST` says for an eager and a compiled network (measured with
   ``benchmarks/layers.py --modes eager channels_last compiled_contiguous
-  compiled_channels_last``); it never changes the arithmetic's precision;
+  compiled_channels_last``), except that a ConvNorm network keeps the default layout on the
+  CPU (its Fourier transforms read each channel's rows, which channels_last first copies
+  out); it never changes the arithmetic's precision;
 - ``compile`` (``auto`` by default) is resolved per run in ``compiling.py``, once the
   number of training images is known (:func:`resolve_speed`);
 - precision is what the run records: ``fp32`` is float32, so TF32 (which cuDNN allows by
@@ -56,10 +58,18 @@ from ..errors import ConfigError
 
 
 # channels_last on the CPU, eager and compiled (benchmarks/layers.py, cifar_resnet n=2, batch 128, 2 threads,
-# benchmarks/results/layers-cpu.json): eager, channels_last is faster for every variant but gn:c/4 (torch_bn
-# 1.21x, the from-scratch layers 1.16x to 3.0x; gn:c/4 0.98x, convnorm 0.99x); compiled, the default
-# layout is (inductor's CPU kernels: torch_bn 818 vs 750 images/s, the from-scratch bn 827 vs 461).
+# benchmarks/results/layers-cpu.json): eager, channels_last is faster for every normalization layer (torch_bn
+# 1.44x, the from-scratch layers 1.06x to 1.18x, 2026-12-07); compiled, the default layout is (inductor's CPU
+# kernels: torch_bn 818 vs 750 images/s, the from-scratch bn 827 vs 461, measured 2026-12-05).
 CPU_CHANNELS_LAST = {False: True, True: False}
+# ConvNorm's networks (eager under compile: auto) are slower on channels_last on the CPU: 0.77x and 0.86x
+# for convnorm, 0.95x and 0.84x for convnorm+bn in two runs of benchmarks/layers.py on 2026-12-07 (its
+# transforms start from (N * C * H, W) rows of the input, a copy of a channels_last tensor).
+
+
+def is_convnorm(conv_layer: str) -> bool:
+    """Whether a ``conv_layer`` setting (``<name>`` or ``<name>:<argument>``) is one of ConvNorm's layers."""
+    return conv_layer.partition(":")[0].startswith("convnorm")
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,7 @@ def resolve_speed(execution: Execution, config: RunConfig, images_to_train: int)
     compiled, reason = resolve_compile(config.compile, execution.device, images_to_train, config.conv_layer)
     channels_last = config.channels_last
     if channels_last == "auto":
-        channels_last = default_channels_last(execution.device, compiled=compiled)
+        channels_last = default_channels_last(execution.device, compiled=compiled, conv_layer=config.conv_layer)
     return dataclasses.replace(execution, compile=compiled, compile_reason=reason, channels_last=channels_last)
 
 
@@ -129,12 +139,13 @@ def to_memory_format(model: torch.nn.Module, execution: Execution) -> torch.nn.M
     return model
 
 
-def default_channels_last(device: torch.device, *, compiled: bool) -> bool:
-    """``channels_last: auto``: the memory format that measured fastest on the device (module docstring)."""
+def default_channels_last(device: torch.device, *, compiled: bool, conv_layer: str = "conv") -> bool:
+    """``channels_last: auto``: the memory format that measured fastest on the device for a network
+    with ``conv_layer`` convolutions (module docstring)."""
     if device.type == "cuda":
         return True
     if device.type == "cpu":
-        return CPU_CHANNELS_LAST[compiled]
+        return CPU_CHANNELS_LAST[compiled] and not is_convnorm(conv_layer)
     return False
 
 
@@ -188,7 +199,7 @@ def _applied_settings(config: RunConfig, device: torch.device) -> Iterator[Execu
         # auto: the eager choice until resolve_speed knows whether the run compiles.
         channels_last = config.channels_last
         if channels_last == "auto":
-            channels_last = default_channels_last(device, compiled=config.compile is True)
+            channels_last = default_channels_last(device, compiled=config.compile is True, conv_layer=config.conv_layer)
         yield Execution(
             device=device,
             amp=config.amp and on_cuda,
