@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from normtest_lib.grid.cost import EpochCost, group_variants, makespan, variant_key
+from normtest_lib.grid.cost import EpochCost, cost_from_history, group_variants, makespan, variant_key
 from normtest_lib.grid.spec import load_grid
 
 STUDY_3 = Path(__file__).resolve().parents[1] / "params" / "convnorm_label_noise.yml"
@@ -49,3 +49,12 @@ def test_makespan_longest_first_matches_brute_force_on_small_sets():
     )
     assert makespan(durations, 2) == best == 12.0
     assert makespan([], 2) == 0.0
+
+
+def test_a_variants_cost_read_from_a_run_is_its_first_epoch_and_the_median_of_the_later_ones():
+    # A resumed run compiles again in its first epoch after the resume (25 s): the median keeps it out of the rate.
+    rows = [{"seconds": 30.0}, {"seconds": 10.0}, {"seconds": 25.0}, {"seconds": 11.0}, {"seconds": 12.0}]
+    assert cost_from_history(rows) == EpochCost(first=30.0, steady=11.5)
+    assert cost_from_history(rows).run_seconds(5) == 30.0 + 4 * 11.5
+    assert cost_from_history(rows[:1]) is None  # one epoch gives no steady rate
+    assert cost_from_history([{"seconds": 30.0}, {"seconds": None}]) is None

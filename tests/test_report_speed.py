@@ -169,6 +169,18 @@ def test_the_profile_cost_sentence_gives_the_hours_or_the_command_that_measures_
     )
 
 
+def test_variants_read_from_the_grids_own_runs_are_said_and_shown():
+    from_runs = {**COST, "variants_from_runs": 1,
+                 "variants": [{**COST["variants"][0], "measured_from": "run abc (30 epochs)"},
+                              *({**v, "measured_from": "2 epochs trained here"} for v in COST["variants"][1:])]}  # fmt: skip
+    text = speed.profile_cost_sentence(from_runs, "params/s.yml", "local", "x.json", [{}] * 4)
+    assert "1 of the 3 variants of the `local` profile read from the grid's own runs of them" in text
+    assert "the other 2 trained for 2 epochs each" in text and "2 epochs of each of" not in text
+    table = speed.profile_cost_table(from_runs)
+    assert table["measured from"].tolist() == ["run abc (30 epochs)", "2 epochs trained here", "2 epochs trained here"]
+    assert "measured from" not in speed.profile_cost_table(COST)
+
+
 def test_the_rows_a_profile_trains_are_named_as_the_benchmark_names_them():
     bench = {"images_per_second": {"torch_bn": 1.0, "bn": 1.0, "none": 1.0, "convnorm": 1.0, "convnorm+bn": 1.0}}
     runs = [{"norm_layer": "none"}, {}, {"conv_layer": "convnorm:1600", "norm_layer": "none"}]  # {}: torch_bn, conv

@@ -1,7 +1,7 @@
 """What a grid profile costs in machine time, projected from one measured epoch per variant.
 
-A profile is sized by measurement (``benchmarks/profile_cost.py`` measures, this module
-groups and projects). Runs that differ only in parameters that do not change the work of an
+A profile is sized by measurement (``benchmarks/profile_cost.py`` measures, or reads the
+epochs of the grid's own runs where they exist; this module groups and projects). Runs that differ only in parameters that do not change the work of an
 epoch (the seed, the label noise, the learning rate and its schedule, the input setting, the
 number of epochs) cost the same per epoch: they are one *variant*, measured once. A run then
 costs its first epoch (which includes compiling, when the run compiles) plus its other epochs
@@ -14,6 +14,7 @@ sizing should assume, since the grid's order can always be arranged so).
 from __future__ import annotations
 
 import heapq
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,16 @@ class EpochCost:
         if epochs < 1:
             raise ValueError(f"a run has at least one epoch, got {epochs}")
         return self.first + (epochs - 1) * self.steady
+
+
+def cost_from_history(rows: Sequence[Mapping[str, Any]]) -> EpochCost | None:
+    """A variant's cost read from a run of it (its ``history.csv`` rows): the first epoch as it ran and,
+    as the steady rate, the median of the later ones (a resumed run compiles again in its first epoch
+    after the resume: the median keeps such an epoch from setting the rate). None under two epochs."""
+    seconds = [float(row["seconds"]) for row in rows if row.get("seconds") is not None]
+    if len(seconds) < 2:
+        return None
+    return EpochCost(first=seconds[0], steady=statistics.median(seconds[1:]))
 
 
 def makespan(durations: Sequence[float], workers: int) -> float:

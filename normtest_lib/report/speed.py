@@ -257,17 +257,21 @@ def profile_cost_table(cost: Mapping[str, Any]) -> pd.DataFrame:
     in seconds, training images per second, the probes' seconds per epoch, and the hours its runs
     take as projected (first + (epochs - 1) x steady per run)."""
     variants = cost["variants"]
-    return pd.DataFrame(
-        {
-            "runs": [int(variant["runs"]) for variant in variants],
-            "first epoch (s)": [float(variant["first_epoch_seconds"]) for variant in variants],
-            "steady epoch (s)": [float(variant["steady_epoch_seconds"]) for variant in variants],
-            "training images/s": [float(variant["train_images_per_second"]) for variant in variants],
-            "probes (s/epoch)": [float(variant["probe_seconds_per_epoch"]) for variant in variants],
-            "hours of runs": [sum(variant["run_seconds"]) / 3600 for variant in variants],
-        },
-        index=_variant_index(variants),
-    )
+    columns: dict[str, list] = {
+        "runs": [int(variant["runs"]) for variant in variants],
+        "first epoch (s)": [float(variant["first_epoch_seconds"]) for variant in variants],
+        "steady epoch (s)": [float(variant["steady_epoch_seconds"]) for variant in variants],
+        "training images/s": [_number(variant["train_images_per_second"]) for variant in variants],
+        "probes (s/epoch)": [_number(variant["probe_seconds_per_epoch"]) for variant in variants],
+        "hours of runs": [sum(variant["run_seconds"]) / 3600 for variant in variants],
+    }
+    if any("measured_from" in variant for variant in variants):  # figures read from the grid's own runs
+        columns["measured from"] = [variant.get("measured_from", "") for variant in variants]
+    return pd.DataFrame(columns, index=_variant_index(variants))
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def style_profile_cost_table(table: pd.DataFrame) -> Styler:
@@ -277,6 +281,8 @@ def style_profile_cost_table(table: pd.DataFrame) -> Styler:
     def digits(column: str) -> str:
         if column == "runs":
             return "{:d}"
+        if column == "measured from":
+            return "{}"
         if column.endswith("images/s"):
             return "{:,.0f}"
         return "{:.2f}" if column.startswith("hours") else "{:.1f}"
@@ -301,9 +307,15 @@ def profile_cost_sentence(
         return f"The `{profile}` profile's cost has not been measured: `{command}` measures it."
     measured_runs = sum(int(variant["runs"]) for variant in cost["variants"])
     threads, hours, wall_hours = cost["threads"], cost["total_run_seconds"] / 3600, cost["wall_seconds"] / 3600
+    variants, from_runs = len(cost["variants"]), int(cost.get("variants_from_runs", 0))
+    if from_runs:
+        how = (f"{from_runs} of the {variants} variants of the `{profile}` profile read from the grid's own runs of "
+               f"them (the first epoch and the median of the later ones), the other {variants - from_runs} trained "
+               f"for {cost['epochs_measured']} epochs each")  # fmt: skip
+    else:
+        how = f"{cost['epochs_measured']} epochs of each of {variants} variants of the `{profile}` profile"
     text = (
-        f"Measured with `{PROFILE_COST_SCRIPT}` on {str(cost.get('time', ''))[:10] or 'an unrecorded date'}: "
-        f"{cost['epochs_measured']} epochs of each of {len(cost['variants'])} variants of the `{profile}` profile, "
+        f"Measured with `{PROFILE_COST_SCRIPT}` on {str(cost.get('time', ''))[:10] or 'an unrecorded date'}: {how}, "
         f"on the network, data and batch its runs train, {cost['workers']} at a time with {threads} "
         f"thread{'' if threads == 1 else 's'} each (load average {cost['load_average_before']:.2f} before, "
         f"{cost['load_average_after']:.2f} after). Projected, its {_runs(measured_runs)} take "
