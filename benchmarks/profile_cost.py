@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -82,8 +83,6 @@ def _grid_run_epochs(root: Path | None, study: str, profile: str, ids: list[str]
 
 
 def _median(values) -> float | None:
-    import statistics
-
     present = [value for value in values if value is not None]
     return statistics.median(present) if present else None
 
