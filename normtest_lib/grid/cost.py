@@ -1,14 +1,15 @@
 """What a grid profile costs in machine time, projected from one measured epoch per variant.
 
-A profile is sized by measurement (``benchmarks/profile_cost.py`` measures, or reads the
-epochs of the grid's own runs where they exist; this module groups and projects). Runs that
-differ only in parameters that do not change the work of an epoch (the seed, the label noise,
-the learning rate and its schedule, the input setting, the number of epochs) cost the same per
-epoch: they are one *variant*, measured once. A run then costs its first epoch (which includes compiling, when the run compiles) plus its other epochs
-at the measured steady rate, and the profile's wall time on ``workers`` parallel workers is
-the makespan of the runs, longest first, each started on the worker that frees first (the
-local executor starts runs in grid order as workers free; longest-first is the schedule a
-sizing should assume, since the grid's order can always be arranged so).
+A profile is sized by measurement (``benchmarks/profile_cost.py`` measures, or reads the epochs
+of the grid's own runs where they exist; this module groups and projects). Runs that differ
+only in parameters that do not change the work of an epoch (the seed, the label noise, the
+learning rate and its schedule, the input setting, the number of epochs) cost the same per
+epoch: they are one *variant*, measured once. A run then costs its first epoch (which includes
+compiling, when the run compiles) plus its other epochs at the measured steady rate, and the
+profile's wall time on ``workers`` parallel workers is the makespan of the runs, longest first,
+each started on the worker that frees first (the local executor starts runs in grid order as
+workers free; longest-first is the schedule a sizing should assume, since the grid's order can
+always be arranged so).
 """
 
 from __future__ import annotations
