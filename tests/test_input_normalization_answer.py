@@ -3,6 +3,8 @@ one pretraining source and with two, and the published baseline it stands beside
 
 from __future__ import annotations
 
+import shutil
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -98,3 +100,15 @@ def test_the_advice_never_chooses_a_setting_still_learning_and_says_why_without_
     assert stopped.startswith("These runs cannot say which statistics to use: 3 of 3 `finetune` runs had not converged "
                               "by the book's rule, so every comparison here is of how fast each setting learns in 30 "
                               "epochs of fine-tuning.")
+
+
+def test_study_answer_without_a_finetune_baseline_says_what_is_missing(tmp_path):
+    """A grid stopped after its first runs may have `pretrain` but not yet `finetune`, which every setting is
+    paired with: the answer is a LookupError naming the missing baseline (the pages print it), not a crash
+    deep in the pairing."""
+    fabricate_two_sources(tmp_path / "results")
+    for run in (tmp_path / "results" / "input_normalization" / "local").glob("*-finetune-None-None-*"):
+        shutil.rmtree(run)
+    everything = collect_runs(tmp_path / "results")
+    with pytest.raises(LookupError, match="no complete `finetune` run on the largest fine-tuning set of the `local`"):
+        study_answer(everything, "local", str(REPO / "params" / "input_normalization.yml"))

@@ -46,11 +46,14 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     profile, runs = answer_runs(everything, STUDY, profile, grid_file)
     pretraining, finetuning = split_pretraining(add_sources(add_labels(runs)))
     complete = finetuning[finetuning["status"] == "complete"]
+    full = largest_training_set(complete)
+    if "setting" not in full or not (full["setting"] == "finetune").any():
+        raise LookupError(f"no complete `finetune` run on the largest fine-tuning set of the `{profile}` profile yet: "
+                          "every setting is compared with it")
     reductions = protocol.profile_table(protocol.paper_runs(grid_file), finetuning, profile, PROTOCOL_KEYS)
     count = profile_count(everything, STUDY, profile, grid_file)
     finding = input_normalization_finding(complete, metric, profile, *protocol.changed_parameters(reductions),
                                           sources=pretraining.to_dict("records"), count=count)
-    full = largest_training_set(complete)
     headline = paired_differences(full, metric, "setting", "finetune", comparison_keys(full))
     figure = difference_forest(
         _forest_rows(headline), "setting", "finetune",
