@@ -87,6 +87,11 @@ def test_the_advice_chooses_per_network_and_data_set_among_converged_settings():
                 "spread.") in advice
     one = input_normalization_advice(three_seeds().assign(converged=True), METRIC)
     assert one == "Use `finetune`; avoid `pretrain` and `instance`, below it beyond the seed spread."
+    # One seed (a grid stopped early): no interval, so no setting is chosen over finetune or avoided.
+    seed_zero = three_seeds().assign(converged=True).query("seed == 0")
+    assert input_normalization_advice(seed_zero, METRIC) == (
+        "Use `finetune`, the usual choice: with one seed per setting, no difference to it can be told from the "
+        "seed-to-seed spread yet.")
 
 
 def test_the_advice_never_chooses_a_setting_still_learning_and_says_why_without_a_converged_finetune():

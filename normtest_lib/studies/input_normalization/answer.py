@@ -149,6 +149,9 @@ def input_normalization_advice(finetuning: pd.DataFrame, metric: str, reference:
             best = ahead["mean"].idxmax()
             text = (f"use `{best}`: {interval_text(ahead.loc[best])} points over `{reference}`, beyond the seed "
                     "spread")
+        elif (rows["n"] < 2).all():  # no interval anywhere: nothing can be told from the seed spread
+            text = (f"use `{reference}`, the usual choice: with one seed per setting, no difference to it can be told "
+                    "from the seed-to-seed spread yet")
         else:
             tied = setting_order(rows[within_noise(rows)].index, SETTINGS)
             text = f"use `{reference}`" + (f" or {and_list(tied, quote=True)}, within the seed spread of it" if tied else "")
