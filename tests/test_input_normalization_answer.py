@@ -117,3 +117,17 @@ def test_study_answer_without_a_finetune_baseline_says_what_is_missing(tmp_path)
     everything = collect_runs(tmp_path / "results")
     with pytest.raises(LookupError, match="no complete `finetune` run on the largest fine-tuning set of the `local`"):
         study_answer(everything, "local", str(REPO / "params" / "input_normalization.yml"))
+
+
+def test_the_answer_names_the_settings_still_learning_and_keeps_a_converged_headline_unqualified():
+    runs = three_seeds().assign(converged=True, epochs=60)
+    runs.loc[runs["setting"] == "instance", "converged"] = False
+    answer = input_normalization_finding(runs, METRIC, "local").answer
+    # finetune and pretrain converged: their difference is a trained network's, with no "after 60 epochs".
+    assert "(`finetune`) changes test accuracy by -2.7 [-4.1, -1.2] points" in answer
+    assert ("Runs that had not converged by the book's rule: `instance` (3 of 3); a difference involving them says "
+            "how fast each learns in its 60 epochs (learning speed), not which is better once trained. Every run of "
+            "the other settings converged.") in answer
+    stopped = input_normalization_finding(runs.assign(converged=False), METRIC, "local").answer
+    assert "changes test accuracy after 60 epochs of fine-tuning by -2.7" in stopped
+    assert "None of these 9 runs converged by the book's rule" in stopped

@@ -82,7 +82,9 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     keys = [key for key in comparison_keys(full) if key in full.columns]
     differences = without_constant_levels(paired_differences(full, metric, "setting", "finetune", keys))
     groups = [name for name in differences.index.names if name != "setting"]
-    early = f" after {epochs_text(full)} epochs of fine-tuning" if all_converged(full) is False else ""
+    # The headline pairs finetune with pretrain: "after N epochs" (learning speed) only where those runs had not converged.
+    headline = full[full["setting"].isin(["finetune", "pretrain"])]
+    early = f" after {epochs_text(headline)} epochs of fine-tuning" if all_converged(headline) is False else ""
     parts = []
     settings = differences.index.get_level_values("setting")
     pretrain = differences[settings == "pretrain"]
@@ -104,7 +106,7 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     small = _small_data_sentence(finetuning, metric)
     if small:
         parts.append(small)
-    caveat = learning_speed_caveat(finetuning, "setting")
+    caveat = _still_learning_caveat(finetuning)
     if caveat:
         parts.append(caveat)
     certainty = (
@@ -114,6 +116,23 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     )
     evidence = evidence_sentence(finetuning, profile, changed, total, count, "the fine-tuning runs") + _sources_text(sources)
     return Finding(" ".join(parts), certainty, evidence)
+
+
+def _still_learning_caveat(finetuning: pd.DataFrame) -> str:
+    """Which settings' runs had not converged, each with its count, and what their differences then measure; the
+    shared wording (:func:`~normtest_lib.report.findings.learning_speed_caveat`) where no setting's runs all
+    converged; empty when every run converged or nothing says."""
+    if all_converged(finetuning) is not False:
+        return ""
+    names = setting_order(finetuning["setting"], SETTINGS)
+    stopped = [name for name in names if all_converged(finetuning[finetuning["setting"] == name]) is False]
+    if len(stopped) == len(names) or any(all_converged(finetuning[finetuning["setting"] == name]) is None for name in names):
+        return learning_speed_caveat(finetuning, "setting")
+    unconverged = finetuning[finetuning["setting"].isin(stopped)]
+    counts = [f"`{name}` ({unconverged_count(unconverged[unconverged['setting'] == name])})" for name in stopped]
+    return (f"Runs that had not converged by the book's rule: {and_list(counts)}; a difference involving them says how "
+            f"fast each learns in its {epochs_text(unconverged)} epochs (learning speed), not which is better once "
+            "trained. Every run of the other settings converged.")
 
 
 def input_normalization_advice(finetuning: pd.DataFrame, metric: str, reference: str = "finetune") -> str:
