@@ -70,7 +70,9 @@ def test_study_answer_reads_two_sources_from_run_folders(tmp_path):
     assert "`instance` (for the `torch_bn` network on `cifar10-jpeg`) -10.0 [-10.0, -10.0]" in answer.finding.answer
     labels = [tick.get_text() for tick in answer.figure.axes[0].get_yticklabels()]
     # Each control pairs with its own network: 2 sources x 2 sets x (pretrain, instance), and 2 from scratch.
-    assert "pretrain (none, cifar10-jpeg+dim) (n=3)" in labels and "from scratch (none, cifar10-jpeg) (n=3)" in labels
+    # The fabricated runs train 3 epochs and converge by no rule: every row is marked as still learning.
+    assert ("pretrain (none, cifar10-jpeg+dim) (n=3, still learning)" in labels
+            and "from scratch (none, cifar10-jpeg) (n=3, still learning)" in labels)
     assert len(labels) == len(set(labels)) == 10
     # The baseline is one (source, data set) group: three finetune runs, not twelve.
     assert "The baseline, `finetune` (3 runs of 3 epochs)" in answer.finding.answer
@@ -131,3 +133,19 @@ def test_the_answer_names_the_settings_still_learning_and_keeps_a_converged_head
     stopped = input_normalization_finding(runs.assign(converged=False), METRIC, "local").answer
     assert "changes test accuracy after 60 epochs of fine-tuning by -2.7" in stopped
     assert "None of these 9 runs converged by the book's rule" in stopped
+
+
+def test_the_answer_figure_marks_a_row_still_learning_where_its_setting_or_its_finetune_had_not_converged():
+    from normtest_lib.report.paired import paired_differences
+    from normtest_lib.studies.input_normalization.answer import _forest_rows, _still_learning_rows
+
+    _, finetuning = analysis.split_pretraining(analysis.add_sources(two_sources()))
+    runs = finetuning.assign(converged=True)
+    network, data = runs[analysis.SOURCE], runs["data"]
+    runs.loc[(runs["setting"] == "pretrain") & (network == "none"), "converged"] = False
+    runs.loc[(runs["setting"] == "finetune") & (data == "cifar10-jpeg+dim") & (network == "torch_bn"), "converged"] = False
+    differences = paired_differences(runs, METRIC, "setting", "finetune", analysis.comparison_keys(runs))
+    rows = _forest_rows(differences)
+    assert _still_learning_rows(differences, rows, runs) == {
+        "pretrain (none, cifar10-jpeg)", "pretrain (none, cifar10-jpeg+dim)", "pretrain (torch_bn, cifar10-jpeg+dim)"}
+    assert _still_learning_rows(differences, rows, runs.assign(converged=True)) == set()

@@ -55,8 +55,9 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     finding = input_normalization_finding(complete, metric, profile, *protocol.changed_parameters(reductions),
                                           sources=pretraining.to_dict("records"), count=count)
     headline = paired_differences(full, metric, "setting", "finetune", comparison_keys(full))
+    rows = _forest_rows(headline)
     figure = difference_forest(
-        _forest_rows(headline), "setting", "finetune",
+        rows, "setting", "finetune", still_learning=_still_learning_rows(headline, rows, full),
         title=unconverged_title(titled("each setting against finetune", complete), full))
     baseline = full[full["setting"] == "finetune"]
     first = baseline.iloc[0] if len(baseline) else None
@@ -232,6 +233,22 @@ def _forest_rows(differences: pd.DataFrame) -> pd.DataFrame:
         return differences
     names = [f"{key[-1]} ({', '.join(str(value) for value in key[:-1])})" for key in differences.index]
     return differences.set_axis(pd.Index(names, name="setting"), axis=0)
+
+
+def _still_learning_rows(differences: pd.DataFrame, rows: pd.DataFrame, runs: pd.DataFrame) -> set[str]:
+    """The figure's row names (``rows``: :func:`_forest_rows` of ``differences``) whose difference rests on a run that
+    had not converged by the book's rule: the setting's or its group's `finetune` run."""
+    if all_converged(runs) is not False:
+        return set()
+    keys = [name for name in differences.index.names if name != "setting"]
+    stopped = set()
+    for key, name in zip(differences.index, rows.index):
+        values = dict(zip([*keys, "setting"], key if isinstance(key, tuple) else (key,)))
+        group = runs[(runs[keys] == pd.Series({k: values[k] for k in keys})).all(axis=1)] if keys else runs
+        pair = group[group["setting"].isin([values["setting"], "finetune"])]
+        if not pair["converged"].astype(bool).all():
+            stopped.add(str(name))
+    return stopped
 
 
 def _small_data_sentence(finetuning: pd.DataFrame, metric: str) -> str:
