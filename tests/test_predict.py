@@ -15,6 +15,7 @@ from normtest_lib.cli import main
 from normtest_lib.data.synthetic import load_synthetic
 from normtest_lib.data.types import Split
 from normtest_lib.engine import evaluate_split, load_trained, prepare
+from normtest_lib.engine.trained import evaluate_and_predict, predict_split
 from normtest_lib.predict import classification_metrics, predict, read_csv_images, read_image_folder
 
 TINY_RUN = dict(
@@ -84,6 +85,17 @@ def test_predictions_are_the_runs_own_evaluation_of_the_images(run_dir, tiny_dat
     assert output.read_text().splitlines() == [str(p) for p in expected.tolist()]
     assert "accuracy" not in capsys.readouterr().out  # no labels, no metrics
     assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.txt"]  # no temporary file left
+
+
+def test_one_pass_gives_the_evaluation_and_the_predictions_of_two(run_dir, tiny_data):
+    """A run's test accuracy and its F1 come from evaluate_and_predict's one pass: the same loss and accuracy as
+    evaluate_split and the same predictions as predict_split, over several batches and a short last one."""
+    model, pipeline = load_trained(run_dir, which="best", device="cpu")
+    split = Split(tiny_data.test.images, tiny_data.test.labels)
+    loss, accuracy, predictions = evaluate_and_predict(model, pipeline, split, batch_size=7)
+    assert (loss, accuracy) == evaluate_split(model, pipeline, split, batch_size=7)
+    assert torch.equal(predictions, predict_split(model, pipeline, split, batch_size=7))
+    assert accuracy == (predictions == split.labels).sum().item() / len(split.labels)
 
 
 def test_which_last_reads_the_last_epochs_checkpoint(run_dir, tiny_data, tmp_path):

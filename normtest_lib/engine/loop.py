@@ -80,7 +80,7 @@ from .prepare import PreparedData, prepare_data
 from .probes import ProbeContext, check_probes, run_probes, write_probes
 from .rundir import RunFolder
 from .seeding import capture_rng_state, derive_seed, restore_rng_state, seed_globals
-from .trained import evaluate_split, predict_split
+from .trained import evaluate_and_predict, evaluate_split, predict_split
 
 if TYPE_CHECKING:
     from ..models import BuiltModel
@@ -501,9 +501,14 @@ def _finish(session: Session, folder: RunFolder, status: str, **extra: Any) -> d
         session.last_test = _evaluate(session, session.test)
     if folder.best.is_file():
         session.model.load_state_dict(load_checkpoint(folder.best)["state_dict"])
-        if not config.test_every_epoch:
-            session.best_test = _evaluate(session, session.test)
-        extra = {**_test_f1(session), **extra}
+        session.model.eval()  # step_model may be a compiled wrapper; the mode lives on the module
+        test = (session.step_model, session.pipeline, session.test, config.eval_batch_size, session.execution.autocast)
+        if config.test_every_epoch:  # the chosen epoch's test accuracy is in the history already
+            predictions = predict_split(*test)
+        else:  # its accuracy and the F1's predictions from one pass over the test split
+            loss, accuracy, predictions = evaluate_and_predict(*test)
+            session.best_test = (loss, accuracy)
+        extra = {**_test_f1(session, predictions), **extra}
     summary = session.summary(status, **extra)
     folder.write_summary(summary)
     return summary
@@ -605,12 +610,8 @@ def _training_fit(session: Session, status: str) -> dict[str, Any]:
     }
 
 
-def _test_f1(session: Session) -> dict[str, float]:
-    """Micro- and macro-F1 of the loaded weights on the test split (the earlier works' table columns)."""
-    session.model.eval()
-    predictions = predict_split(
-        session.step_model, session.pipeline, session.test, session.config.eval_batch_size, session.execution.autocast
-    )
+def _test_f1(session: Session, predictions: torch.Tensor) -> dict[str, float]:
+    """Micro- and macro-F1 of ``predictions`` (the loaded weights' on the test split: the earlier works' table columns)."""
     metrics = classification_metrics(session.test.labels.cpu(), predictions.cpu())
     return {"test_micro_f1_at_best_val": metrics["micro_f1"], "test_macro_f1_at_best_val": metrics["macro_f1"]}
 
