@@ -234,8 +234,8 @@ def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_
     else:
         train, how = pd.Series(dtype=float), "not recorded"
     text = (
-        f"The baseline, `{name}` ({len(runs)} run{'' if len(runs) == 1 else 's'} of {epochs_text(runs)} epochs): test accuracy "
-        f"{_percent(runs[metric])}, training accuracy {_percent(train)} ({how})."
+        f"The baseline, `{name}` ({len(runs)} run{'' if len(runs) == 1 else 's'} of {epochs_text(runs)} epochs): "
+        f"test accuracy {_percent(runs[metric])}, training accuracy {_percent(train)} ({how})."
     )
     published = []
     if published_test is not None and pd.notna(published_test):

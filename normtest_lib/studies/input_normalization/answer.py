@@ -126,8 +126,9 @@ def _still_learning_caveat(finetuning: pd.DataFrame) -> str:
     if all_converged(finetuning) is not False:
         return ""
     names = setting_order(finetuning["setting"], SETTINGS)
-    stopped = [name for name in names if all_converged(finetuning[finetuning["setting"] == name]) is False]
-    if len(stopped) == len(names) or any(all_converged(finetuning[finetuning["setting"] == name]) is None for name in names):
+    trained = converged_groups(finetuning, "setting")
+    stopped = [name for name in names if name not in trained]
+    if not trained:
         return learning_speed_caveat(finetuning, "setting")
     unconverged = finetuning[finetuning["setting"].isin(stopped)]
     counts = [f"`{name}` ({unconverged_count(unconverged[unconverged['setting'] == name])})" for name in stopped]
@@ -241,14 +242,13 @@ def _still_learning_rows(differences: pd.DataFrame, rows: pd.DataFrame, runs: pd
     if all_converged(runs) is not False:
         return set()
     keys = [name for name in differences.index.names if name != "setting"]
-    stopped = set()
-    for key, name in zip(differences.index, rows.index):
-        values = dict(zip([*keys, "setting"], key if isinstance(key, tuple) else (key,)))
-        group = runs[(runs[keys] == pd.Series({k: values[k] for k in keys})).all(axis=1)] if keys else runs
-        pair = group[group["setting"].isin([values["setting"], "finetune"])]
-        if not pair["converged"].astype(bool).all():
-            stopped.add(str(name))
-    return stopped
+    if not keys:  # one group: a row is its setting
+        trained = converged_groups(runs, "setting")
+        return {str(name) for setting, name in zip(differences.index, rows.index)
+                if setting not in trained or "finetune" not in trained}
+    converged = runs.groupby([*keys, "setting"])["converged"].agg(lambda group: bool(group.astype(bool).all()))
+    return {str(name) for key, name in zip(differences.index, rows.index)
+            if not (converged.get(key, True) and converged.get((*key[:-1], "finetune"), True))}
 
 
 def _small_data_sentence(finetuning: pd.DataFrame, metric: str) -> str:
