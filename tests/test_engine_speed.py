@@ -52,17 +52,26 @@ def test_compile_auto_compiles_only_runs_long_enough_to_repay_it():
         decided, reason = resolve_compile("auto", CUDA, 10**9, conv_layer)
         assert decided is False and "ConvNorm" in reason
     assert resolve_compile("auto", CPU, 10**9, "conv")[0] is True
+    # On the CPU, networks with torch's batch norm or no normalization train eagerly (channels_last measured as fast).
+    for norm_layer in ("torch_bn", "none"):
+        decided, reason = resolve_compile("auto", CPU, 10**9, "conv", norm_layer)
+        assert decided is False and f"norm_layer {norm_layer}" in reason
+        assert resolve_compile("auto", CUDA, 10**9, "conv", norm_layer)[0] is True  # not measured there: by size
+        assert resolve_compile(True, CPU, 1, "conv", norm_layer)[0] is True
+    assert resolve_compile("auto", CPU, 10**9, "conv", "bn")[0] is True
     assert resolve_compile(True, CPU, 1, "convnorm")[0] is True
 
 
 @pytest.mark.parametrize("images", [10, 10**7])
 def test_channels_last_auto_is_the_measured_default_for_the_compile_decision(images):
     with execution_context(make_config(device="cpu")) as execution:
-        resolved = resolve_speed(execution, make_config(device="cpu"), images)
+        resolved = resolve_speed(execution, make_config(device="cpu", norm_layer="bn"), images)
         assert resolved.compile is (images >= BREAK_EVEN_IMAGES["cpu"])
         assert resolved.channels_last is CPU_CHANNELS_LAST[resolved.compile]
-        kept = resolve_speed(execution, make_config(device="cpu", channels_last=False), images)
+        kept = resolve_speed(execution, make_config(device="cpu", norm_layer="bn", channels_last=False), images)
         assert kept.channels_last is False and kept.compile is resolved.compile
+        torch_bn = resolve_speed(execution, make_config(device="cpu", norm_layer="torch_bn"), images)
+        assert (torch_bn.compile, torch_bn.channels_last) == (False, CPU_CHANNELS_LAST[False])
     assert environment.default_channels_last(CUDA, compiled=False) is True
 
 
@@ -78,7 +87,7 @@ def test_a_convnorm_network_keeps_the_default_layout_on_the_cpu():
 
 
 def test_a_short_run_records_what_auto_resolved_to(tmp_path):
-    train(make_config(TINY), tmp_path)
+    train(make_config(TINY, norm_layer="bn"), tmp_path)  # a from-scratch layer: compiled when the run is long
     (start,) = json.loads((tmp_path / "environment.json").read_text())["starts"]
     assert (start["compile"], start["compile_setting"]) == (False, "auto")
     assert "80 training images, fewer than" in start["compile_reason"]

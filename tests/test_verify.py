@@ -166,5 +166,9 @@ def test_the_recomputation_uses_the_memory_format_the_run_recorded_not_what_auto
                         lambda config, *args, **kwargs: layouts.append(config.channels_last) or recompute(config, *args, **kwargs))
     assert main(["verify", str(run_dir)]) == 0
     assert layouts == [recorded]
-    assert verify_module.recorded_layout(run_dir, {"channels_last": not recorded}) == {}  # set by the run: kept
+    compiled = json.loads((run_dir / "environment.json").read_text())["starts"][0]["compile"]
+    assert verify_module.recorded_layout(run_dir, {}) == {"channels_last": recorded, "compile": compiled}
+    # Set by the run: kept as set.
+    assert verify_module.recorded_layout(run_dir, {"channels_last": not recorded}) == {"compile": compiled}
+    assert verify_module.recorded_layout(run_dir, {"channels_last": True, "compile": False}) == {}
     assert verify_module.recorded_layout(run_dir.parent, {}) == {}  # nothing recorded: auto as today

@@ -123,7 +123,9 @@ def resolve_speed(execution: Execution, config: RunConfig, images_to_train: int)
     ``channels_last: auto``, the memory format that is fastest with that choice."""
     from .compiling import resolve_compile
 
-    compiled, reason = resolve_compile(config.compile, execution.device, images_to_train, config.conv_layer)
+    compiled, reason = resolve_compile(
+        config.compile, execution.device, images_to_train, config.conv_layer, config.norm_layer
+    )
     channels_last = config.channels_last
     if channels_last == "auto":
         channels_last = default_channels_last(execution.device, compiled=compiled, conv_layer=config.conv_layer)

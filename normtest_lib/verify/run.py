@@ -213,14 +213,17 @@ def _without_fingerprint(run_dir: Path) -> Outcome:
 
 
 def recorded_layout(run_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """``{"channels_last": <bool>}``: the memory format the run's first start resolved ``auto`` to, as its
-    ``environment.json`` records it; empty when the run set it or recorded none. Like the thread count,
-    the layout splits reductions differently, so a recomputation in another one differs by more than rounding."""
-    if params.get("channels_last", "auto") != "auto":
-        return {}
+    """``{"channels_last": <bool>, "compile": <bool>}``: what the run's first start resolved each ``auto`` to,
+    as its ``environment.json`` records it; a key is left out when the run set it or recorded none. Like the
+    thread count, the layout and compiled kernels split reductions differently, so a recomputation (or a
+    rerun of whole epochs) in another one differs by more than rounding, whatever ``auto`` resolves to now."""
     starts = _read_dict(run_dir / ENVIRONMENT).get("starts") or []
-    layout = starts[0].get("channels_last") if starts and isinstance(starts[0], dict) else None
-    return {"channels_last": layout} if isinstance(layout, bool) else {}
+    first = starts[0] if starts and isinstance(starts[0], dict) else {}
+    return {
+        key: first[key]
+        for key in ("channels_last", "compile")
+        if params.get(key, "auto") == "auto" and isinstance(first.get(key), bool)
+    }
 
 
 def _config_here(params: dict[str, Any], recorded: fp.Fingerprint, root_dir: Path, **overrides: Any) -> RunConfig:
