@@ -30,8 +30,7 @@ The JSON holds ``{"images_per_second": {"<variant>": ...}, "compiled_images_per_
 "targets": [...], ...}``. ``engine_images_per_second`` is each variant's figure in the mode the
 engine trains it in on the device for a long run (``engine_mode``: ``compile: auto`` and
 ``channels_last: auto`` resolved as ``engine/compiling.py`` and ``engine/environment.py`` do):
-compiled for the from-scratch layers on the CPU, eager channels_last for ``torch_bn`` and
-``none``, eager for ConvNorm. ``targets`` checks issue 20's CPU targets on that figure (the
+compiled (in the default layout) on the CPU, except ConvNorm, which trains eagerly. ``targets`` checks issue 20's CPU targets on that figure (the
 compiled one beside it): ``torch_bn`` at least 1.4x its eager figure, every from-scratch layer
 at least 1.2x ``torch_bn``'s eager figure, ``convnorm`` at least 0.5x it.
 
