@@ -190,9 +190,9 @@ def test_the_chapter_compares_two_pretraining_sources_apart(tmp_path, monkeypatc
     # Paired within each (source, data set): never the pooled 0.
     assert "by +2.0 [+2.0, +2.0] points for the `torch_bn` network on `cifar10-jpeg`" in text
     assert "by -2.0 [-2.0, -2.0] points for the `none` network on `cifar10-jpeg+dim`" in text
-    assert "`instance` (pretraining torch_bn, data cifar10-jpeg) -10.0 [-10.0, -10.0]" in text
-    assert "`instance` (pretraining none, data cifar10-jpeg+dim) -5.0 [-5.0, -5.0]" in text
-    assert "`finetune, stats from 10` (pretraining none, data cifar10-jpeg, train_images 450) +3.0" in text
+    assert "`instance` (source network torch_bn, data cifar10-jpeg) -10.0 [-10.0, -10.0]" in text
+    assert "`instance` (source network none, data cifar10-jpeg+dim) -5.0 [-5.0, -5.0]" in text
+    assert "`finetune, stats from 10` (source network none, data cifar10-jpeg, train_images 450) +3.0" in text
     # The profile's count in the words of the landing page and the errata (report/counts.py), pretraining runs apart,
     # and the tables' captions link the glossary sections of their names.
     assert "62 of the 92 runs in the `local` profile's grid are complete (2 pretraining runs and 60 fine-tuning runs)" in text

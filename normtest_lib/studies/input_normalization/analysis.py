@@ -49,7 +49,7 @@ from ...report.tables import BETTER, MISSING_TEXT, WORSE, best_two_css, format_m
 
 SCRATCH = "from scratch"
 ROW_KEYS = ("model", "data")  # a table row: one network on one data set
-SOURCE = "pretraining"  # the column naming the profile's network a run started from (add_sources)
+SOURCE = "source network"  # the column naming the profile's network a run started from (add_sources)
 NO_SOURCE = "no pretraining run"  # SOURCE of a run that started from none of the profile's pretraining runs
 SOURCE_KEY = "norm_layer"  # what tells one pretraining run of a profile from another (the grid follows it)
 # The parameters the chapter sets beside the published protocol: the protocol table's default list.
