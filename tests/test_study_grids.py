@@ -70,9 +70,14 @@ def test_study_1_local_profile_has_two_sources_and_two_targets(tmp_path, monkeyp
         ("finetune", False): 12, ("pretrain", False): 12, ("instance", False): 12, ("unit", False): 12,
         ("minmax", False): 12, ("finetune", True): 12,
     }
-    # Fine-tuning gets 480 optimizer steps at either size; the from-scratch control more, to fit its training set.
-    steps = {(c.train_subset, c.pretrained == "none"): c.epochs * -(-c.train_subset // c.batch_size) for c in runs}
+    # Fine-tuning gets 480 optimizer steps at either size; the from-scratch control more, to fit its training set,
+    # and so do unit and minmax inputs to the network without normalization layers (480 steps left them learning).
+    steps = {(c.train_subset, c.pretrained == "none"): c.epochs * -(-c.train_subset // c.batch_size)
+             for c in runs if not (c.norm_layer == "none" and c.input_norm in ("unit", "minmax"))}
     assert steps == {(1000, False): 480, (500, False): 480, (1000, True): 1200} and not any(c.probes for c in runs)
+    longer = Counter((c.input_norm, c.epochs) for c in runs if c.norm_layer == "none" and c.input_norm in ("unit", "minmax"))
+    assert longer == {("unit", 150): 6, ("minmax", 150): 6}
+    assert {c.epochs for c in runs if c.norm_layer == "torch_bn" and c.input_norm in ("unit", "minmax")} == {60}
     small = Counter((c.input_norm, c.stats_subset, c.dataset) for c in runs if c.train_subset == 500)
     assert small == {("finetune", None, "imagefolder+dim"): 6, ("finetune", 10, "imagefolder+dim"): 6,
                      ("pretrain", None, "imagefolder+dim"): 6}
