@@ -34,6 +34,13 @@ def test_interval_text_with_and_without_an_interval():
     assert findings.interval_text(pd.Series({"mean": -2.0, "ci_low": float("nan"), "ci_high": float("nan")})) == (
         "-2.0 (one seed, no interval)"
     )
+    # A unit goes after the numbers, before the parenthesis.
+    one_seed = pd.Series({"mean": -2.0, "ci_low": float("nan"), "ci_high": float("nan")})
+    assert findings.interval_text(one_seed, unit="points") == "-2.0 points (one seed, no interval)"
+    assert findings.interval_text(pd.Series({"mean": 0.5, "ci_low": -0.2, "ci_high": 1.3}), unit="points") == (
+        "+0.5 [-0.2, +1.3] points"
+    )
+    assert findings.and_list(["a", "b", "c"], conjunction="or") == "a, b or c"
 
 
 def layer_runs() -> pd.DataFrame:

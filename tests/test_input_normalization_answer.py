@@ -17,7 +17,8 @@ from normtest_lib.studies.input_normalization import analysis  # noqa: E402
 from normtest_lib.studies.input_normalization.answer import (  # noqa: E402
     input_normalization_advice, input_normalization_finding, published_finetune, study_answer,
 )  # fmt: skip
-from test_input_normalization_analysis import three_seeds, two_sources  # noqa: E402
+from test_input_normalization_analysis import frame as analysis_frame  # noqa: E402
+from test_input_normalization_analysis import run, three_seeds, two_sources  # noqa: E402
 from test_input_normalization_chapter import REPO, SOURCES, fabricate_two_sources  # noqa: E402
 
 METRIC = "test_acc_at_best_val"
@@ -89,6 +90,11 @@ def test_the_advice_chooses_per_network_and_data_set_among_converged_settings():
                 "spread.") in advice
     one = input_normalization_advice(three_seeds().assign(converged=True), METRIC)
     assert one == "Use `finetune`; avoid `pretrain` and `instance`, below it beyond the seed spread."
+    # Settings within the seed spread of finetune are named as alternatives, joined by "or".
+    tied = analysis_frame([r for seed, f, p, i in [(0, 0.80, 0.81, 0.79), (1, 0.82, 0.81, 0.83), (2, 0.81, 0.82, 0.80)]
+                           for r in (run("finetune", seed, f), run("pretrain", seed, p), run("instance", seed, i))])
+    assert input_normalization_advice(tied.assign(converged=True), METRIC) == (
+        "Use `finetune` (or `pretrain` or `instance`, within the seed spread of it).")
     # One seed (a grid stopped early): no interval, so no setting is chosen over finetune or avoided.
     seed_zero = three_seeds().assign(converged=True).query("seed == 0")
     assert input_normalization_advice(seed_zero, METRIC) == (

@@ -83,17 +83,19 @@ def labelled(table: pd.DataFrame | Any, runs: pd.DataFrame, what: str, names: Se
     return styler.set_caption(with_caption_note(titled(what, runs) + (f" ({note})" if note else ""), styler, names))
 
 
-def and_list(items: Iterable[str], quote: bool = False) -> str:
-    """``a``, ``a and b``, ``a, b and c``; each item in backticks with ``quote``."""
+def and_list(items: Iterable[str], quote: bool = False, conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c`` (or another ``conjunction``); each item in backticks with ``quote``."""
     texts = [f"`{item}`" if quote else str(item) for item in items]
-    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" and {texts[-1]}"
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" {conjunction} {texts[-1]}"
 
 
-def interval_text(row: pd.Series, digits: int = 1) -> str:
-    """``+0.5 [-0.2, +1.3]``; without an interval (one seed) ``+0.5 (one seed, no interval)``."""
+def interval_text(row: pd.Series, digits: int = 1, unit: str = "") -> str:
+    """``+0.5 [-0.2, +1.3]``; without an interval (one seed) ``+0.5 (one seed, no interval)``. A ``unit``
+    ("points") follows the numbers and precedes the parenthesis: ``+0.5 points (one seed, no interval)``."""
+    unit = f" {unit}" if unit else ""
     if pd.isna(row["ci_low"]):
-        return f"{row['mean']:+.{digits}f} (one seed, no interval)"
-    return f"{row['mean']:+.{digits}f} [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
+        return f"{row['mean']:+.{digits}f}{unit} (one seed, no interval)"
+    return f"{row['mean']:+.{digits}f} [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]{unit}"
 
 
 def verdict(row: pd.Series) -> str:

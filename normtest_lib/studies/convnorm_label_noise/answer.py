@@ -90,11 +90,11 @@ def convnorm_finding(complete: pd.DataFrame, metric: str, profile: str, changed:
                 continue
             if bool(significant(difference.to_frame().T).iloc[0]):
                 word = "less" if difference["mean"] < 0 else "more"
-                parts.append(f"`{name}` loses {word} than `{reference}`: {interval_text(difference)} points, beyond the seed-to-seed spread.")
+                parts.append(f"`{name}` loses {word} than `{reference}`: {interval_text(difference, unit='points')}, beyond the seed-to-seed spread.")
             elif bool(within_noise(difference.to_frame().T).iloc[0]):
-                parts.append(f"`{name}` loses as much as `{reference}` within the spread: {interval_text(difference)} points.")
+                parts.append(f"`{name}` loses as much as `{reference}` within the spread: {interval_text(difference, unit='points')}.")
             else:
-                parts.append(f"`{name}` against `{reference}`: {interval_text(difference)} points, too few seeds to tell.")
+                parts.append(f"`{name}` against `{reference}`: {interval_text(difference, unit='points')}, too few seeds to tell.")
     if top > 0 and not (noise == 0).any():
         parts.append("No run without noise is complete yet, so the accuracy each variant loses to noise cannot be "
                      "paired yet.")
@@ -177,7 +177,7 @@ def convnorm_advice(complete: pd.DataFrame, metric: str, memorized: pd.DataFrame
     ahead = accuracy[significant(accuracy) & (accuracy["mean"] > 0)]
     if len(ahead):
         best = ahead["mean"].idxmax()
-        parts = [f"With noisy labels, use `{best}`: at {level} noise it is {interval_text(ahead.loc[best])} points more "
+        parts = [f"With noisy labels, use `{best}`: at {level} noise it is {interval_text(ahead.loc[best], unit='points')} more "
                  f"accurate than `{reference}`, beyond the seed spread."]
     else:
         rest = "; ".join(f"`{name}` {interval_text(row)}" for name, row in accuracy.iterrows())
@@ -191,9 +191,9 @@ def convnorm_advice(complete: pd.DataFrame, metric: str, memorized: pd.DataFrame
             continue
         row = difference.to_frame().T
         if bool(significant(row).iloc[0]) and difference["mean"] < 0:
-            robust.append(f"`{name}` ({interval_text(difference)} points)")
+            robust.append(f"`{name}` ({interval_text(difference, unit='points')})")
         elif bool(within_noise(row).iloc[0]):
-            same.append(f"`{name}` ({interval_text(difference)} points)")
+            same.append(f"`{name}` ({interval_text(difference, unit='points')})")
     if robust:
         parts.append(f"{and_list(robust)} {'loses' if len(robust) == 1 else 'lose'} less accuracy to the noise than "
                      f"`{reference}`, beyond the seed spread: the robustness the course paper claimed.")

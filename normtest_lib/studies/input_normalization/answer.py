@@ -92,7 +92,7 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     if len(pretrain):
         # One group: "by +0.5 [...] points, within ..."; several: each "by ... points for the `none` network on ...".
         change = "; ".join(
-            f"by {interval_text(row)} points{' ' + _group_text(groups, key) if groups else ''}, {verdict(row)}"
+            f"by {interval_text(row, unit='points')}{' ' + _group_text(groups, key) if groups else ''}, {verdict(row)}"
             for key, row in pretrain.iterrows())
         parts.append(
             "Standardizing with the pretraining set's statistics (`pretrain`) instead of the fine-tuning set's own "
@@ -168,14 +168,16 @@ def input_normalization_advice(finetuning: pd.DataFrame, metric: str, reference:
         behind = rows[significant(rows) & (rows["mean"] < 0)]
         if len(ahead):
             best = ahead["mean"].idxmax()
-            text = (f"use `{best}`: {interval_text(ahead.loc[best])} points over `{reference}`, beyond the seed "
+            text = (f"use `{best}`: {interval_text(ahead.loc[best], unit='points')} over `{reference}`, beyond the seed "
                     "spread")
         elif (rows["n"] < 2).all():  # no interval anywhere: nothing can be told from the seed spread
             text = (f"use `{reference}`, the usual choice: with one seed per setting, no difference to it can be told "
                     "from the seed-to-seed spread yet")
         else:
             tied = setting_order(rows[within_noise(rows)].index, SETTINGS)
-            text = f"use `{reference}`" + (f" or {and_list(tied, quote=True)}, within the seed spread of it" if tied else "")
+            text = f"use `{reference}`"
+            if tied:
+                text += f" (or {and_list(tied, quote=True, conjunction='or')}, within the seed spread of it)"
         if len(behind):
             text += f"; avoid {and_list(setting_order(behind.index, SETTINGS), quote=True)}, below it beyond the seed spread"
         where = _group_text(groups, group) if groups else ""

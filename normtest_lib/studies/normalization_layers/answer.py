@@ -114,7 +114,7 @@ def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, 
         row = differences.loc["bn"]
         same = "matches" if bool(within_noise(row.to_frame().T).iloc[0]) else "differs from"
         when = "" if "bn" in trained else early
-        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){when}: {interval_text(row)} points, {verdict(row)}.")
+        parts.append(f"Batch norm written from scratch (`bn`) {same} PyTorch's (`{reference}`){when}: {interval_text(row, unit='points')}, {verdict(row)}.")
     if {"bin", "bn"} <= set(main["norm_layer"]):
         against_bn = paired_differences(main, metric, "norm_layer", "bn", ["batch_size"]).droplevel("batch_size").loc["bin"]
         claim = {
@@ -123,14 +123,14 @@ def normalization_layers_finding(main: pd.DataFrame, metric: str, profile: str, 
         }["beyond" if bool(significant(against_bn.to_frame().T).iloc[0]) else "within"]
         if {"bin", "bn"} <= trained:
             parts.append(
-                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn)} points, "
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`: {interval_text(against_bn, unit='points')}, "
                 f"{verdict(against_bn)}, which {claim} the earlier claim that BIN is the best layer."
             )
         else:
             parts.append(
-                f"Batch-instance norm with a gate that learns (`bin`) against `bn`{early}: {interval_text(against_bn)} "
-                f"points, {verdict(against_bn)}; runs that had not converged cannot test the earlier claim that BIN "
-                "is the best layer."
+                f"Batch-instance norm with a gate that learns (`bin`) against `bn`{early}: "
+                f"{interval_text(against_bn, unit='points')}, {verdict(against_bn)}; runs that had not converged "
+                "cannot test the earlier claim that BIN is the best layer."
             )
     rest = differences.drop(index=[name for name in ("bn", "bin") if name in differences.index])
     behind = rest[significant(rest) & (rest["mean"] < 0)].sort_values("mean", ascending=False)
@@ -252,7 +252,7 @@ def batch_size_finding(sweep: pd.DataFrame, metric: str, baseline: str = "bn", o
     for batch, row in rows.iterrows():
         learning = _still_learning_at(sweep[sweep["batch_size"] == batch], (baseline, other))
         note = f"; {and_list(learning, quote=True)} still learning at the last epoch" if learning else ""
-        parts.append(f"at batch {int(batch)}, {interval_text(row)} points ({verdict(row)}{note})")
+        parts.append(f"at batch {int(batch)}, {interval_text(row, unit='points')} ({verdict(row)}{note})")
         better = other if row["mean"] > 0 else baseline
         sure = "" if bool(significant(row.to_frame().T).iloc[0]) else ", though within the seed spread"
         budget = " for this training budget" if learning else ""
@@ -305,6 +305,6 @@ def layers_advice(main: pd.DataFrame, metric: str, sweep: pd.DataFrame | None = 
             sure = "beyond the seed spread" if bool(significant(row.to_frame().T).iloc[0]) else "though within the seed spread"
             still = _still_learning_at(at_small, ("bn", "gn:c/4"))
             caveat = f"; {and_list(still, quote=True)} still learning at the last epoch" if still else ""
-            parts.append(f"At batch {small}, choose `{choice}` ({interval_text(row)} points for `gn:c/4` against `bn`, "
+            parts.append(f"At batch {small}, choose `{choice}` ({interval_text(row, unit='points')} for `gn:c/4` against `bn`, "
                          f"{sure}{caveat}).")
     return " ".join(parts)
