@@ -155,3 +155,20 @@ def test_the_answer_figure_marks_a_row_still_learning_where_its_setting_or_its_f
     assert _still_learning_rows(differences, rows, runs) == {
         "pretrain (none, cifar10-jpeg)", "pretrain (none, cifar10-jpeg+dim)", "pretrain (torch_bn, cifar10-jpeg+dim)"}
     assert _still_learning_rows(differences, rows, runs.assign(converged=True)) == set()
+
+
+def test_the_answer_says_which_settings_trained_longer_than_finetune_and_on_which_network():
+    records = [*two_sources(scratch=False).to_dict("records")]
+    for norm_layer, run_id, epochs in (("none", "bbbbbbbbbbbb", 150), ("torch_bn", "aaaaaaaaaaaa", 60)):
+        for seed in (0, 1, 2):
+            records.append({**run("unit", seed, 0.6, pretrained=f"results/s/p/{run_id}/best.pt", norm_layer=norm_layer,
+                                  epochs=epochs), "run_id": f"unit-{norm_layer}-{seed}"})
+    runs = analysis_frame(records)
+    runs.attrs["param_columns"] = [*runs.attrs["param_columns"], "norm_layer", "epochs"]
+    runs["epochs"] = runs["epochs"].fillna(60)
+    pretraining, finetuning = analysis.split_pretraining(analysis.add_sources(runs))
+    answer = input_normalization_finding(finetuning, METRIC, "local").answer
+    assert ("Trained longer than `finetune` (60 epochs), so that they could converge: `unit`, 150 epochs for the "
+            "`none` network.") in answer
+    same = input_normalization_finding(finetuning.assign(epochs=60), METRIC, "local").answer
+    assert "Trained longer" not in same

@@ -104,6 +104,9 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
         parts.append(f"Beyond the spread against `finetune`: {_listing(beyond)}.")
     if len(within):
         parts.append(f"Within it: {_listing(within)}.")
+    longer = _epochs_sentence(full)
+    if longer:
+        parts.append(longer)
     small = _small_data_sentence(finetuning, metric)
     if small:
         parts.append(small)
@@ -117,6 +120,47 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     )
     evidence = evidence_sentence(finetuning, profile, changed, total, count, "the fine-tuning runs") + _sources_text(sources)
     return Finding(" ".join(parts), certainty, evidence)
+
+
+def _epochs_sentence(full: pd.DataFrame, reference: str = "finetune") -> str:
+    """Which settings trained another number of epochs than ``reference`` in their comparison group (a grid that
+    trains some settings longer, so that they converge): each with its epochs, and the source networks it applies
+    to where not all of them. Empty when every setting trained as long as ``reference``."""
+    if "epochs" not in full.columns or reference not in set(full["setting"]):
+        return ""
+    runs = full.assign(epochs=pd.to_numeric(full["epochs"], errors="coerce"))
+    keys = [key for key in comparison_keys(runs) if key in runs.columns]
+    by_group = runs.groupby(keys, dropna=False) if keys else [((), runs)]
+    longer: dict[tuple[str, int], list[str]] = {}
+    reference_epochs: set[int] = set()
+    for _, group in by_group:
+        baseline = group.loc[group["setting"] == reference, "epochs"].dropna()
+        if not len(baseline):
+            continue
+        epochs = int(baseline.mode().iloc[0])
+        reference_epochs.add(epochs)
+        other = group[(group["setting"] != reference) & group["epochs"].notna() & (group["epochs"] != epochs)]
+        for (setting, count), rows in other.groupby(["setting", "epochs"]):
+            networks = longer.setdefault((str(setting), int(count)), [])
+            networks.extend(str(v) for v in rows[SOURCE].unique() if SOURCE in rows and str(v) not in networks)
+    if not longer:
+        return ""
+    every = {str(v) for v in runs[SOURCE].dropna().unique()} if SOURCE in runs.columns else set()
+    # Settings with the same epochs on the same networks share one item: "`unit` and `minmax`, 150 epochs ...".
+    items: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+    for setting in setting_order({setting for setting, _ in longer}, SETTINGS):
+        for (name, epochs), networks in longer.items():
+            if name == setting:
+                shared = () if set(networks) == every else tuple(networks)
+                items.setdefault((epochs, shared), []).append(setting)
+    texts = []
+    for (epochs, networks), settings in items.items():
+        where = (f" for the {and_list(networks, quote=True)} network{'s' if len(networks) > 1 else ''}"
+                 if networks else "")
+        texts.append(f"{and_list(settings, quote=True)}, {epochs} epochs{where}")
+    how = "longer than" if all(epochs > max(reference_epochs) for _, epochs in longer) else "other epochs than"
+    return (f"Trained {how} `{reference}` ({and_list(sorted(reference_epochs))} epochs), so that they could "
+            f"converge: {'; '.join(texts)}.")
 
 
 def _still_learning_caveat(finetuning: pd.DataFrame) -> str:
