@@ -50,6 +50,12 @@ def test_compiled_figures_get_their_columns_and_sentence():
     assert "`bin` at 1.30x `torch_bn`'s eager images per second" in text and "meets the target of 1.20x" in text
     assert "misses" in speed.compiled_sentence(compiled, ["bin"], target=1.4)
     assert speed.compiled_sentence(BENCH, ["bin"], target=1.2) == ""
+    # Which of the measured modes the engine trains each variant in, for a long run.
+    engine = {**compiled, "engine_mode": {"torch_bn": "compiled", "bin": "compiled", "none": "channels_last"}}
+    assert speed.speed_table(engine)["a long run trains"].to_dict() == {
+        "torch_bn": "compiled", "bin": "compiled", "none": "channels last"}
+    assert "a long run trains" not in table.columns
+    assert ">channels last<" in speed.style_speed_table(speed.speed_table(engine)).to_html()  # text, unformatted
 
 
 def test_a_speed_table_shows_images_per_second_whole_ratios_with_two_decimals_and_ms_with_one():

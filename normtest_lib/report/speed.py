@@ -52,7 +52,8 @@ def normalization_ms_per_step(bench: Mapping[str, Any]) -> pd.Series:
 def speed_table(bench: Mapping[str, Any]) -> pd.DataFrame:
     """Images per second, ratio to ``torch_bn``, share of the step in the forward pass and the
     normalization's own milliseconds per step, one row per variant; with compiled figures in
-    the file, compiled images per second and their ratio to ``torch_bn``'s eager figure too."""
+    the file, compiled images per second and their ratio to ``torch_bn``'s eager figure too; with the
+    engine's mode per variant (``engine_mode``: how the engine trains it in a long run), that mode."""
     columns = {
         "images/s": pd.Series(bench["images_per_second"], dtype=float),
         f"ratio to {REFERENCE}": pd.Series(bench["ratio_to_torch_bn"], dtype=float),
@@ -63,6 +64,8 @@ def speed_table(bench: Mapping[str, Any]) -> pd.DataFrame:
         compiled = pd.Series(bench["compiled_images_per_second"], dtype=float)
         columns["compiled images/s"] = compiled
         columns[f"compiled, ratio to {REFERENCE} eager"] = compiled / bench["images_per_second"][REFERENCE]
+    if "engine_mode" in bench:
+        columns["a long run trains"] = pd.Series(bench["engine_mode"], dtype=object).str.replace("_", " ")
     return pd.DataFrame(columns).rename_axis("variant")
 
 
@@ -83,7 +86,8 @@ def style_speed_table(table: pd.DataFrame) -> Styler:
             return "{:,.0f}"
         return "{:.1f}" if column.endswith("ms/step") else "{:.2f}"
 
-    styler = table.style.format({column: digits(column) for column in table.columns}, na_rep=MISSING_TEXT)
+    numeric = [column for column in table.columns if pd.api.types.is_numeric_dtype(table[column])]
+    styler = table.style.format({column: digits(column) for column in numeric}, na_rep=MISSING_TEXT)
     return styler.set_caption(f"Training throughput per variant. {caption_note(VARIANT_KINDS)}")
 
 
