@@ -96,6 +96,16 @@ def test_difference_forest_draws_a_row_per_setting_with_its_seed_count():
     plt.close(fig)
     with pytest.raises(ValueError, match="no paired differences"):
         difference_forest(differences.iloc[:0], "norm_layer", "torch_bn", title="")
+    # Groups before the compared level: a panel each, titled with the group, one colour per layer in all of them.
+    grouped = pd.concat({"cifar10": differences, "svhn": differences}, names=["data"])
+    fig = difference_forest(grouped, "norm_layer", "torch_bn", title="Two sets", still_learning={("svhn", "bin")})
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["data cifar10", "data svhn"]
+    assert fig.get_suptitle() == "Two sets"
+    second = [tick.get_text() for tick in fig.axes[1].get_yticklabels()]
+    assert "bin (n=3, still learning)" in second and "bin (n=3)" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    dots = [[line.get_color() for line in ax.lines if line.get_marker() == "o"] for ax in fig.axes]
+    assert dots[0] == dots[1]  # a layer's colour is the same in every panel
+    plt.close(fig)
 
 
 def test_run_count_counts_distinct_runs():

@@ -69,12 +69,15 @@ def test_study_answer_reads_two_sources_from_run_folders(tmp_path):
     assert "by +2.0 [+2.0, +2.0] points for the `torch_bn` network on `cifar10-jpeg`" in answer.finding.answer
     assert "by -2.0 [-2.0, -2.0] points for the `none` network on `cifar10-jpeg+dim`" in answer.finding.answer
     assert "`instance` (for the `torch_bn` network on `cifar10-jpeg`) -10.0 [-10.0, -10.0]" in answer.finding.answer
-    labels = [tick.get_text() for tick in answer.figure.axes[0].get_yticklabels()]
-    # Each control pairs with its own network: 2 sources x 2 sets x (pretrain, instance), and 2 from scratch.
-    # The fabricated runs train 3 epochs and converge by no rule: every row is marked as still learning.
-    assert ("pretrain (none, cifar10-jpeg+dim) (n=3, still learning)" in labels
-            and "from scratch (none, cifar10-jpeg) (n=3, still learning)" in labels)
-    assert len(labels) == len(set(labels)) == 10
+    # One panel per (source network, data set), titled with it; each control pairs with its own network:
+    # 2 sources x 2 sets x (pretrain, instance), and 2 from scratch. The fabricated runs train 3 epochs and
+    # converge by no rule: every row is marked as still learning.
+    panels = {ax.get_title(loc="left"): [tick.get_text() for tick in ax.get_yticklabels()] for ax in answer.figure.axes}
+    assert "pretrain (n=3, still learning)" in panels["source network none, data cifar10-jpeg+dim"]
+    assert "from scratch (n=3, still learning)" in panels["source network none, data cifar10-jpeg"]
+    assert len(panels) == 4 and sum(len(labels) for labels in panels.values()) == 10
+    assert panels["source network none, data cifar10-jpeg"] == [  # reading order: pretrain first, the control last
+        "pretrain (n=3, still learning)", "instance (n=3, still learning)", "from scratch (n=3, still learning)"]
     # The baseline is one (source, data set) group: three finetune runs, not twelve.
     assert "The baseline, `finetune` (3 runs of 3 epochs)" in answer.finding.answer
 
@@ -143,7 +146,7 @@ def test_the_answer_names_the_settings_still_learning_and_keeps_a_converged_head
 
 def test_the_answer_figure_marks_a_row_still_learning_where_its_setting_or_its_finetune_had_not_converged():
     from normtest_lib.report.paired import paired_differences
-    from normtest_lib.studies.input_normalization.answer import _forest_rows, _still_learning_rows
+    from normtest_lib.studies.input_normalization.answer import _still_learning_rows
 
     _, finetuning = analysis.split_pretraining(analysis.add_sources(two_sources()))
     runs = finetuning.assign(converged=True)
@@ -151,10 +154,10 @@ def test_the_answer_figure_marks_a_row_still_learning_where_its_setting_or_its_f
     runs.loc[(runs["setting"] == "pretrain") & (network == "none"), "converged"] = False
     runs.loc[(runs["setting"] == "finetune") & (data == "cifar10-jpeg+dim") & (network == "torch_bn"), "converged"] = False
     differences = paired_differences(runs, METRIC, "setting", "finetune", analysis.comparison_keys(runs))
-    rows = _forest_rows(differences)
-    assert _still_learning_rows(differences, rows, runs) == {
-        "pretrain (none, cifar10-jpeg)", "pretrain (none, cifar10-jpeg+dim)", "pretrain (torch_bn, cifar10-jpeg+dim)"}
-    assert _still_learning_rows(differences, rows, runs.assign(converged=True)) == set()
+    assert _still_learning_rows(differences, runs) == {("none", "small", "cifar10-jpeg", "pretrain"),
+                                                        ("none", "small", "cifar10-jpeg+dim", "pretrain"),
+                                                        ("torch_bn", "small", "cifar10-jpeg+dim", "pretrain")}
+    assert _still_learning_rows(differences, runs.assign(converged=True)) == set()
 
 
 def test_the_answer_says_which_settings_trained_longer_than_finetune_and_on_which_network():

@@ -245,34 +245,50 @@ def history_grid(
 
 
 def difference_forest(differences: pd.DataFrame, compare: str, baseline: str, *, title: str,
-                      unit: str = "points", still_learning: Collection[str] = ()) -> Figure:
+                      unit: str = "points", still_learning: Collection[Any] = ()) -> Figure:
     """Each setting's paired difference to ``baseline`` as a dot with its 95 % interval, one row each.
 
     ``differences`` is :func:`normtest_lib.report.paired.paired_differences`' frame whose index
     ends in the ``compare`` level; a row without an interval (one seed) is a dot alone. The
     vertical line at 0 is the baseline: an interval that crosses it is within the seed-to-seed spread.
-    Rows named in ``still_learning`` (settings whose runs had not converged) get a hollow dot and say so
-    in their label: their difference is learning speed, not a final accuracy.
+    Index levels before ``compare`` (a comparison group: a source network, a data set) give one panel
+    each, titled with the group's values, on a shared axis; a setting has one colour in every panel.
+    Rows named in ``still_learning`` (settings whose runs had not converged: the ``compare`` value, or the
+    row's whole index key where there are groups) get a hollow dot and say so in their label: their
+    difference is learning speed, not a final accuracy.
     """
     if differences.empty:
         raise ValueError(f"no paired differences to {baseline!r} to draw")
-    names = [str(name) for name in differences.index.get_level_values(compare)]
-    colours = palette_for(names)
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.4))
-    for row, (name, (_, values)) in enumerate(zip(names, differences.iterrows())):
-        if not pd.isna(values["ci_low"]):
-            ax.plot([values["ci_low"], values["ci_high"]], [row, row], color=colours[name], linewidth=2.5)
-        hollow = name in still_learning
-        ax.plot(values["mean"], row, "o", color=colours[name], markersize=7, markerfacecolor="white" if hollow else colours[name],
-                markeredgewidth=2 if hollow else 1)
-    ax.axvline(0, color="0.3", linewidth=1)
-    ax.set_yticks(range(len(names)), [f"{name} (n={int(n)}{', still learning' if name in still_learning else ''})"
-                                      for name, n in zip(names, differences["n"])])
-    ax.invert_yaxis()
-    ax.set_xlabel(f"test accuracy minus {baseline}'s, {unit} (mean over seeds, 95 % interval)")
-    ax.set_title(title)
-    ax.grid(axis="x", alpha=0.4)
-    fig.tight_layout()
+    groups = [name for name in differences.index.names if name != compare]
+    panels = list(differences.groupby(level=groups, sort=False)) if groups else [((), differences)]
+    colours = palette_for([str(name) for name in dict.fromkeys(differences.index.get_level_values(compare))])
+    heights = [len(rows) + (0.9 if groups else 0) for _, rows in panels]
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False, layout="constrained",
+                             figsize=(6.4, 0.42 * sum(heights) + 1.2), gridspec_kw={"height_ratios": heights})
+    for ax, (group, rows) in zip(axes[:, 0], panels):
+        labels = []
+        for row, (key, values) in enumerate(rows.iterrows()):
+            name = str(key[-1] if isinstance(key, tuple) else key)
+            hollow = (key if groups else name) in still_learning
+            colour = colours[name]
+            if not pd.isna(values["ci_low"]):
+                ax.plot([values["ci_low"], values["ci_high"]], [row, row], color=colour, linewidth=2.5)
+            ax.plot(values["mean"], row, "o", color=colour, markersize=7,
+                    markerfacecolor="white" if hollow else colour, markeredgewidth=2 if hollow else 1)
+            labels.append(f"{name} (n={int(values['n'])}{', still learning' if hollow else ''})")
+        ax.axvline(0, color="0.3", linewidth=1)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.grid(axis="x", alpha=0.4)
+        if groups:
+            values = group if isinstance(group, tuple) else (group,)
+            ax.set_title(", ".join(f"{level} {value}" for level, value in zip(groups, values)), fontsize="medium",
+                         loc="left")
+    axes[-1, 0].set_xlabel(f"test accuracy minus {baseline}'s, {unit} (mean over seeds, 95 % interval)")
+    if groups:
+        fig.suptitle(title)
+    else:
+        axes[0, 0].set_title(title)
     return fig
 
 

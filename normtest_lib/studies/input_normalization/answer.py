@@ -54,10 +54,13 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
     count = profile_count(everything, STUDY, profile, grid_file)
     finding = input_normalization_finding(complete, metric, profile, *protocol.changed_parameters(reductions),
                                           sources=pretraining.to_dict("records"), count=count)
-    headline = paired_differences(full, metric, "setting", "finetune", comparison_keys(full))
-    rows = _forest_rows(headline)
+    headline = without_constant_levels(paired_differences(full, metric, "setting", "finetune", comparison_keys(full)))
+    # Rows in reading order (pretrain first, the from-scratch control last), not alphabetical.
+    order = setting_order(headline.index.get_level_values("setting"), SETTINGS)
+    multi = isinstance(headline.index, pd.MultiIndex)
+    headline = headline.reindex(order, level="setting") if multi else headline.reindex(order)
     figure = difference_forest(
-        rows, "setting", "finetune", still_learning=_still_learning_rows(headline, rows, full),
+        headline, "setting", "finetune", still_learning=_still_learning_rows(headline, full),
         title=unconverged_title(titled("each setting against finetune", complete), full))
     baseline = full[full["setting"] == "finetune"]
     first = baseline.iloc[0] if len(baseline) else None
@@ -271,29 +274,18 @@ def _listing(differences: pd.DataFrame) -> str:
                      for key, row in differences.iterrows())
 
 
-def _forest_rows(differences: pd.DataFrame) -> pd.DataFrame:
-    """Paired differences with one ``setting`` level for the answer's figure: the setting alone with one group,
-    ``pretrain (torch_bn, cifar10-jpeg+dim)`` with several, so rows of different groups are told apart."""
-    differences = without_constant_levels(differences)
-    groups = [name for name in differences.index.names if name != "setting"]
-    if not groups:
-        return differences
-    names = [f"{key[-1]} ({', '.join(str(value) for value in key[:-1])})" for key in differences.index]
-    return differences.set_axis(pd.Index(names, name="setting"), axis=0)
-
-
-def _still_learning_rows(differences: pd.DataFrame, rows: pd.DataFrame, runs: pd.DataFrame) -> set[str]:
-    """The figure's row names (``rows``: :func:`_forest_rows` of ``differences``) whose difference rests on a run that
-    had not converged by the book's rule: the setting's or its group's `finetune` run."""
+def _still_learning_rows(differences: pd.DataFrame, runs: pd.DataFrame) -> set[Any]:
+    """The answer figure's rows (index keys of ``differences``: the setting alone with one comparison group, the
+    (group..., setting) tuple with several) whose difference rests on a run that had not converged by the book's
+    rule: the setting's or its group's `finetune` run."""
     if all_converged(runs) is not False:
         return set()
     keys = [name for name in differences.index.names if name != "setting"]
     if not keys:  # one group: a row is its setting
         trained = converged_groups(runs, "setting")
-        return {str(name) for setting, name in zip(differences.index, rows.index)
-                if setting not in trained or "finetune" not in trained}
+        return {setting for setting in differences.index if setting not in trained or "finetune" not in trained}
     converged = runs.groupby([*keys, "setting"])["converged"].agg(lambda group: bool(group.astype(bool).all()))
-    return {str(name) for key, name in zip(differences.index, rows.index)
+    return {key for key in differences.index
             if not (converged.get(key, True) and converged.get((*key[:-1], "finetune"), True))}
 
 
