@@ -58,6 +58,11 @@ def test_accuracy_vs_size_panels_log_axis_and_means(points):
     fig = figures.accuracy_vs_size(points, x="stats_subset", y="test_acc", hue="input_norm", col="train_subset")
     assert len(fig.axes) == 2
     assert [ax.get_title() for ax in fig.axes] == ["train_subset = 100", "train_subset = 4500"]
+    # A "panel" column (analysis.group_panels) names its own columns: its value alone is the title.
+    named = points.assign(panel="source network none, train_subset " + points["train_subset"].astype(str))
+    fig_named = figures.accuracy_vs_size(named, x="stats_subset", y="test_acc", hue="input_norm", col="panel")
+    assert [ax.get_title() for ax in fig_named.axes] == [
+        "source network none, train_subset 100", "source network none, train_subset 4500"]
     ax = fig.axes[1]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "100", "1000"]

@@ -227,14 +227,16 @@ def network_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def group_panels(runs: pd.DataFrame, by: str | None = None) -> tuple[pd.DataFrame, str | None]:
     """``runs`` and the column to draw one panel per value of ``by`` (None: one panel) within one comparison group.
 
-    With one group that is ``by`` itself; with several (:func:`varying_keys`) a ``panel`` column joins each run's
-    group and its ``by`` value, so a panel never pools runs of different sources or fine-tuning sets.
+    With one group that is ``by`` itself; with several (:func:`varying_keys`) a ``panel`` column names each run's
+    group and its ``by`` value, each after its column ("source network none, train_images 500", what a figure
+    titles the panel with), so a panel never pools runs of different sources or fine-tuning sets.
     """
     keys = varying_keys(runs)
     if not keys:
         return runs, by
     columns = [*keys, *([by] if by else [])]
-    names = runs[columns].astype(str).agg(", ".join, axis=1) if len(runs) else pd.Series(dtype=str)
+    named = runs[columns].astype(str).apply(lambda values: values.name + " " + values)
+    names = named.agg(", ".join, axis=1) if len(runs) else pd.Series(dtype=str)
     return runs.assign(panel=names), "panel"
 
 

@@ -108,7 +108,8 @@ def accuracy_vs_size(
             if not base.empty:
                 ax.axhline(base.mean(), color=BASELINE_COLOUR, linestyle="--", linewidth=1.2)
             if col is not None:
-                ax.set_title(f"{col} = {panel_value}", fontsize="medium")
+                # A "panel" column already names its columns (analysis.group_panels); any other is named here.
+                ax.set_title(str(panel_value) if col == "panel" else f"{col} = {panel_value}", fontsize="medium")
             ax.set_ylabel(ylabel or metric_label(y))
             if differences is not None:
                 below = axes[1][column]
