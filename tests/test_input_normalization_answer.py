@@ -51,6 +51,18 @@ def test_two_sources_are_paired_within_each_source_and_data_set_never_pooled():
             "`none`: a `small` on `tiny_imagenet_200`)") in finding.evidence
 
 
+def test_with_several_groups_the_differences_within_the_spread_are_counted_not_listed():
+    _, finetuning = analysis.split_pretraining(analysis.add_sources(two_sources()))
+    # A `minmax` cell beside each finetune one: +2, -1, 0 points by seed, mean +0.3, within the spread in all 4 groups.
+    baseline = finetuning[finetuning["setting"] == "finetune"]
+    minmax = baseline.assign(setting="minmax", input_norm="minmax",
+                             test_acc_at_best_val=baseline[METRIC] + baseline["seed"].map({0: 0.02, 1: -0.01, 2: 0.0}))
+    answer = input_normalization_finding(pd.concat([finetuning, minmax]), METRIC, "local").answer
+    assert ("Within it: the other 4 differences, from +0.3 to +0.3 points (each with its interval in the chapter's "
+            "table of paired differences).") in answer
+    assert "`minmax` (for the" not in answer  # no group-by-group list of them
+
+
 def test_a_derived_data_set_has_no_published_figure():
     value, what = published_finetune(pd.Series({"model": "resnet18", "data": "cifar10-jpeg+dim"}))
     assert value is None and what == "the shifted set `cifar10-jpeg+dim` was not in the earlier work"

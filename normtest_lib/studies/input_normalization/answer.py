@@ -106,7 +106,7 @@ def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: 
     if len(beyond):
         parts.append(f"Beyond the spread against `finetune`: {_listing(beyond)}.")
     if len(within):
-        parts.append(f"Within it: {_listing(within)}.")
+        parts.append(_within_sentence(within, groups))
     longer = _epochs_sentence(full)
     if longer:
         parts.append(longer)
@@ -272,6 +272,15 @@ def _listing(differences: pd.DataFrame) -> str:
         return listing(differences)
     return "; ".join(f"`{key[-1]}` ({_group_text(groups, key[:-1])}) {interval_text(row)}"
                      for key, row in differences.iterrows())
+
+
+def _within_sentence(within: pd.DataFrame, groups: Sequence[str]) -> str:
+    """The differences within the seed spread: each one with a single comparison group; with several (a list of
+    a dozen that buried the ones beyond it), their count and range, each one being in the chapter's table."""
+    if not groups:
+        return f"Within it: {_listing(within)}."
+    return (f"Within it: the other {len(within)} differences, from {within['mean'].min():+.1f} to "
+            f"{within['mean'].max():+.1f} points (each with its interval in the chapter's table of paired differences).")
 
 
 def _still_learning_rows(differences: pd.DataFrame, runs: pd.DataFrame) -> set[Any]:
