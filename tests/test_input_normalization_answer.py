@@ -90,8 +90,14 @@ def test_study_answer_reads_two_sources_from_run_folders(tmp_path):
     assert len(panels) == 4 and sum(len(labels) for labels in panels.values()) == 10
     assert panels["source network none, data cifar10-jpeg"] == [  # reading order: pretrain first, the control last
         "pretrain (n=3, still learning)", "instance (n=3, still learning)", "from scratch (n=3, still learning)"]
-    # The baseline is one (source, data set) group: three finetune runs, not twelve.
-    assert "The baseline, `finetune` (3 runs of 3 epochs)" in answer.finding.answer
+    # The baseline is one (source, data set) group, named: three finetune runs, not twelve. It is the group the
+    # published networks resemble (a published data set, a network with normalization layers), whatever order
+    # the runs come in.
+    sentence = "The baseline, `finetune` for the `torch_bn` network on `cifar10-jpeg` (3 runs of 3 epochs)"
+    assert sentence in answer.finding.answer
+    assert "no run of `small`; with `finetune` on cifar10" in answer.finding.answer
+    shuffled = everything.sample(frac=1, random_state=0)
+    assert sentence in study_answer(shuffled, "local", str(REPO / "params" / "input_normalization.yml")).finding.answer
 
 
 def test_the_advice_chooses_per_network_and_data_set_among_converged_settings():

@@ -212,8 +212,9 @@ def _percent(values: pd.Series) -> str:
 
 
 def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_test: float | None = None,
-                      published_train: float | None = None, published_what: str = "") -> str:
-    """The baseline's absolute accuracies beside the published ones, and whether its runs converged.
+                      published_train: float | None = None, published_what: str = "", where: str = "") -> str:
+    """The baseline's absolute accuracies beside the published ones, and whether its runs converged; ``where``
+    names its group when a study has several (``for the `torch_bn` network on `cifar10-jpeg```).
 
     Training accuracy is ``train_acc_final`` (the last weights on the training split, evaluation mode, no
     augmentation) where the runs recorded it, else the last epoch's ``train_acc`` (a running average over
@@ -221,7 +222,7 @@ def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_
     from .converged import add_convergence, converged_text
 
     if baseline.empty:  # a grid that runs other cells first: say so, with the published figure still beside
-        text = f"The baseline, `{name}`, has no complete run yet."
+        text = f"The baseline, `{name}`{f' {where}' if where else ''}, has no complete run yet."
         if published_test is not None and pd.notna(published_test):
             text += f" Published{f' ({published_what})' if published_what else ''}: {100 * published_test:.1f} % test accuracy."
         return text
@@ -236,7 +237,8 @@ def baseline_sentence(baseline: pd.DataFrame, name: str, metric: str, published_
     else:
         train, how = pd.Series(dtype=float), "not recorded"
     text = (
-        f"The baseline, `{name}` ({len(runs)} run{'' if len(runs) == 1 else 's'} of {epochs_text(runs)} epochs): "
+        f"The baseline, `{name}`{f' {where}' if where else ''} ({len(runs)} run{'' if len(runs) == 1 else 's'} of "
+        f"{epochs_text(runs)} epochs): "
         f"test accuracy {_percent(runs[metric])}, training accuracy {_percent(train)} ({how})."
     )
     published = []

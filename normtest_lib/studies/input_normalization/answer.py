@@ -63,14 +63,32 @@ def study_answer(everything: pd.DataFrame, profile: str, grid_file: str, metric:
         headline, "setting", "finetune", still_learning=_still_learning_rows(headline, full),
         title=unconverged_title(titled("each setting against finetune", complete), full))
     baseline = full[full["setting"] == "finetune"]
-    first = baseline.iloc[0] if len(baseline) else None
-    if first is not None:  # one network on one data set (from one source): the first the runs name
+    first = _baseline_run(baseline)
+    where = ""
+    if first is not None:  # one network on one data set (from one source)
         keys = comparison_keys(full)
         baseline = baseline[(baseline[keys] == first[keys]).all(axis=1)]
+        named = varying_keys(full)
+        where = _group_text(named, tuple(first[named])) if named else ""
     finding = dataclasses.replace(finding, advice=input_normalization_advice(complete, metric))
     published_test, what = published_finetune(first)
-    finding = with_baseline(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what))
+    finding = with_baseline(finding, baseline_sentence(baseline, "finetune", metric, published_test, None, what, where))
     return StudyAnswer(STUDY, profile, finding, figure, len(full), complete, reductions, full, count, complete)
+
+
+def _baseline_run(baseline: pd.DataFrame) -> pd.Series | None:
+    """A `finetune` run of the group the answer's baseline sentence describes, where the runs have several: on a
+    data set the earlier work ran (a shifted copy has no published figure to stand beside), from a source network
+    with normalization layers (as every published ImageNet network has), then the first by the group's keys, so
+    the choice never depends on the order in which runs finished. None without runs."""
+    if not len(baseline):
+        return None
+    ranked = baseline.assign(
+        _shifted=baseline["data"].astype(str).str.contains("+", regex=False) if "data" in baseline else False,
+        _no_norm=baseline[SOURCE].astype(str).eq("none") if SOURCE in baseline else False,
+    )
+    keys = [key for key in comparison_keys(baseline) if key in baseline.columns]
+    return ranked.sort_values(["_shifted", "_no_norm", *keys], kind="stable").iloc[0].drop(["_shifted", "_no_norm"])
 
 
 def input_normalization_finding(finetuning: pd.DataFrame, metric: str, profile: str,
