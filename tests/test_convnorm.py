@@ -81,8 +81,7 @@ def test_1x1_is_a_1x1_convolution_with_each_output_channels_weights_divided_by_t
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("size", [(9, 9), (8, 10), (7, 8)])
 def test_with_the_preconditioner_at_1_the_layer_is_conv2d(monkeypatch, kernel_size, stride, padding, size):
-    # The layer takes V from its kernels' spectra, (n_h, m, C_out, C_in): V = 1 is (C_out, n_h, m) ones.
-    monkeypatch.setattr(convnorm, "spectrum_preconditioner", lambda kernel, eps: torch.ones(kernel.shape[:3]).permute(2, 0, 1))
+    monkeypatch.setattr(convnorm, "preconditioner", lambda w, s, eps: torch.ones(w.shape[0], s[0], s[1] // 2 + 1))
     module = layer(3, 4, kernel_size, stride, padding, affine="channel")
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     expected = F.conv2d(x, module.weight.detach(), stride=stride, padding=padding)
@@ -115,25 +114,28 @@ def test_bf16_autocast_runs_the_fft_in_float32_and_keeps_the_convolutions_dtype(
     module = layer(8, 16, 3, stride=2, padding=1, dtype=torch.float32)
     x = torch.randn(4, 8, 12, 12)
     reference = module(x).detach()
+    seen = []
+    rfft2 = torch.fft.rfft2
+
+    def recording_rfft2(tensor, *args, **kwargs):
+        seen.append(tensor.dtype)
+        return rfft2(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.fft, "rfft2", recording_rfft2)
     transformed = []
-    spectra, fourier = convnorm.kernel_spectrum, convnorm.windowed_fourier_conv
+    fourier = convnorm.fourier_conv_window
 
-    def recording_spectra(weight, *args):
-        transformed.append(("kernel", weight.dtype))
-        return spectra(weight, *args)
+    def recording_fourier(x, weight, *args):
+        transformed.append((x.dtype, weight.dtype))
+        return fourier(x, weight, *args)
 
-    def recording_fourier(x, kernel, multiplier, *args):
-        transformed.append(("input", x.dtype, kernel.dtype, multiplier.dtype))
-        return fourier(x, kernel, multiplier, *args)
-
-    monkeypatch.setattr(convnorm, "kernel_spectrum", recording_spectra)
-    monkeypatch.setattr(convnorm, "windowed_fourier_conv", recording_fourier)
+    monkeypatch.setattr(convnorm, "fourier_conv_window", recording_fourier)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = module(x)
         conv_dtype = F.conv2d(x, module.weight).dtype
     assert conv_dtype == torch.bfloat16 and out.dtype == conv_dtype
-    # The kernels' and the input's transforms and the preconditioner, all in float32.
-    assert transformed == [("kernel", torch.float32), ("input", torch.float32, torch.complex64, torch.float32)]
+    assert seen and set(seen) == {torch.float32}
+    assert transformed == [(torch.float32, torch.float32)]  # the convolution's products too
     assert torch.isfinite(out).all()
     error = (out.float() - reference).norm() / reference.norm()
     assert error < 0.03

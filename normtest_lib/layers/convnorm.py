@@ -70,7 +70,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ModelError
-from ._fourier_conv import kernel_spectrum, spectrum_preconditioner, windowed_fourier_conv
+from ._fourier_conv import fourier_conv_window
 from ._moments import compute_dtype, per_channel
 from ._windowed_dft import precondition_window
 from .registry import ArgumentForm, register_conv
@@ -289,17 +289,16 @@ class PreconditionedConv2d(nn.Module):
         return result.to(out_dtype)
 
     def _convolve_normalized(self, x: torch.Tensor) -> torch.Tensor:
-        """Steps 1-4 for k > 1 in the Fourier domain (``_fourier_conv``), in float32 (float64 for float64).
-
-        The preconditioner of the current weights comes from the kernels' spectra the convolution uses
-        (the same V as :func:`preconditioner`'s ``rfft2``, without a second transform of the weights)."""
+        """Steps 1-4 for k > 1 in the Fourier domain (``_fourier_conv``), in float32 (float64 for float64)."""
         dtype = compute_dtype(x)
         input_size = (int(x.shape[-2]), int(x.shape[-1]))
+        torus = fft_size(input_size, self.kernel_size)
+        multiplier = self._multiplier(input_size, lambda: preconditioner(self.weight, torus, self.eps))
         start, out_size = self._window(input_size)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            kernel = kernel_spectrum(self.weight.to(dtype), input_size, start, self.stride, out_size)
-            multiplier = self._multiplier(input_size, lambda: spectrum_preconditioner(kernel, self.eps))
-            return windowed_fourier_conv(x.to(dtype), kernel, multiplier.to(dtype), start, self.stride, out_size)
+            return fourier_conv_window(
+                x.to(dtype), self.weight.to(dtype), multiplier.to(dtype), start, self.stride, out_size
+            )
 
     def _window(self, input_size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
         """The window's first row and column on the torus, and how many rows and columns the stride keeps."""
