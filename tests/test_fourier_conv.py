@@ -78,3 +78,24 @@ def test_a_compiled_graph_holds_the_matrices_as_constants():
     targets = {str(node.target) for gm in graphs for node in gm.graph.nodes if node.op == "call_function"}
     assert graphs and not any(name in target for target in targets for name in ("polar", "cos", "sin", "outer"))
     assert any("bmm" in target for target in targets)  # the graph is the layer's, not an empty one
+
+
+def test_the_parallel_corner_turns_change_no_bit(monkeypatch):
+    """The transposes between the transforms are copied in parallel: the output and both gradients are the
+    ones torch's own 2-D transpose gives, to the bit (so fingerprints recorded before still verify)."""
+    from normtest_lib.layers import _fourier_conv
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 9, 8, requires_grad=True)
+    weight = torch.randn(5, 3, 3, 3, requires_grad=True)
+    multiplier = preconditioner(weight, (11, 10), 1e-5)
+    upstream = torch.randn(4, 5, 5, 4)
+
+    def run():
+        out = fourier_conv_window(x, weight, multiplier, 1, 2, (5, 4))
+        return (out, *torch.autograd.grad(out, (x, weight), upstream))
+
+    ours = run()
+    monkeypatch.setattr(_fourier_conv, "_transpose_copy", lambda matrix: matrix.t().contiguous())
+    for got, plain in zip(ours, run()):
+        assert torch.equal(got, plain)
