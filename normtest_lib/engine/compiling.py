@@ -21,10 +21,11 @@ compilation, and leaves a short one eager. The rule, on the images a run trains 
 - CPU, a network whose normalization is PyTorch's own batch norm or none (``norm_layer: torch_bn`` or
   ``none``): from :data:`CPU_SMALL_GAIN_BREAK_EVEN` = 1,000,000 images on. oneDNN's eager kernels in
   channels_last (``environment.default_channels_last``) already do most of what inductor would:
-  ``torch_bn`` eager channels_last against compiled measured 492 against 519 images/s at one thread
-  (how a 2-worker grid runs each run), 928 against 847 and 934 against 949 at two
-  (``benchmarks/results/layers-cpu-1thread.json``, ``layers-cpu.json``; ``none`` 557 against 572 and
-  1,053 against 1,037). At the 5 % a step gains at one thread, 40 to 80 s of compiling are repaid
+  ``torch_bn`` eager channels_last against compiled measured 492 against 519 and 498 against 500
+  images/s at one thread (how a 2-worker grid runs each run), 928 against 847, 934 against 949 and
+  972 against 924 at two (``benchmarks/results/layers-cpu-1thread.json``, ``layers-cpu.json`` and the
+  passes before them; ``none`` 557 against 572 and 561 against 552 at one thread). At the at most 5 %
+  a step gains at one thread, 40 to 80 s of compiling are repaid
   after 380,000 to 760,000 images; study 2's 300,000-image runs train faster eagerly. The
   from-scratch layers (1.7x to 2.0x compiled) are where compiling pays.
 - a network with ConvNorm (``conv_layer: convnorm...``): eager on every device. Inductor generates
