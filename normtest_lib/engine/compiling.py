@@ -24,8 +24,8 @@ compilation, and leaves a short one eager. The rule, on the images a run trains 
   ``torch_bn`` eager channels_last against compiled measured 492 against 519 and 498 against 500
   images/s at one thread (how a 2-worker grid runs each run), 928 against 847, 934 against 949 and
   972 against 924 at two (``benchmarks/results/layers-cpu-1thread.json``, ``layers-cpu.json`` and the
-  passes before them; ``none`` 557 against 572 and 561 against 552 at one thread). At the at most 5 %
-  a step gains at one thread, 40 to 80 s of compiling are repaid
+  passes before them; ``none`` 557 against 572 and 561 against 552 at one thread). At the 5 % a step
+  gains at one thread in the better pass (none in the other), 40 to 80 s of compiling are repaid
   after 380,000 to 760,000 images; study 2's 300,000-image runs train faster eagerly. The
   from-scratch layers (1.7x to 2.0x compiled) are where compiling pays.
 - a network with ConvNorm (``conv_layer: convnorm...``): eager on every device. Inductor generates

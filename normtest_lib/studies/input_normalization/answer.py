@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ...data.photometric import SEPARATOR as SHIFT_SEPARATOR
 from ...input_norm import SETTINGS
 from ...report import protocol
 from ...report.counts import ProfileCount, profile_count
@@ -84,7 +85,7 @@ def _baseline_run(baseline: pd.DataFrame) -> pd.Series | None:
     if not len(baseline):
         return None
     ranked = baseline.assign(
-        _shifted=baseline["data"].astype(str).str.contains("+", regex=False) if "data" in baseline else False,
+        _shifted=baseline["data"].astype(str).map(_is_shifted) if "data" in baseline else False,
         _no_norm=baseline[SOURCE].astype(str).eq("none") if SOURCE in baseline else False,
     )
     keys = [key for key in comparison_keys(baseline) if key in baseline.columns]
@@ -342,6 +343,11 @@ def _number_list(values: Sequence[int]) -> str:
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" and {texts[-1]}"
 
 
+def _is_shifted(data: str) -> bool:
+    """Whether a data label names a photometrically shifted copy of a set (``<base>+<shift>``)."""
+    return SHIFT_SEPARATOR in data
+
+
 def published_finetune(run: pd.Series | None) -> tuple[float | None, str]:
     """Study 1's published ``finetune`` test accuracy for ``run``'s model and data set, with what it is in words;
     where the earlier work ran another model on that data set, None and the range of its figures in words.
@@ -351,7 +357,7 @@ def published_finetune(run: pd.Series | None) -> tuple[float | None, str]:
     if run is None:
         return None, ""
     data = str(run.get("data", ""))
-    if "+" in data:
+    if _is_shifted(data):
         return None, f"the shifted set `{data}` was not in the earlier work"
     finetune = published_values(STUDY, "test_acc").xs("finetune", level="setting")
     # Our data label may name a copy of the published set (cifar10-jpeg for cifar10): the longest matching name.
