@@ -187,6 +187,17 @@ def test_variants_read_from_the_grids_own_runs_are_said_and_shown():
     assert "measured from" not in speed.profile_cost_table(COST)
 
 
+def test_a_cost_read_wholly_from_the_grids_runs_says_so_and_gives_no_load():
+    # Nothing was trained while measuring: the load average then describes the machine, not the figures.
+    all_runs = {**COST, "variants_from_runs": 3, "load_average_before": 3.77, "load_average_after": 3.77,
+                "variants": [{**v, "measured_from": f"run r{i} (100 epochs)"} for i, v in enumerate(COST["variants"])]}  # fmt: skip
+    text = speed.profile_cost_sentence(all_runs, "params/s.yml", "local", "x.json", [{}] * 4)
+    assert "each of the 3 variants of the `local` profile read from the grid's own run of it" in text
+    assert "as the grid trained it, 2 at a time with 1 thread each." in text
+    assert "load average" not in text and "the other 0" not in text
+    assert "its 4 runs take 6.5 hours one after another" in text
+
+
 def test_the_rows_a_profile_trains_are_named_as_the_benchmark_names_them():
     bench = {"images_per_second": {"torch_bn": 1.0, "bn": 1.0, "none": 1.0, "convnorm": 1.0, "convnorm+bn": 1.0}}
     runs = [{"norm_layer": "none"}, {}, {"conv_layer": "convnorm:1600", "norm_layer": "none"}]  # {}: torch_bn, conv

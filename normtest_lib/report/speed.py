@@ -312,17 +312,23 @@ def profile_cost_sentence(
     measured_runs = sum(int(variant["runs"]) for variant in cost["variants"])
     threads, hours, wall_hours = cost["threads"], cost["total_run_seconds"] / 3600, cost["wall_seconds"] / 3600
     variants, from_runs = len(cost["variants"]), int(cost.get("variants_from_runs", 0))
-    if from_runs:
+    each = f"{cost['workers']} at a time with {threads} thread{'' if threads == 1 else 's'} each"
+    if from_runs == variants:
+        # Nothing was trained while measuring, so the load then says nothing about the figures.
+        how = (f"each of the {variants} variants of the `{profile}` profile read from the grid's own run of it (the "
+               f"first epoch and the median of the later ones), as the grid trained it, {each}")  # fmt: skip
+    elif from_runs:
         how = (f"{from_runs} of the {variants} variants of the `{profile}` profile read from the grid's own runs of "
                f"them (the first epoch and the median of the later ones), the other {variants - from_runs} trained "
                f"for {cost['epochs_measured']} epochs each")  # fmt: skip
     else:
         how = f"{cost['epochs_measured']} epochs of each of {variants} variants of the `{profile}` profile"
+    if from_runs < variants:
+        how += (f", on the network, data and batch its runs train, {each} (load average "
+                f"{cost['load_average_before']:.2f} before, {cost['load_average_after']:.2f} after)")
     text = (
-        f"Measured with `{PROFILE_COST_SCRIPT}` on {str(cost.get('time', ''))[:10] or 'an unrecorded date'}: {how}, "
-        f"on the network, data and batch its runs train, {cost['workers']} at a time with {threads} "
-        f"thread{'' if threads == 1 else 's'} each (load average {cost['load_average_before']:.2f} before, "
-        f"{cost['load_average_after']:.2f} after). Projected, its {_runs(measured_runs)} take "
+        f"Measured with `{PROFILE_COST_SCRIPT}` on {str(cost.get('time', ''))[:10] or 'an unrecorded date'}: {how}. "
+        f"Projected, its {_runs(measured_runs)} take "
         f"{hours:.1f} hours one after another, about {wall_hours:.1f} hours of wall time on {cost['workers']} workers."
     )
     if params and len(params) != measured_runs:
