@@ -36,3 +36,12 @@ def test_accuracy_vs_noise_names_each_variant_with_its_runs_per_level():
     assert fig.axes[0].get_legend() is None  # the legend sits outside the axes, where it hides no error bar
     legend = [text.get_text() for text in fig.legends[0].get_texts()]
     assert legend == ["bn (n=3 per level)", "convnorm (n=3 per level)"]
+
+
+def test_accuracy_vs_noise_says_which_levels_a_variant_has_no_run_at_yet():
+    runs = noise_runs()
+    partial = runs[~((runs["variant"] == "convnorm") & (runs["label_noise"].astype(float) == 0.2))]
+    assert len(partial) < len(runs)  # the fixture has convnorm runs at 20 %
+    fig = figures.accuracy_vs_noise(partial, METRIC, title="t", order=["bn", "convnorm"])
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert legend == ["bn (n=3 per level)", "convnorm (n=3 per level; none yet at 20 %)"]

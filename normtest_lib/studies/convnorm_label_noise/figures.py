@@ -36,6 +36,7 @@ def accuracy_vs_noise(runs: pd.DataFrame, metric: str, *, title: str, order: Seq
         raise ValueError(f"no run has a {metric} to draw")
     names = list(order) if order is not None else sorted(frame[variant].unique())
     colours = palette_for(names)
+    levels = sorted(frame["_noise"].unique())
     fig, ax = plt.subplots(figsize=(7.6, 3.8), layout="constrained")
     for name in names:
         points = frame[frame[variant] == name].groupby("_noise")["_value"]
@@ -45,10 +46,15 @@ def accuracy_vs_noise(runs: pd.DataFrame, metric: str, *, title: str, order: Seq
         bounds = np.array([confidence_interval(values.to_numpy()) for _, values in points])
         errors = np.abs(bounds.T - means.to_numpy())
         counts = points.count()
+        runs_text = (f"n={int(counts.min())}–{int(counts.max())}" if counts.min() != counts.max()
+                     else f"n={int(counts.min())} per level")  # fmt: skip
+        # A level with no run of this variant yet: its line joins the levels either side, so the legend says so.
+        missing = [f"{level:g} %" for level in levels if level not in means.index]
+        if missing:
+            runs_text += f"; none yet at {', '.join(missing)}"
         ax.errorbar(means.index, means.to_numpy(), yerr=np.nan_to_num(errors), marker="o", capsize=3,
-                    color=colours[name], label=f"{name} (n={int(counts.min())}–{int(counts.max())})"
-                    if counts.min() != counts.max() else f"{name} (n={int(counts.min())} per level)")
-    ax.set_xticks(sorted(frame["_noise"].unique()))
+                    color=colours[name], label=f"{name} ({runs_text})")
+    ax.set_xticks(levels)
     ax.set_xlabel("nominal label noise (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
