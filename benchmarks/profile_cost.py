@@ -15,8 +15,9 @@ includes compiling, and the last, a steady one, project each run
 on the machine slows every figure: the load average before and after is printed and recorded.
 
 ``--from-runs RUNS_ROOT`` reads a variant's cost from the grid's own run of it instead, where one
-under ``RUNS_ROOT/<study>/<profile>/<id>/history.csv`` has two epochs or more (of those, the one that started last, by
-``environment.json``, so that the newest code sizes it: its first epoch and the median of the later ones: ``grid.cost.cost_from_history``), and trains only the other
+under ``RUNS_ROOT/<study>/<profile>/<id>/history.csv`` has two epochs or more (of those, the one
+that started last by ``environment.json``, so that the newest code sizes it: its first epoch and
+the median of the later ones, ``grid.cost.cost_from_history``), and trains only the other
 variants. A long variant (a pretraining source) is then sized by the run that trains it, on the
 workers and threads the grid gave it, not by two epochs trained beside it. Each variant records
 where its figures come from (``measured_from``).
@@ -74,26 +75,19 @@ def _grid_run_epochs(root: Path | None, study: str, profile: str, ids: list[str]
     if root is None:
         return None
     from normtest_lib.engine.history import read_history
+    from normtest_lib.engine.rundir import RunFolder
 
     found = []
     for run_id in ids:
-        run_dir = root / study / profile / run_id
-        rows = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
+        folder = RunFolder(root / study / profile / run_id)
+        rows = read_history(folder.history) if folder.history.is_file() else []
         if len(rows) >= 2:
-            found.append((_started(run_dir), run_id, rows))
+            starts = folder.read_environment()
+            found.append((str(starts[0].get("time") or "") if starts else "", run_id, rows))
     if not found:
         return None
-    newest = max(started for started, _, _ in found)
-    return next((run_id, rows) for started, run_id, rows in found if started == newest)
-
-
-def _started(run_dir: Path) -> str:
-    """When the run in ``run_dir`` first started (ISO 8601 UTC, as ``environment.json`` records it; "" unrecorded)."""
-    try:
-        starts = json.loads((run_dir / "environment.json").read_text()).get("starts") or []
-    except (OSError, ValueError):
-        return ""
-    return str(starts[0].get("time", "")) if starts else ""
+    _, run_id, rows = max(found, key=lambda run: run[0])  # max keeps the first of equals
+    return run_id, rows
 
 
 def _median(values) -> float | None:
